@@ -1,0 +1,113 @@
+"""imap-fetch: message records in, the message stream (or mboxrd) out."""
+
+import sys
+
+from . import cli, connection
+from .mboxrd import format_message
+from .message import header_section, message_id, to_lf
+from .records import message_key, read_records
+from .stream import write_message
+
+PROG = "imap-fetch"
+FETCH_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
+BATCH_BYTES = 8 << 20  # a batch ends once its messages' sizes reach this
+BATCH_MESSAGES = 1000
+
+
+def parser():
+    p = cli.ArgumentParser(prog=PROG, description="Read message records (imap-list's) on "
+                           "stdin and write the message stream (see imapstream(7)) on "
+                           "stdout, fetching with BODY.PEEK[] under EXAMINE over one "
+                           "connection.")
+    p.add_argument("--mbox", action="store_true", help="write plain mboxrd instead")
+    connection.add_options(p)
+    return p
+
+
+def main(argv, stdin=None, stdout=None):
+    return cli.guarded(PROG, _main, argv, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+
+
+def _main(argv, stdin, stdout):
+    options = parser().parse_args(argv)
+    client = connection.connect(options)
+    fetcher = Fetcher(client, stdout, options.mbox)
+    batch, batch_bytes = [], 0
+    try:
+        for lineno, record in read_records(stdin):
+            message_key(record, lineno)
+            if batch and (record["folder"] != batch[0]["folder"] or len(batch) >= BATCH_MESSAGES
+                          or batch_bytes >= BATCH_BYTES):
+                fetcher.fetch(batch)
+                batch, batch_bytes = [], 0
+            batch.append(record)
+            batch_bytes += record.get("size") or 0
+    except cli.DataError:
+        if batch:  # the records before a malformed line are still fetched
+            fetcher.fetch(batch)
+        raise
+    else:
+        if batch:
+            fetcher.fetch(batch)
+    finally:
+        connection.logout(client)
+    return cli.PARTIAL if fetcher.failed else cli.OK
+
+
+class Fetcher:
+    def __init__(self, client, out, mbox):
+        self.client, self.out, self.mbox = client, out, mbox
+        self.selected = self.uidvalidity = None
+        self.failed = 0
+
+    def fail(self, message, count=1):
+        cli.warn(PROG, message)
+        self.failed += count
+
+    def fetch(self, batch):
+        folder = batch[0]["folder"]
+        if folder != self.selected:
+            self.selected = folder
+            try:
+                self.uidvalidity = connection.examine(self.client, folder)[b"UIDVALIDITY"]
+            except cli.ServerError as exc:
+                self.uidvalidity = None
+                self.fail(str(exc), 0)
+        if self.uidvalidity is None:
+            self.failed += len(batch)
+            return
+        current = []
+        for record in batch:
+            if record.get("uidvalidity", self.uidvalidity) != self.uidvalidity:
+                self.fail(f"{folder}: UID {record['uid']}: UIDVALIDITY is now "
+                          f"{self.uidvalidity}, not {record['uidvalidity']}; list it again")
+            else:
+                current.append(record)
+        response = self.client.fetch([r["uid"] for r in current], FETCH_ITEMS) if current else {}
+        for record in current:
+            item = response.get(record["uid"])
+            if item is None or b"BODY[]" not in item:
+                self.fail(f"{folder}: UID {record['uid']} is no longer on the server")
+                continue
+            self.emit(record, item)
+
+    def emit(self, record, item):
+        data = item[b"BODY[]"]
+        date = item.get(b"INTERNALDATE")
+        record = dict(record, uidvalidity=self.uidvalidity,
+                      size=item.get(b"RFC822.SIZE", record.get("size")),
+                      flags=[f.decode("utf-8", "replace") for f in item.get(b"FLAGS", ())
+                             if f.lower() != b"\\recent"],
+                      internaldate=date.isoformat() if date else record.get("internaldate"))
+        record.pop("length", None)
+        if "message_id" not in record:
+            record["message_id"] = message_id(header_section(data))
+        if self.mbox:
+            self.out.write(format_message(to_lf(data), record))
+            self.out.flush()
+        else:
+            write_message(self.out, record, data)
+
+
+def run():
+    cli.entry_point(main)

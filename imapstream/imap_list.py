@@ -1,0 +1,146 @@
+"""imap-list: the folders of an account, or the messages of some folders, as NDJSON."""
+
+import re
+import sys
+
+from . import cli, connection
+from .message import message_id
+from .records import parse_record, write_record
+
+PROG = "imap-list"
+SPECIAL_USE = {"\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash"}
+MESSAGE_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
+                 "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+HEADER_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
+CHUNK = 2000  # messages per FETCH: bounds each response, whatever the folder's size
+
+
+def parser():
+    p = cli.ArgumentParser(prog=PROG, description="Without FOLDER: one NDJSON record per "
+                           "folder.  With FOLDER, --all or '-' (folder names or folder "
+                           "records on stdin): one record per message, in UID order.")
+    p.add_argument("folders", nargs="*", metavar="FOLDER",
+                   help="folders whose messages to list; '-' reads them from stdin")
+    p.add_argument("-a", "--all", action="store_true", help="list the messages of every folder")
+    p.add_argument("--include", metavar="REGEX", action="append", default=[],
+                   help="only folders whose name matches REGEX (repeatable)")
+    p.add_argument("--exclude", metavar="REGEX", action="append", default=[],
+                   help="skip folders whose name matches REGEX (repeatable)")
+    connection.add_options(p)
+    return p
+
+
+def main(argv, stdin=None, stdout=None):
+    return cli.guarded(PROG, _main, argv, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+
+
+def _main(argv, stdin, stdout):
+    options = parser().parse_args(argv)
+    try:
+        include = [re.compile(r) for r in options.include]
+        exclude = [re.compile(r) for r in options.exclude]
+    except re.error as exc:
+        raise cli.UsageError(f"bad regular expression: {exc}") from None
+    wanted = [f for f in options.folders if f != "-"]
+    if "-" in options.folders:
+        wanted += _folders_from(stdin)
+    client = connection.connect(options)
+    try:
+        folders = [f for f in _folders(client)
+                   if (not include or any(r.search(f["folder"]) for r in include))
+                   and not any(r.search(f["folder"]) for r in exclude)]
+        if not (options.all or options.folders):
+            for folder in folders:
+                write_record(stdout, _with_status(client, folder))
+            return cli.OK
+        known = {f["folder"]: f for f in folders}
+        if options.all:
+            wanted = [f["folder"] for f in folders if not f["noselect"]]
+        failed = 0
+        for name in wanted:
+            delimiter = known[name]["delimiter"] if name in known else _delimiter(folders)
+            try:
+                _list_messages(client, name, delimiter, stdout)
+            except cli.ServerError as exc:
+                cli.warn(PROG, str(exc))
+                failed += 1
+        return cli.PARTIAL if failed else cli.OK
+    finally:
+        connection.logout(client)
+
+
+def _folders_from(stdin):
+    names = []
+    for lineno, line in enumerate(stdin, 1):
+        text = line.decode("utf-8", "surrogateescape").rstrip("\r\n")
+        if text.lstrip().startswith("{"):
+            name = parse_record(line, lineno).get("folder")
+            if not isinstance(name, str):
+                raise cli.DataError(f"line {lineno}: record without a \"folder\" string")
+            names.append(name)
+        elif text.strip():
+            names.append(text)
+    return names
+
+
+def _folders(client):
+    folders = []
+    for flags, delimiter, name in client.list_folders():
+        flags = [f.decode() if isinstance(f, bytes) else f for f in flags]
+        lowered = {f.lower() for f in flags}
+        special = [f for f in flags if f.lower() in SPECIAL_USE]
+        folders.append({
+            "folder": name,
+            "delimiter": delimiter.decode() if isinstance(delimiter, bytes) else delimiter,
+            "flags": flags,
+            "special_use": special[0] if special else None,
+            "noselect": "\\noselect" in lowered or "\\nonexistent" in lowered,
+        })
+    return folders
+
+
+def _delimiter(folders):
+    return folders[0]["delimiter"] if folders else None
+
+
+def _with_status(client, folder):
+    record = dict(folder, messages=None, uidvalidity=None, uidnext=None)
+    if not folder["noselect"]:
+        status = client.folder_status(folder["folder"], [b"MESSAGES", b"UIDVALIDITY",
+                                                         b"UIDNEXT"])
+        record.update(messages=status.get(b"MESSAGES"), uidvalidity=status.get(b"UIDVALIDITY"),
+                      uidnext=status.get(b"UIDNEXT"))
+    return record
+
+
+def _list_messages(client, name, delimiter, stdout):
+    selected = connection.examine(client, name)
+    uidvalidity, exists = selected[b"UIDVALIDITY"], selected.get(b"EXISTS", 0)
+    client.use_uid = False
+    try:
+        for first in range(1, exists + 1, CHUNK):
+            last = min(first + CHUNK - 1, exists)
+            response = client.fetch(range(first, last + 1), MESSAGE_ITEMS)
+            for item in sorted(response.values(), key=lambda r: r[b"UID"]):
+                write_record(stdout, message_record(name, delimiter, uidvalidity, item))
+    finally:
+        client.use_uid = True
+
+
+def message_record(folder, delimiter, uidvalidity, item):
+    date = item.get(b"INTERNALDATE")
+    return {
+        "folder": folder,
+        "delimiter": delimiter,
+        "uidvalidity": uidvalidity,
+        "uid": item[b"UID"],
+        "message_id": message_id(item.get(HEADER_KEY) or b""),
+        "size": item.get(b"RFC822.SIZE"),
+        "flags": [f.decode("utf-8", "replace") for f in item.get(b"FLAGS", ())
+                  if f.lower() != b"\\recent"],
+        "internaldate": date.isoformat() if date else None,
+    }
+
+
+def run():
+    cli.entry_point(main)

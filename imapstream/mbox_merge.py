@@ -1,0 +1,116 @@
+"""mbox-merge: a message stream or an mbox on stdin, appended to mbox files, never a
+message twice."""
+
+import os
+import sys
+
+from . import cli
+from .archive import folder_path
+from .folders import COMPRESSION_SUFFIX
+from .mboxfile import Appender, Holdings, iter_messages
+from .mboxrd import format_message
+from .message import to_lf
+from .stream import read_messages
+
+PROG = "mbox-merge"
+
+
+def parser():
+    p = cli.ArgumentParser(prog=PROG, description="Append the messages of a message stream "
+                           "(see imapstream(7)) or an mbox on stdin to FILE, or to one file "
+                           "per folder in DIR, skipping those already held.")
+    p.add_argument("file", nargs="?", metavar="FILE", help="the mbox file to append to")
+    p.add_argument("-d", "--directory", metavar="DIR", help="a backup directory, one file "
+                   "per folder")
+    p.add_argument("-z", "--compress", choices=tuple(COMPRESSION_SUFFIX), default="none",
+                   help="compression of files created in DIR (default none); existing "
+                        "files keep theirs")
+    return p
+
+
+def main(argv, stdin=None, stdout=None):
+    return cli.guarded(PROG, _main, argv, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+
+
+def _main(argv, stdin, stdout):
+    options = parser().parse_args(argv)
+    if bool(options.file) == bool(options.directory):
+        raise cli.UsageError("give FILE or -d DIR")
+    merger = Merger(options)
+    try:
+        for record, data in _incoming(stdin):
+            merger.add(record, data)
+    finally:
+        merger.close()
+    return cli.OK
+
+
+def _incoming(stdin):
+    """(record, data in LF form) from a message stream or an mbox."""
+    first = stdin.readline()
+    if first.startswith(b"{"):
+        for record, data in read_messages(stdin, first):
+            yield record, to_lf(data)
+    elif first.startswith(b"From "):
+        for _offset, record, data in iter_messages(_Prefixed(first, stdin), "standard input"):
+            yield record, data
+    elif first.strip():
+        raise cli.DataError("standard input is neither a message stream nor an mbox")
+
+
+class _Prefixed:
+    def __init__(self, prefix, rest):
+        self.prefix, self.rest = prefix, rest
+
+    def read(self, size):
+        if self.prefix:
+            head, self.prefix = self.prefix, b""
+            return head + self.rest.read(max(size - len(head), 0))
+        return self.rest.read(size)
+
+
+class Merger:
+    """Appends to one file at a time, holding its lock from the scan to the last write."""
+
+    def __init__(self, options):
+        self.options = options
+        self.path = self.appender = self.holdings = None
+
+    def target(self, record):
+        if self.options.file:
+            return self.options.file
+        folder = record.get("folder")
+        if not isinstance(folder, str):
+            raise cli.DataError("a message without a folder cannot go to -d DIR; give FILE")
+        return folder_path(self.options.directory, folder, record.get("delimiter"),
+                           self.options.compress)
+
+    def add(self, record, data):
+        path = self.target(record)
+        if path != self.path:
+            self.close()
+            self.appender = Appender(path)
+            self.path = path
+            self.holdings = Holdings(path)
+            if self.holdings.torn_at is not None:
+                cli.warn(PROG, f"{path}: cut off a torn last message at byte "
+                               f"{self.holdings.torn_at}")
+                self.appender.cut_torn_tail(self.holdings.torn_at)
+        if not self.holdings.holds_message(record, data):
+            self.appender.write(format_message(data, record), len(data))
+
+    def close(self):
+        if self.appender is None:
+            return
+        appender, self.appender = self.appender, None
+        appender.close()
+        name = os.path.relpath(self.path, self.options.directory or ".")
+        largest = (f", of which the largest message was {appender.largest} bytes"
+                   if appender.messages else "")
+        sys.stderr.write(f"APPEND: Appended {appender.messages} messages to {name} "
+                         f"({appender.bytes} bytes{largest})\n")
+        sys.stderr.flush()
+
+
+def run():
+    cli.entry_point(main)

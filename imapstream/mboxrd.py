@@ -1,0 +1,171 @@
+"""mboxrd, the on-disk format, known here and nowhere else.
+
+A message is stored as
+    From SENDER DATE                      envelope sender (Return-Path or MAILER-DAEMON),
+                                          INTERNALDATE in UTC, asctime format
+    Status: RO / O                        \\Seen -> R; O always (no \\Recent in a backup)
+    X-Status: AFTD                        \\Answered \\Flagged \\Draft(T) \\Deleted; if any
+    X-Keywords: k1 k2                     keywords; if any
+    X-Imapstream: k=v; k=v ...            folder, delimiter, uidvalidity, uid, size,
+                                          internaldate, octets (values percent-encoded)
+    the message in LF form (each CRLF of the server's bytes turned into LF), with
+      - every line matching ^>*From  given one more '>' (mboxrd), and
+      - every header-section line matching ^>*NAME: for a NAME in RESERVED given one
+        more '>', so readers see only the flag headers above and the escape reverses
+    one LF if the message does not end with one, then one empty line.
+"octets" is the length of the message in LF form: a reader restores the exact bytes
+and detects a torn tail.  Messages without X-Imapstream (any other mboxrd or mboxo
+file) are read the way mutt and Dovecot read them: their Status/X-Status/X-Keywords
+anywhere in the header section are their flags, and those metadata headers go.
+"""
+
+import re
+from datetime import UTC, datetime
+from urllib.parse import quote, unquote
+
+from .message import crlf_size, header_section
+
+RESERVED = (b"status|x-status|x-keywords|x-imapstream|x-uid|x-imap|x-imapbase|content-length")
+_FROM_QUOTED = re.compile(rb"^(>*From )", re.MULTILINE)
+_FROM_UNQUOTE = re.compile(rb"^>(>*From )", re.MULTILINE)
+_RESERVED_ESCAPE = re.compile(rb"^(>*(?:" + RESERVED + rb")[ \t]*:)", re.MULTILINE | re.I)
+_RESERVED_UNESCAPE = re.compile(rb"^>(>*(?:" + RESERVED + rb")[ \t]*:)", re.MULTILINE | re.I)
+_OWN_HEADER = re.compile(rb"(Status|X-Status|X-Keywords|X-Imapstream): ?([^\n]*)\n")
+_FOREIGN_META = re.compile(rb"^(status|x-status|x-keywords|x-uid|x-imap|x-imapbase)[ \t]*:"
+                           rb"([^\n]*)\n", re.MULTILINE | re.I)
+_RETURN_PATH = re.compile(rb"^return-path:[ \t]*<?([^>\s]*)", re.MULTILINE | re.I)
+_X_STATUS = (("\\answered", "A"), ("\\flagged", "F"), ("\\draft", "T"), ("\\deleted", "D"))
+_X_STATUS_FLAG = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
+_META_KEYS = ("folder", "delimiter", "uidvalidity", "uid", "size", "internaldate")
+_META_INTS = ("uidvalidity", "uid", "size", "octets")
+_SAFE = "/:+@<>,.-_~!$&'()*[]=#?"
+
+
+class MboxError(ValueError):
+    """A message that breaks the format, e.g. a torn tail left by a crash."""
+
+
+def format_message(lf, record):
+    """One message in mboxrd form, ready to append, from the message in LF form (see
+    message.to_lf) and its record."""
+    header = header_section(lf)
+    escaped = _RESERVED_ESCAPE.sub(rb">\1", header) + lf[len(header):]
+    meta = {k: record[k] for k in _META_KEYS if record.get(k) is not None}
+    meta["octets"] = len(lf)
+    return b"".join((
+        from_line(header, record.get("internaldate")),
+        flag_headers(record.get("flags") or ()),
+        b"X-Imapstream: ",
+        "; ".join(f"{k}={quote(str(v), safe=_SAFE)}" for k, v in meta.items()).encode(),
+        b"\n",
+        _FROM_QUOTED.sub(rb">\1", escaped),
+        _padding(lf),
+    ))
+
+
+def _padding(data):
+    return b"\n\n" if data and not data.endswith(b"\n") else b"\n"
+
+
+def from_line(header, internaldate):
+    match = _RETURN_PATH.search(header)
+    sender = match.group(1) if match and match.group(1) else b"MAILER-DAEMON"
+    when = datetime.fromisoformat(internaldate) if internaldate else datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return b"From " + sender + b" " + when.astimezone(UTC).ctime().encode() + b"\n"
+
+
+def flag_headers(flags):
+    lowered = {f.lower() for f in flags}
+    lines = [b"Status: RO\n" if "\\seen" in lowered else b"Status: O\n"]
+    x_status = "".join(letter for flag, letter in _X_STATUS if flag in lowered)
+    if x_status:
+        lines.append(b"X-Status: " + x_status.encode() + b"\n")
+    keywords = [f for f in flags if not f.startswith("\\")]
+    if keywords:
+        lines.append(b"X-Keywords: " + " ".join(keywords).encode() + b"\n")
+    return b"".join(lines)
+
+
+def parse_message(text):
+    """Split one stored message (From line included, separator excluded) into
+    (record, data): data is the message as it was given to format_message, in LF form."""
+    newline = text.find(b"\n")
+    if newline < 0:
+        newline = len(text)
+    envelope, rest = text[:newline], text[newline + 1:]
+    own, pos = {}, 0
+    while match := _OWN_HEADER.match(rest, pos):
+        own[match.group(1).lower().decode()] = match.group(2).decode("utf-8", "replace")
+        pos = match.end()
+    if "x-imapstream" not in own:
+        return _parse_foreign(envelope, rest)
+    record = _parse_meta(own["x-imapstream"])
+    record["flags"] = _flags(own.get("status", ""), own.get("x-status", ""),
+                             own.get("x-keywords", ""))
+    unquoted = _FROM_UNQUOTE.sub(rb"\1", rest[pos:])
+    header = header_section(unquoted)
+    full = _RESERVED_UNESCAPE.sub(rb"\1", header) + unquoted[len(header):]
+    octets = record.pop("octets", None)
+    if octets is None or len(full) < octets:
+        raise MboxError("message cut short (torn tail)")
+    data, pad = full[:octets], full[octets:]
+    if pad != _padding(data):
+        raise MboxError("message does not end where its X-Imapstream header says")
+    record.setdefault("size", crlf_size(data))
+    return record, data
+
+
+def _parse_foreign(envelope, rest):
+    if rest.endswith(b"\n\n"):
+        rest = rest[:-1]
+    unquoted = _FROM_UNQUOTE.sub(rb"\1", rest)
+    header = header_section(unquoted)
+    found = {}
+    for match in _FOREIGN_META.finditer(header):
+        found.setdefault(match.group(1).lower().decode(), match.group(2).decode("latin-1"))
+    data = _FOREIGN_META.sub(b"", header) + unquoted[len(header):]
+    record = {"size": crlf_size(data)}
+    when = envelope_date(envelope)
+    if when:
+        record["internaldate"] = when
+    record["flags"] = _flags(found.get("status", ""), found.get("x-status", ""),
+                             found.get("x-keywords", ""))
+    return record, data
+
+
+def envelope_date(envelope):
+    """INTERNALDATE (ISO 8601) from a From line's asctime date, or None."""
+    fields = envelope.decode("latin-1").split()
+    for start in range(2, max(2, len(fields) - 4)):
+        try:
+            when = datetime.strptime(" ".join(fields[start:start + 5]), "%a %b %d %H:%M:%S %Y")
+        except ValueError:
+            continue
+        return when.replace(tzinfo=UTC).isoformat()
+    return None
+
+
+def _parse_meta(value):
+    record = {}
+    for item in value.split(";"):
+        key, sep, raw = item.strip().partition("=")
+        if not sep:
+            continue
+        text = unquote(raw)
+        if key in _META_INTS:
+            try:
+                record[key] = int(text)
+            except ValueError:
+                raise MboxError(f"bad {key} in X-Imapstream header") from None
+        else:
+            record[key] = text
+    return record
+
+
+def _flags(status, x_status, keywords):
+    flags = ["\\Seen"] if "R" in status else []
+    flags += [_X_STATUS_FLAG[c] for c in "AFTD" if c in x_status]
+    flags += keywords.replace(",", " ").split()
+    return flags

@@ -1,0 +1,41 @@
+"""NDJSON records: one JSON object per line, UTF-8, flushed per record.  Readers report
+the line number of a malformed line; consumers ignore keys they do not know."""
+
+import orjson
+
+from .cli import DataError
+
+
+def write_record(out, record):
+    out.write(orjson.dumps(record) + b"\n")
+    out.flush()
+
+
+def parse_record(line, lineno):
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise DataError(f"line {lineno}: not a JSON object: {exc}") from None
+    if not isinstance(record, dict):
+        raise DataError(f"line {lineno}: not a JSON object")
+    return record
+
+
+def read_records(inp):
+    """Yield (lineno, record) for each non-empty line of a binary stream."""
+    for lineno, line in enumerate(inp, 1):
+        if line.strip():
+            yield lineno, parse_record(line, lineno)
+
+
+def message_key(record, lineno):
+    """Check the fields every message record must have; return (folder, uid)."""
+    folder, uid = record.get("folder"), record.get("uid")
+    if not isinstance(folder, str):
+        raise DataError(f"line {lineno}: message record without a \"folder\" string")
+    if not isinstance(uid, int) or isinstance(uid, bool) or uid <= 0:
+        raise DataError(f"line {lineno}: message record without a positive integer \"uid\"")
+    uidvalidity = record.get("uidvalidity")
+    if uidvalidity is not None and (not isinstance(uidvalidity, int) or uidvalidity <= 0):
+        raise DataError(f"line {lineno}: \"uidvalidity\" must be a positive integer")
+    return folder, uid

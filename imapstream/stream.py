@@ -1,0 +1,50 @@
+"""The message stream: for each message, its record as one NDJSON line whose "length"
+is the exact number of raw bytes that follow, then those bytes as the server sent them,
+then one LF.  Lossless, no quoting, framed by counting (after git cat-file --batch)."""
+
+import orjson
+
+from .cli import DataError
+from .records import parse_record
+
+
+def write_message(out, record, data):
+    header = dict(record)
+    header["length"] = len(data)
+    out.write(orjson.dumps(header) + b"\n")
+    out.write(data)
+    out.write(b"\n")
+    out.flush()
+
+
+def read_messages(inp, first_line=None):
+    """Yield (record, data) per framed message.  A truncated or misframed stream raises
+    DataError after the last complete message, so no partial message is ever yielded."""
+    lineno = 0
+    line = first_line if first_line is not None else inp.readline()
+    while line:
+        lineno += 1
+        if not line.strip():
+            line = inp.readline()
+            continue
+        record = parse_record(line, lineno)
+        length = record.get("length")
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            raise DataError(f"message {lineno}: record without a non-negative \"length\"")
+        data = _read_exactly(inp, length)
+        if len(data) < length or inp.read(1) != b"\n":
+            raise DataError(f"message {lineno}: truncated message stream "
+                            f"({len(data)} of {length} bytes)")
+        yield record, data
+        line = inp.readline()
+
+
+def _read_exactly(inp, length):
+    parts, wanted = [], length
+    while wanted:
+        part = inp.read(wanted)
+        if not part:
+            break
+        parts.append(part)
+        wanted -= len(part)
+    return b"".join(parts)
