@@ -5,6 +5,7 @@ import sys
 from . import cli, connection
 from .mboxrd import format_message
 from .message import header_section, message_id, to_lf
+from .progress import Progress
 from .records import message_key, read_records
 from .stream import write_message
 
@@ -20,6 +21,8 @@ def parser():
                            "stdout, fetching with BODY.PEEK[] under EXAMINE over one "
                            "connection.")
     p.add_argument("--mbox", action="store_true", help="write plain mboxrd instead")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress line, even when stderr is a terminal")
     connection.add_options(p)
     return p
 
@@ -31,7 +34,8 @@ def main(argv, stdin=None, stdout=None):
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     client = connection.connect(options)
-    fetcher = Fetcher(client, stdout, options.mbox)
+    fetcher = Fetcher(client, stdout, options.mbox,
+                      Progress("FETCH", False if options.no_progress else None))
     batch, batch_bytes = [], 0
     try:
         for lineno, record in read_records(stdin):
@@ -50,17 +54,19 @@ def _main(argv, stdin, stdout):
         if batch:
             fetcher.fetch(batch)
     finally:
+        fetcher.progress.clear()
         connection.logout(client)
     return cli.PARTIAL if fetcher.failed else cli.OK
 
 
 class Fetcher:
-    def __init__(self, client, out, mbox):
-        self.client, self.out, self.mbox = client, out, mbox
+    def __init__(self, client, out, mbox, progress):
+        self.client, self.out, self.mbox, self.progress = client, out, mbox, progress
         self.selected = self.uidvalidity = None
         self.failed = 0
 
     def fail(self, message, count=1):
+        self.progress.clear()
         cli.warn(PROG, message)
         self.failed += count
 
@@ -107,6 +113,7 @@ class Fetcher:
             self.out.flush()
         else:
             write_message(self.out, record, data)
+        self.progress.add(len(data))
 
 
 def run():

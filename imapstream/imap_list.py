@@ -26,6 +26,8 @@ def parser():
                    help="only folders whose name matches REGEX (repeatable)")
     p.add_argument("--exclude", metavar="REGEX", action="append", default=[],
                    help="skip folders whose name matches REGEX (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true", help="say on stderr how many "
+                   "messages each listed folder has (\"IMAP: Found N messages in FOLDER\")")
     connection.add_options(p)
     return p
 
@@ -60,7 +62,10 @@ def _main(argv, stdin, stdout):
         for name in wanted:
             delimiter = known[name]["delimiter"] if name in known else _delimiter(folders)
             try:
-                _list_messages(client, name, delimiter, stdout)
+                count = _list_messages(client, name, delimiter, stdout)
+                if options.verbose:
+                    sys.stderr.write(f"IMAP: Found {count} messages in {name}\n")
+                    sys.stderr.flush()
             except cli.ServerError as exc:
                 cli.warn(PROG, str(exc))
                 failed += 1
@@ -117,14 +122,17 @@ def _list_messages(client, name, delimiter, stdout):
     selected = connection.examine(client, name)
     uidvalidity, exists = selected[b"UIDVALIDITY"], selected.get(b"EXISTS", 0)
     client.use_uid = False
+    count = 0
     try:
         for first in range(1, exists + 1, CHUNK):
             last = min(first + CHUNK - 1, exists)
             response = client.fetch(range(first, last + 1), MESSAGE_ITEMS)
             for item in sorted(response.values(), key=lambda r: r[b"UID"]):
                 write_record(stdout, message_record(name, delimiter, uidvalidity, item))
+                count += 1
     finally:
         client.use_uid = True
+    return count
 
 
 def message_record(folder, delimiter, uidvalidity, item):

@@ -10,6 +10,7 @@ from .folders import COMPRESSION_SUFFIX
 from .mboxfile import Appender, Holdings, iter_messages
 from .mboxrd import format_message
 from .message import to_lf
+from .records import write_record
 from .stream import read_messages
 
 PROG = "mbox-merge"
@@ -25,6 +26,8 @@ def parser():
     p.add_argument("-z", "--compress", choices=tuple(COMPRESSION_SUFFIX), default="none",
                    help="compression of files created in DIR (default none); existing "
                         "files keep theirs")
+    p.add_argument("--json", action="store_true", help="also write one NDJSON summary "
+                   "record per file on stdout")
     return p
 
 
@@ -36,7 +39,7 @@ def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if bool(options.file) == bool(options.directory):
         raise cli.UsageError("give FILE or -d DIR")
-    merger = Merger(options)
+    merger = Merger(options, stdout)
     try:
         for record, data in _incoming(stdin):
             merger.add(record, data)
@@ -72,8 +75,8 @@ class _Prefixed:
 class Merger:
     """Appends to one file at a time, holding its lock from the scan to the last write."""
 
-    def __init__(self, options):
-        self.options = options
+    def __init__(self, options, stdout):
+        self.options, self.stdout = options, stdout
         self.path = self.appender = self.holdings = None
 
     def target(self, record):
@@ -110,6 +113,9 @@ class Merger:
         sys.stderr.write(f"APPEND: Appended {appender.messages} messages to {name} "
                          f"({appender.bytes} bytes{largest})\n")
         sys.stderr.flush()
+        if self.options.json:
+            write_record(self.stdout, {"file": self.path, "messages": appender.messages,
+                                       "bytes": appender.bytes, "largest": appender.largest})
 
 
 def run():
