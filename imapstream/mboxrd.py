@@ -3,20 +3,22 @@
 A message is stored as
     From SENDER DATE                      envelope sender (Return-Path or MAILER-DAEMON),
                                           INTERNALDATE in UTC, asctime format
+    X-Imapstream: k=v; k=v ...            folder, delimiter, uidvalidity, uid, size,
+                                          internaldate, octets (values percent-encoded);
+                                          always the first line after the From line
     Status: RO / O                        \\Seen -> R; O always (no \\Recent in a backup)
     X-Status: AFTD                        \\Answered \\Flagged \\Draft(T) \\Deleted; if any
     X-Keywords: k1 k2                     keywords; if any
-    X-Imapstream: k=v; k=v ...            folder, delimiter, uidvalidity, uid, size,
-                                          internaldate, octets (values percent-encoded)
     the message in LF form (each CRLF of the server's bytes turned into LF), with
       - every line matching ^>*From  given one more '>' (mboxrd), and
       - every header-section line matching ^>*NAME: for a NAME in RESERVED given one
         more '>', so readers see only the flag headers above and the escape reverses
     one LF if the message does not end with one, then one empty line.
 "octets" is the length of the message in LF form: a reader restores the exact bytes
-and detects a torn tail.  Messages without X-Imapstream (any other mboxrd or mboxo
-file) are read the way mutt and Dovecot read them: their Status/X-Status/X-Keywords
-anywhere in the header section are their flags, and those metadata headers go.
+and detects a torn tail, as it does a message that ends inside its From line or its
+X-Imapstream line.  Messages without X-Imapstream (any other mboxrd or mboxo file) are
+read the way mutt and Dovecot read them: their Status/X-Status/X-Keywords anywhere in
+the header section are their flags, and those metadata headers go.
 """
 
 import re
@@ -30,7 +32,9 @@ _FROM_QUOTED = re.compile(rb"^(>*From )", re.MULTILINE)
 _FROM_UNQUOTE = re.compile(rb"^>(>*From )", re.MULTILINE)
 _RESERVED_ESCAPE = re.compile(rb"^(>*(?:" + RESERVED + rb")[ \t]*:)", re.MULTILINE | re.I)
 _RESERVED_UNESCAPE = re.compile(rb"^>(>*(?:" + RESERVED + rb")[ \t]*:)", re.MULTILINE | re.I)
-_OWN_HEADER = re.compile(rb"(Status|X-Status|X-Keywords|X-Imapstream): ?([^\n]*)\n")
+OWN_MARK = b"X-Imapstream: "
+_OWN_META = re.compile(rb"X-Imapstream: ([^\n]*)\n")
+_OWN_FLAGS = re.compile(rb"(Status|X-Status|X-Keywords): ?([^\n]*)\n")
 _FOREIGN_META = re.compile(rb"^(status|x-status|x-keywords|x-uid|x-imap|x-imapbase)[ \t]*:"
                            rb"([^\n]*)\n", re.MULTILINE | re.I)
 _RETURN_PATH = re.compile(rb"^return-path:[ \t]*<?([^>\s]*)", re.MULTILINE | re.I)
@@ -54,10 +58,10 @@ def format_message(lf, record):
     meta["octets"] = len(lf)
     return b"".join((
         from_line(header, record.get("internaldate")),
-        flag_headers(record.get("flags") or ()),
-        b"X-Imapstream: ",
+        OWN_MARK,
         "; ".join(f"{k}={quote(str(v), safe=_SAFE)}" for k, v in meta.items()).encode(),
         b"\n",
+        flag_headers(record.get("flags") or ()),
         _FROM_QUOTED.sub(rb">\1", escaped),
         _padding(lf),
     ))
@@ -95,13 +99,17 @@ def parse_message(text):
     if newline < 0:
         newline = len(text)
     envelope, rest = text[:newline], text[newline + 1:]
-    own, pos = {}, 0
-    while match := _OWN_HEADER.match(rest, pos):
+    if newline == len(text) or len(rest) < len(OWN_MARK) and OWN_MARK.startswith(rest):
+        raise MboxError("message cut short (torn tail)")  # a prefix of our first line
+    if not rest.startswith(OWN_MARK):
+        return _parse_foreign(envelope, rest)
+    match = _OWN_META.match(rest)
+    if not match:
+        raise MboxError("message cut short (torn tail)")
+    record, own, pos = _parse_meta(match.group(1).decode("ascii", "replace")), {}, match.end()
+    while match := _OWN_FLAGS.match(rest, pos):
         own[match.group(1).lower().decode()] = match.group(2).decode("utf-8", "replace")
         pos = match.end()
-    if "x-imapstream" not in own:
-        return _parse_foreign(envelope, rest)
-    record = _parse_meta(own["x-imapstream"])
     record["flags"] = _flags(own.get("status", ""), own.get("x-status", ""),
                              own.get("x-keywords", ""))
     unquoted = _FROM_UNQUOTE.sub(rb"\1", rest[pos:])

@@ -1,0 +1,344 @@
+"""A throwaway Dovecot IMAP server for tests.
+
+``Dovecot(directory)`` writes a self-contained dovecot.conf, a self-signed
+certificate and one passwd-file per user into *directory*, and ``start()`` runs
+``dovecot -F`` on two free loopback ports: ``port`` (plain IMAP with STARTTLS)
+and ``ssl_port`` (IMAPS).  ``stop()`` terminates the master and everything it
+spawned.
+
+Root versus non-root:
+
+* As root, Dovecot refuses uid 0 for mail, so every user's mail belongs to
+  ``nobody``/``nogroup`` (65534).  The mail processes run as that uid and must
+  be able to traverse *directory*: it has to be world-searchable all the way
+  up (pytest's tmp dirs are 0700, so callers use ``tempfile.mkdtemp`` and
+  chmod it 0755).  Internal and login processes use Debian's ``dovecot`` and
+  ``dovenull`` users when they exist.
+* As non-root, every service and all mail run as the current user, and the
+  login chroots are switched off.
+
+Users: Dovecot checks a passwd-file for changes at most once a second, so a
+user appended to a shared file right after a lookup stays invisible for up to
+a second.  Hence one file per user (``passwd.d/%u``): a new user's file is
+read at its first lookup.
+
+Forcing a new UIDVALIDITY: ``doveadm -c conf mailbox update --uid-validity N
+-u USER MAILBOX`` works (doveadm asks the running server's auth-userdb socket
+for the user, then edits the index directly), for maildir and mbox, to a
+higher or a lower N.  The next SELECT, in a new session, reports N; a session
+that had the mailbox selected is disconnected at its next command ("IMAP
+session state is inconsistent" / "Mailbox UIDVALIDITY changed").  Deleting and
+recreating a folder also gives it a new UIDVALIDITY.
+"""
+
+from __future__ import annotations
+
+import grp
+import itertools
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import imapclient
+
+HOST = "127.0.0.1"
+
+LAYOUTS = {
+    "fs": "maildir:~/Maildir:LAYOUT=fs",
+    "maildir++": "maildir:~/Maildir",
+    "mbox": "mbox:~/mail:INBOX=~/mail/inbox",
+}
+
+FIXED_USERS = {"alice": "fs", "bob": "maildir++", "carol": "mbox"}
+
+SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+
+
+def find_program(name: str) -> str | None:
+    """Find *name* on PATH or in the sbin directories a non-root PATH lacks."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), *SBIN_DIRS])
+    return shutil.which(name, path=path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _existing_user(*names: str) -> pwd.struct_passwd:
+    users = {u.pw_name: u for u in pwd.getpwall()}
+    return next(users[name] for name in names if name in users)
+
+
+class DovecotError(RuntimeError):
+    pass
+
+
+class Dovecot:
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory).resolve()
+        self.host, self.port, self.ssl_port = HOST, 0, 0
+        self.conf = self.dir / "dovecot.conf"
+        self.log = self.dir / "dovecot.log"
+        self.cafile = self.dir / "cert.pem"
+        self.keyfile = self.dir / "key.pem"
+        self.passwd_dir = self.dir / "passwd.d"
+        self.binary = find_program("dovecot")
+        self.doveadm_binary = find_program("doveadm")
+        self._passwords: dict[str, str] = {}
+        self._counter = itertools.count(1)
+        self._proc: subprocess.Popen | None = None
+        if os.geteuid() == 0:
+            nobody = _existing_user("nobody")
+            self.mail_uid, self.mail_gid = nobody.pw_uid, nobody.pw_gid
+            internal = _existing_user("dovecot", "nobody")
+            self.internal_user = internal.pw_name
+            self.internal_group = grp.getgrgid(internal.pw_gid).gr_name
+            self.login_user = _existing_user("dovenull", "nobody").pw_name
+        else:
+            me = pwd.getpwuid(os.geteuid())
+            self.mail_uid, self.mail_gid = me.pw_uid, me.pw_gid
+            self.internal_user = self.login_user = me.pw_name
+            self.internal_group = grp.getgrgid(me.pw_gid).gr_name
+
+    @property
+    def available(self) -> bool:
+        return bool(self.binary and self.doveadm_binary)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, attempts: int = 3) -> Dovecot:
+        if not self.available:
+            raise DovecotError("dovecot/doveadm not found (Debian: apt-get install dovecot-imapd)")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "home").mkdir(exist_ok=True)
+        self._make_certificate()
+        if not self.passwd_dir.exists():
+            self.passwd_dir.mkdir(mode=0o755)
+            for user, layout in FIXED_USERS.items():
+                self.add_user(user, f"{user}-secret", LAYOUTS[layout])
+        for attempt in range(attempts):
+            self.port, self.ssl_port = free_port(), free_port()
+            self._write_config()
+            try:
+                self._launch()
+                return self
+            except DovecotError:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        # The master ran in its own session: reap any child it left behind.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _launch(self) -> None:
+        with open(self.dir / "dovecot.stderr", "ab") as stderr:
+            self._proc = subprocess.Popen(
+                [self.binary, "-F", "-c", str(self.conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                raise DovecotError(f"dovecot exited with {code}:\n{self.log_tail()}")
+            if self._greets():
+                return
+            time.sleep(0.05)
+        raise DovecotError(f"dovecot did not answer on port {self.port}:\n{self.log_tail()}")
+
+    def _greets(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=2) as sock:
+                return sock.makefile("rb").readline().startswith(b"* OK")
+        except OSError:
+            return False
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = ""
+        for path in (self.dir / "dovecot.stderr", self.log):
+            if path.exists():
+                text += "".join(path.read_text(errors="replace").splitlines(True)[-lines:])
+        return text
+
+    # -- files -------------------------------------------------------------
+
+    def _make_certificate(self) -> None:
+        if self.cafile.exists() and self.keyfile.exists():
+            return
+        subj_alt = "subjectAltName=DNS:localhost,IP:127.0.0.1"
+        args = f"req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -addext {subj_alt} -days 2"
+        subprocess.run(
+            ["openssl", *args.split(), "-keyout", str(self.keyfile), "-out", str(self.cafile)],
+            check=True,
+            capture_output=True,
+        )
+
+    def _write_config(self) -> None:
+        d = self.dir
+        special_use = "\n".join(
+            f"  mailbox {name} {{\n    special_use = \\{name}\n    auto = no\n  }}"
+            for name in ("Sent", "Drafts", "Trash")
+        )
+        # Login/anvil chroots need root; the tests gain nothing from them anyway.
+        self.conf.write_text(f"""\
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {self.log}
+instance_name = imapstream-test-{self.port}
+protocols = imap
+listen = {HOST}
+ssl = yes
+ssl_cert = <{self.cafile}
+ssl_key = <{self.keyfile}
+auth_mechanisms = plain login cram-md5
+disable_plaintext_auth = no
+auth_failure_delay = 0
+first_valid_uid = 1
+last_valid_uid = 0
+first_valid_gid = {min(1, self.mail_gid)}
+last_valid_gid = 0
+mail_max_userip_connections = 1000
+default_internal_user = {self.internal_user}
+default_internal_group = {self.internal_group}
+default_login_user = {self.login_user}
+
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {self.passwd_dir}/%u
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {self.passwd_dir}/%u
+}}
+
+namespace inbox {{
+  inbox = yes
+{special_use}
+}}
+
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = {self.ssl_port}
+    ssl = yes
+  }}
+}}
+service imap-urlauth-login {{
+  chroot =
+}}
+service anvil {{
+  chroot =
+  # Mode 0 disables the auth penalty: after one wrong password every later
+  # login from 127.0.0.1 would otherwise be delayed by seconds.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+""")
+
+    # -- users -------------------------------------------------------------
+
+    def add_user(self, name: str, password: str, mail_location: str) -> None:
+        """Add a user, usable at once: each user has a passwd-file of its own."""
+        if any(c in name + password for c in ":\n") or "\n" in mail_location:
+            raise ValueError("user name and password must not contain ':' or newlines")
+        if name in self._passwords:
+            raise ValueError(f"user {name!r} exists")
+        home = self.home(name)
+        home.mkdir(mode=0o700)
+        os.chown(home, self.mail_uid, self.mail_gid)
+        line = (
+            f"{name}:{{PLAIN}}{password}:{self.mail_uid}:{self.mail_gid}::{home}::"
+            f"userdb_mail={mail_location}\n"
+        )
+        path = self.passwd_dir / name
+        path.write_text(line)
+        path.chmod(0o644)
+        self._passwords[name] = password
+
+    def new_user(self, layout: str = "fs") -> tuple[str, str]:
+        """Create a fresh, empty user u1, u2, ... with the given mailbox layout."""
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {sorted(LAYOUTS)}")
+        name = f"u{next(self._counter)}"
+        password = f"pw-{secrets.token_hex(6)}"
+        self.add_user(name, password, LAYOUTS[layout])
+        return name, password
+
+    def password(self, user: str) -> str:
+        return self._passwords[user]
+
+    def home(self, user: str) -> Path:
+        return self.dir / "home" / user
+
+    def write_mail_file(self, user: str, relpath: str, data: bytes) -> Path:
+        """Write a file (e.g. an mbox) below the user's home, owned by the mail uid."""
+        home = self.home(user)
+        path = home / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        for p in [path, *path.parents]:
+            if p == home.parent:
+                break
+            os.chown(p, self.mail_uid, self.mail_gid)
+        return path
+
+    # -- clients -----------------------------------------------------------
+
+    def doveadm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [self.doveadm_binary, "-c", str(self.conf), *args],
+            check=check,
+            capture_output=True,
+            text=True,
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cafile))
+
+    def client(self, user: str, **kw) -> imapclient.IMAPClient:
+        """A logged-in IMAPClient over plain IMAP (no TLS) on ``port``."""
+        kw.setdefault("timeout", 30)
+        client = imapclient.IMAPClient(self.host, port=self.port, ssl=False, **kw)
+        client.login(user, self.password(user))
+        return client
+
+    def env(self, user: str) -> dict[str, str]:
+        """Environment variables the plumbing commands read to reach this server."""
+        return {
+            "IMAP_SERVER": f"{self.host}:{self.port}",
+            "IMAP_USER": user,
+            "IMAP_PASSWORD": self.password(user),
+            "IMAP_TLS": "starttls",
+            "IMAP_CAFILE": str(self.cafile),
+        }

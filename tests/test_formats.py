@@ -1,0 +1,136 @@
+"""Round trips of arbitrary bytes through the mboxrd writer/reader and the stream framing."""
+
+import io
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imapstream.cli import DataError
+from imapstream.folders import file_stem, folder_name
+from imapstream.mboxfile import TornTail, iter_messages
+from imapstream.mboxrd import format_message, parse_message
+from imapstream.message import header_section, message_id, to_lf
+from imapstream.stream import read_messages, write_message
+
+# Lines that stress the format: mbox separators, quoted ones, our own and Dovecot's
+# metadata headers, empty lines and CRs.
+TRICKY_LINES = [b"From a@b Sat Jul  1 10:00:00 2005", b">From x", b">>From y", b"From ",
+                b"Status: RO", b">Status: O", b"X-Status: F", b"X-Keywords: a b",
+                b"X-Imapstream: uid=1", b"X-UID: 3", b"Content-Length: 0", b"", b"\r",
+                b"Subject: x", b" folded", b"\xff\xfe\x80", b"Message-ID: <a@b>"]
+messages = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.sampled_from(TRICKY_LINES), max_size=12).map(b"\n".join),
+    st.lists(st.sampled_from(TRICKY_LINES), max_size=12).map(lambda ls: b"\n".join(ls) + b"\n"),
+)
+records = st.fixed_dictionaries({
+    "folder": st.text(max_size=20),
+    "delimiter": st.sampled_from(["/", ".", None]),
+    "uidvalidity": st.integers(1, 2**32 - 1),
+    "uid": st.integers(1, 2**32 - 1),
+    "size": st.integers(0, 10**9),
+    "flags": st.lists(st.sampled_from(["\\Seen", "\\Answered", "\\Flagged", "\\Draft",
+                                       "\\Deleted", "$label1", "Junk"]), unique=True),
+    "internaldate": st.sampled_from(["2005-07-01T12:00:00+02:00", "1999-12-31T23:59:59+00:00"]),
+})
+
+
+def _mbox(*pairs):
+    return b"".join(format_message(to_lf(data), record) for record, data in pairs)
+
+
+@settings(max_examples=400)
+@given(st.lists(st.tuples(records, messages), max_size=5))
+def test_mboxrd_round_trip_is_exact(pairs):
+    found = list(iter_messages(io.BytesIO(_mbox(*pairs)), "test"))
+    assert len(found) == len(pairs)
+    for (record, data), (_offset, back, back_data) in zip(pairs, found, strict=True):
+        assert back_data == to_lf(data)
+        for key in ("folder", "uidvalidity", "uid", "size", "internaldate"):
+            assert back[key] == record[key]
+        assert sorted(back["flags"]) == sorted(record["flags"])
+        assert back["message_id"] == message_id(header_section(to_lf(data)))
+
+
+@given(records, messages)
+def test_only_our_flag_headers_are_read_as_flags(record, data):
+    # A message's own Status:/X-Status:/X-Keywords: lines never become flags.
+    text = format_message(to_lf(data), dict(record, flags=[]))
+    assert parse_message(text)[0]["flags"] == []
+
+
+@given(st.lists(st.tuples(records, messages), min_size=1, max_size=3), st.data())
+def test_a_torn_tail_is_detected_never_parsed(pairs, data):
+    whole, last = _mbox(*pairs), len(_mbox(*pairs[:-1]))
+    cut = data.draw(st.integers(last + len(b"From "), len(whole) - 1))
+    found = []
+    with pytest.raises(TornTail) as torn:
+        for item in iter_messages(io.BytesIO(whole[:cut]), "test"):
+            found.append(item)
+    assert torn.value.offset == last
+    assert len(found) == len(pairs) - 1
+
+
+def test_foreign_mbox_flags_and_metadata_headers():
+    foreign = (b"From a@b Sat Jul  1 10:00:00 2005\nSubject: x\nStatus: RO\nX-Status: AF\n"
+               b"X-Keywords: $label1 work\nX-UID: 4\n\n>From body\n\n"
+               b"From c@d Sun Jul  2 10:00:00 2005\nSubject: y\n\nno blank line after\n")
+    (_, first, data1), (_, second, data2) = iter_messages(io.BytesIO(foreign), "test")
+    assert data1 == b"Subject: x\n\nFrom body\n"
+    assert first["flags"] == ["\\Seen", "\\Answered", "\\Flagged", "$label1", "work"]
+    assert first["internaldate"] == "2005-07-01T10:00:00+00:00"
+    assert data2 == b"Subject: y\n\nno blank line after\n" and second["flags"] == []
+
+
+def test_not_an_mbox():
+    with pytest.raises(DataError, match="not an mbox file"):
+        list(iter_messages(io.BytesIO(b"PK\x03\x04 zip"), "x.zip"))
+
+
+@given(st.lists(st.tuples(st.dictionaries(st.sampled_from(["folder", "uid", "x"]),
+                                          st.integers(-2**63, 2**63 - 1) | st.text()),
+                          st.binary()), max_size=5))
+def test_stream_framing_round_trip(pairs):
+    out = io.BytesIO()
+    for record, data in pairs:
+        write_message(out, record, data)
+    back = list(read_messages(io.BytesIO(out.getvalue())))
+    assert back == [(dict(r, length=len(d)), d) for r, d in pairs]
+
+
+@given(st.lists(st.binary(max_size=50), min_size=1, max_size=4), st.data())
+def test_a_truncated_stream_yields_only_complete_messages(bodies, data):
+    out, ends = io.BytesIO(), []
+    for uid, body in enumerate(bodies, 1):
+        write_message(out, {"folder": "INBOX", "uid": uid}, body)
+        ends.append(out.tell())
+    whole = out.getvalue()
+    cut = data.draw(st.integers(1, len(whole) - 1).filter(lambda n: n not in ends))
+    got = []
+    with pytest.raises(DataError, match="truncated|JSON"):
+        for _record, body in read_messages(io.BytesIO(whole[:cut])):
+            got.append(body)
+    assert got == bodies[:sum(end <= cut for end in ends)]
+
+
+def test_message_id_rule():
+    header = (b"Subject: x\nMessage-ID:\n  <folded@x>\n\t(comment)\n"
+              b"Message-ID: <second@x>\n")
+    assert message_id(header) == "<folded@x> (comment)"
+    assert message_id(b"Subject: none\n") is None
+
+
+@given(st.text(max_size=60), st.sampled_from(["/", "."]))
+def test_folder_file_names_are_safe_and_reversible(folder, delimiter):
+    name = file_stem(folder, delimiter) + ".mbox"
+    assert "/" not in name and "\x00" not in name and len(name.encode()) <= 255
+    assert os.path.dirname(os.path.normpath(os.path.join("backup", name))) == "backup"
+    assert folder_name(name, delimiter) == folder
+
+
+def test_long_folder_names_are_cut_with_a_digest():
+    a, b = "x" * 1000, "x" * 999 + "y"
+    assert len(file_stem(a, "/").encode()) <= 240
+    assert file_stem(a, "/") != file_stem(b, "/")
