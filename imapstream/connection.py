@@ -111,11 +111,11 @@ def connect(options):
             client.starttls(context)
         client.login(options.user, secret)
     except imapclient.exceptions.LoginError as exc:
-        client.shutdown()
+        _shutdown(client)
         reason = " ".join(str(exc).removeprefix("b'").removesuffix("'").split())
         raise CommandError(f"login as {options.user} on {host} failed: {reason}", 77) from None
     except BaseException:
-        client.shutdown()
+        _shutdown(client)
         raise
     client.normalise_times = False
     return client
@@ -137,4 +137,11 @@ def logout(client):
     try:
         client.logout()
     except Exception:
+        _shutdown(client)
+
+
+def _shutdown(client):
+    try:
         client.shutdown()
+    except OSError:
+        pass

@@ -36,23 +36,15 @@ def _main(argv, stdin, stdout):
     client = connection.connect(options)
     fetcher = Fetcher(client, stdout, options.mbox,
                       Progress("FETCH", False if options.no_progress else None))
-    batch, batch_bytes = [], 0
     try:
-        for lineno, record in read_records(stdin):
-            message_key(record, lineno)
-            if batch and (record["folder"] != batch[0]["folder"] or len(batch) >= BATCH_MESSAGES
-                          or batch_bytes >= BATCH_BYTES):
-                fetcher.fetch(batch)
-                batch, batch_bytes = [], 0
-            batch.append(record)
-            batch_bytes += record.get("size") or 0
-    except cli.DataError:
-        if batch:  # the records before a malformed line are still fetched
-            fetcher.fetch(batch)
-        raise
-    else:
-        if batch:
-            fetcher.fetch(batch)
+        try:
+            for lineno, record in read_records(stdin, idle=fetcher.flush):
+                message_key(record, lineno)
+                fetcher.add(record)
+        except cli.DataError:
+            fetcher.flush()  # the records before a malformed line are still fetched
+            raise
+        fetcher.flush()
     finally:
         fetcher.progress.clear()
         connection.logout(client)
@@ -60,10 +52,27 @@ def _main(argv, stdin, stdout):
 
 
 class Fetcher:
+    """Fetches message records in batches: one folder per batch, bounded by the sizes
+    the records give, and sent off early whenever the input pauses."""
+
     def __init__(self, client, out, mbox, progress):
         self.client, self.out, self.mbox, self.progress = client, out, mbox, progress
         self.selected = self.uidvalidity = None
         self.failed = 0
+        self.batch, self.batch_bytes = [], 0
+
+    def add(self, record):
+        if self.batch and (record["folder"] != self.batch[0]["folder"]
+                           or len(self.batch) >= BATCH_MESSAGES
+                           or self.batch_bytes >= BATCH_BYTES):
+            self.flush()
+        self.batch.append(record)
+        self.batch_bytes += record.get("size") or 0
+
+    def flush(self):
+        if self.batch:
+            batch, self.batch, self.batch_bytes = self.batch, [], 0
+            self.fetch(batch)
 
     def fail(self, message, count=1):
         self.progress.clear()

@@ -92,9 +92,13 @@ class Merger:
         path = self.target(record)
         if path != self.path:
             self.close()
-            self.appender = Appender(path)
-            self.path = path
-            self.holdings = Holdings(path)
+            appender = Appender(path)
+            try:
+                self.holdings = Holdings(path)
+            except BaseException:
+                appender.close()
+                raise
+            self.appender, self.path = appender, path
             if self.holdings.torn_at is not None:
                 cli.warn(PROG, f"{path}: cut off a torn last message at byte "
                                f"{self.holdings.torn_at}")
@@ -107,7 +111,8 @@ class Merger:
             return
         appender, self.appender = self.appender, None
         appender.close()
-        name = os.path.relpath(self.path, self.options.directory or ".")
+        name = os.path.relpath(self.path, self.options.directory) if self.options.directory \
+            else self.path
         largest = (f", of which the largest message was {appender.largest} bytes"
                    if appender.messages else "")
         sys.stderr.write(f"APPEND: Appended {appender.messages} messages to {name} "

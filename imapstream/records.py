@@ -1,6 +1,9 @@
 """NDJSON records: one JSON object per line, UTF-8, flushed per record.  Readers report
 the line number of a malformed line; consumers ignore keys they do not know."""
 
+import os
+import select
+
 import orjson
 
 from .cli import DataError
@@ -21,9 +24,10 @@ def parse_record(line, lineno):
     return record
 
 
-def read_records(inp):
-    """Yield (lineno, record) for each non-empty line of a binary stream."""
-    for lineno, line in enumerate(inp, 1):
+def read_records(inp, idle=None):
+    """Yield (lineno, record) for each non-empty line of a binary stream; idle(), if
+    given, is called whenever the next line has not arrived yet."""
+    for lineno, line in enumerate(_lines(inp, idle), 1):
         if line.strip():
             yield lineno, parse_record(line, lineno)
 
@@ -39,3 +43,25 @@ def message_key(record, lineno):
     if uidvalidity is not None and (not isinstance(uidvalidity, int) or uidvalidity <= 0):
         raise DataError(f"line {lineno}: \"uidvalidity\" must be a positive integer")
     return folder, uid
+
+
+def _lines(inp, idle):
+    try:
+        fd = inp.fileno() if idle else None
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is None:
+        yield from inp
+        return
+    pending = b""
+    while True:
+        if not select.select([fd], [], [], 0)[0]:
+            idle()
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+    if pending:
+        yield pending

@@ -1,0 +1,66 @@
+"""The installed commands through real pipes: the whole-account pipeline, and streaming
+(a record goes out as soon as it is complete, not when the input ends)."""
+
+import os
+import select
+import subprocess
+import sys
+
+from plumbing import AWKWARD, append_all, backup_messages, server_messages
+
+PIPELINE = ("imap-list --all | mbox-ids --missing -d backup | imap-fetch "
+            "| mbox-merge -d backup --json")
+
+
+def environment(dovecot, user):
+    scripts = os.path.dirname(sys.executable)
+    return dict(os.environ, **dovecot.env(user), PATH=scripts + os.pathsep + os.environ["PATH"])
+
+
+def sh(command, env, cwd):
+    return subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, cwd=cwd,
+                          capture_output=True, timeout=120)
+
+
+def test_the_pipeline_through_real_pipes(dovecot, new_user, tmp_path):
+    user, _ = new_user("maildir++")
+    client = dovecot.client(user)
+    client.create_folder("Personal.2005.Q3")
+    append_all(client, "INBOX", AWKWARD)
+    append_all(client, "Personal.2005.Q3", AWKWARD[:4])
+    env = environment(dovecot, user)
+    done = sh(PIPELINE, env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert b"APPEND: Appended 4 messages to Personal.2005.Q3.mbox" in done.stderr
+    assert done.stdout.count(b'"messages":') == 2
+    assert backup_messages(str(tmp_path / "backup")) == server_messages(client)
+    again = sh(PIPELINE, env, tmp_path)
+    assert again.returncode == 0 and again.stdout == b"" and again.stderr == b""
+    one = sh("imap-list INBOX | imap-fetch --mbox > inbox.mbox && mbox-ids inbox.mbox | wc -l",
+             env, tmp_path)
+    assert one.stdout.strip() == str(len(AWKWARD)).encode()
+
+
+def test_imap_fetch_streams_record_by_record(dovecot, new_user, tmp_path):
+    user, _ = new_user("fs")
+    client = dovecot.client(user)
+    append_all(client, "INBOX", AWKWARD[:2])
+    env = environment(dovecot, user)
+    records = subprocess.run(["imap-list", "INBOX"], env=env, capture_output=True,
+                             check=True).stdout.splitlines(keepends=True)
+    fetch = subprocess.Popen(["imap-fetch"], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        fetch.stdin.write(records[0])
+        fetch.stdin.flush()
+        # The first message arrives while imap-fetch still waits for more input.
+        ready, _, _ = select.select([fetch.stdout], [], [], 30)
+        assert ready, "imap-fetch held back a complete message"
+        header = fetch.stdout.readline()
+        assert b'"uid":1' in header and fetch.poll() is None
+        fetch.stdin.write(records[1])
+        fetch.stdin.close()
+        rest = fetch.stdout.read()
+        assert fetch.wait(30) == 0 and b'"uid":2' in rest
+    finally:
+        fetch.kill()
