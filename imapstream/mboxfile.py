@@ -92,7 +92,9 @@ def _parse(name, offset, text, last=False):
 
 
 def scan(path, name=None):
-    """iter_messages over a file, plain or compressed."""
+    """iter_messages over a file, plain or compressed (an empty file holds nothing)."""
+    if os.path.getsize(path) == 0:
+        return
     with open_for_reading(path) as f:
         yield from iter_messages(f, name or path)
 
@@ -103,8 +105,9 @@ def digest(data):
 
 class Holdings:
     """What one mbox file holds.  A message is held if its UIDVALIDITY/UID pair is;
-    otherwise it is matched by content against messages of other UIDVALIDITY
-    generations (or none), each held message matching at most once: by Message-ID
+    otherwise it is matched by content against the messages of other UIDVALIDITY
+    generations (all of them for a message without one), each held message matching
+    at most once: by Message-ID
     and size when only a record is known, by digest when the bytes are."""
 
     def __init__(self, path, name=None):
@@ -126,9 +129,13 @@ class Holdings:
             self.uids.add((uv, uid))
         self.by_id[uv][(record.get("message_id"), record.get("size"))] += 1
 
+    @staticmethod
+    def _another_generation(generation, uv):
+        return uv is None or generation != uv
+
     def _consume(self, table, uv, key):
         for generation, counter in table.items():
-            if generation != uv and counter[key] > 0:
+            if self._another_generation(generation, uv) and counter[key] > 0:
                 counter[key] -= 1
                 return True
         return False
@@ -148,7 +155,7 @@ class Holdings:
         if self._uid_held(record):
             return True
         uv = record.get("uidvalidity")
-        if not any(generation != uv for generation in self.by_id):
+        if not any(self._another_generation(generation, uv) for generation in self.by_id):
             return False
         if self.by_digest is None:
             self.by_digest = defaultdict(Counter)

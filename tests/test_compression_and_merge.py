@@ -1,0 +1,69 @@
+"""Compressed backups, and merging plain mbox files into a backup."""
+
+import bz2
+import gzip
+import lzma
+import subprocess
+
+import pytest
+from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_messages
+
+from imapstream import imap_fetch, imap_list, mbox_ids, mbox_merge
+
+OPENERS = {"gzip": (gzip.open, ".mbox.gz", "zcat"), "bzip2": (bz2.open, ".mbox.bz2", "bzcat"),
+           "xz": (lzma.open, ".mbox.xz", "xzcat")}
+
+
+@pytest.fixture
+def account(dovecot, new_user, monkeypatch):
+    user, _password = new_user("fs")
+    for key, value in dovecot.env(user).items():
+        monkeypatch.setenv(key, value)
+    client = dovecot.client(user)
+    yield client
+    client.logout()
+
+
+@pytest.mark.parametrize("compression", sorted(OPENERS))
+def test_compressed_files_are_read_and_appended(account, tmp_path, compression):
+    opener, suffix, cat = OPENERS[compression]
+    append_all(account, "INBOX", AWKWARD[:5])
+    assert backup(str(tmp_path), "-z", compression)[0] == (0, 0, 0, 0)
+    path = tmp_path / ("INBOX" + suffix)
+    first_size = path.stat().st_size
+    append_all(account, "INBOX", AWKWARD[5:])
+    assert backup(str(tmp_path))[1].count(b"\n") == len(AWKWARD) - 5  # keeps its compression
+    assert path.stat().st_size > first_size and sorted(p.name for p in tmp_path.iterdir()) == [
+        path.name]
+    assert backup_messages(str(tmp_path)) == server_messages(account)
+    assert backup(str(tmp_path))[1] == b""
+    # A new member or stream per append: the standard tools read the whole file.
+    with opener(path, "rb") as f:
+        whole = f.read()
+    if subprocess.run(["which", cat], capture_output=True).returncode == 0:
+        assert subprocess.run([cat, str(path)], capture_output=True).stdout == whole
+    assert whole.count(b"\nX-Imapstream: ") + whole.startswith(b"X-Imap") == len(AWKWARD)
+
+
+def test_plain_mbox_input_never_doubles(account, tmp_path):
+    append_all(account, "INBOX", AWKWARD)
+    _, mbox = run(imap_fetch, ["--mbox"], run(imap_list, ["INBOX"])[1])
+    target = str(tmp_path / "merged.mbox")
+    assert run(mbox_merge, [target], mbox)[0] == 0
+    size = (tmp_path / "merged.mbox").stat().st_size
+    assert run(mbox_merge, [target], mbox)[0] == 0  # the same mbox again adds nothing
+    assert (tmp_path / "merged.mbox").stat().st_size == size
+    # A foreign mbox (as mutt writes it) with two identical copies keeps both, once.
+    foreign = (b"From a@b Sat Jul  1 10:00:00 2005\nSubject: dup\nStatus: RO\n\nsame\n\n") * 2
+    run(mbox_merge, [target], foreign)
+    run(mbox_merge, [target], foreign)
+    _, held = run(mbox_ids, [target])
+    assert held.count(b"\n") == len(AWKWARD) + 2
+    assert held.count(b'"flags":["\\\\Seen"]') >= 2
+
+
+def test_files_and_directories_are_private(account, tmp_path):
+    append_all(account, "INBOX", AWKWARD[:1])
+    backup(str(tmp_path / "new" / "backup"))
+    assert (tmp_path / "new" / "backup").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "new" / "backup" / "INBOX.mbox").stat().st_mode & 0o777 == 0o600
