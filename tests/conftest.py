@@ -61,3 +61,15 @@ def new_user(dovecot):
 @pytest.fixture
 def imap_user(dovecot):
     return dovecot.new_user("fs")
+
+
+@pytest.fixture
+def account(dovecot, new_user, monkeypatch, request):
+    """A fresh user (layout "fs", or the test's indirect parameter) whose IMAP_* variables
+    are set for the commands run in-process; yields a logged-in client for setting up."""
+    user, _password = new_user(getattr(request, "param", "fs"))
+    for key, value in dovecot.env(user).items():
+        monkeypatch.setenv(key, value)
+    client = dovecot.client(user)
+    yield client
+    client.logout()

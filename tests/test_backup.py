@@ -18,17 +18,6 @@ from plumbing import (
 from imapstream import imap_fetch, imap_list, mbox_ids, mbox_merge
 
 
-@pytest.fixture
-def account(dovecot, new_user, monkeypatch, request):
-    layout = getattr(request, "param", "fs")
-    user, _password = new_user(layout)
-    for key, value in dovecot.env(user).items():
-        monkeypatch.setenv(key, value)
-    client = dovecot.client(user)
-    yield client
-    client.logout()
-
-
 def sizes(directory):
     return {name: os.path.getsize(os.path.join(directory, name))
             for name in os.listdir(directory)}

@@ -3,21 +3,10 @@ documented exit status, and no mbox left incomplete."""
 
 import os
 
-import pytest
 from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_messages
 
 from imapstream import cli, imap_fetch, imap_list, mbox_ids, mbox_merge
 from imapstream.stream import write_message
-
-
-@pytest.fixture
-def account(dovecot, new_user, monkeypatch):
-    user, _password = new_user("fs")
-    for key, value in dovecot.env(user).items():
-        monkeypatch.setenv(key, value)
-    client = dovecot.client(user)
-    yield client
-    client.logout()
 
 
 def one_line(capsys, prefix):

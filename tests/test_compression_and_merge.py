@@ -14,14 +14,6 @@ OPENERS = {"gzip": (gzip.open, ".mbox.gz", "zcat"), "bzip2": (bz2.open, ".mbox.b
            "xz": (lzma.open, ".mbox.xz", "xzcat")}
 
 
-@pytest.fixture
-def account(dovecot, new_user, monkeypatch):
-    user, _password = new_user("fs")
-    for key, value in dovecot.env(user).items():
-        monkeypatch.setenv(key, value)
-    client = dovecot.client(user)
-    yield client
-    client.logout()
 
 
 @pytest.mark.parametrize("compression", sorted(OPENERS))
