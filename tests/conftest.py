@@ -73,3 +73,17 @@ def account(dovecot, new_user, monkeypatch, request):
     client = dovecot.client(user)
     yield client
     client.logout()
+
+
+@pytest.fixture
+def program():
+    """``program(name)``: the path of an external program a test runs, such as jq or
+    bzcat; the test is skipped when it is missing (fails with CI=true)."""
+
+    def find(name: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            _unavailable(f"{name} is not installed")
+        return path
+
+    return find
