@@ -10,20 +10,24 @@ MANPAGES := $(wildcard man/*.1 man/*.7)
 
 all: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml bin/imapbackup
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-# Dovecot is a system package: install it when missing (root on Debian), and stop the
-# system instance the package starts, which would only hold ports 143 and 993.
+# Dovecot and the tools the tests use are system packages: install what is missing
+# (root on Debian), and stop the system Dovecot the package starts, which would only
+# hold ports 143 and 993.
+SYSTEM_TOOLS := dovecot doveadm openssl jq bzcat xzcat groff
+SYSTEM_PACKAGES := dovecot-imapd openssl jq bzip2 xz-utils groff
 dovecot:
-	@command -v dovecot >/dev/null && command -v doveadm >/dev/null || { \
-	  echo "installing dovecot-imapd with apt-get"; \
+	@for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	[ -z "$$missing" ] || { \
+	  echo "installing $(SYSTEM_PACKAGES) with apt-get"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd openssl && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) && \
 	  { $$SUDO service dovecot stop >/dev/null 2>&1 || true; }; }
 
 test: all dovecot
