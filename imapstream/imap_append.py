@@ -1,0 +1,329 @@
+"""imap-append: a message stream or an mbox on stdin, or a backup directory, APPENDed to
+an IMAP server with its flags, keywords and INTERNALDATE; messages already there are
+skipped, so a rerun adds nothing."""
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import re
+import sys
+import zlib
+from collections import Counter
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+import imapclient
+from imapclient import exceptions as imap_errors
+
+from . import cli, connection
+from .archive import mbox_files
+from .folders import folder_name
+from .mboxfile import iter_messages, scan
+from .message import crlf_size, header_section, message_id
+from .records import write_record
+from .stream import read_messages
+
+PROG = "imap-append"
+HELD_ITEMS = ["RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+HEADER_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
+CHUNK = 2000  # messages per FETCH of what a folder holds
+BATCH_BYTES = 8 << 20  # a MULTIAPPEND ends once its messages reach this
+BATCH_MESSAGES = 200
+SYSTEM_FLAGS = {"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"}
+KEYWORD = re.compile(r"[!#$&'+-\[^-z|}~]+")  # an IMAP atom
+BARE_LF = re.compile(rb"(?<!\r)\n")
+APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
+MAGIC = ((b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File),
+         (b"\xfd7zXZ\x00", lzma.LZMAFile))
+# imaplib's own APPEND rewrites bare CR and LF; this sends a message's bytes as they are,
+# with LITERAL+ when the server offers it.
+_append_command = imapclient.IMAPClient.multiappend.__wrapped__
+
+
+def parser():
+    p = cli.ArgumentParser(prog=PROG, description="APPEND the messages of a message stream "
+                           "(see imapstream(7)) or an mbox on stdin to FOLDER, or each to "
+                           "its own folder (--from-stream), or a whole backup directory "
+                           "(-d DIR), with flags, keywords and INTERNALDATE, skipping those "
+                           "the folder already holds.")
+    p.add_argument("folder", nargs="?", metavar="FOLDER", help="the folder to append to")
+    p.add_argument("--from-stream", action="store_true", help="append each message to the "
+                   "folder its record or X-Imapstream header names")
+    p.add_argument("-d", "--directory", metavar="DIR", help="restore a backup directory, "
+                   "one folder per mbox file")
+    p.add_argument("--no-create", action="store_true", help="do not create missing folders; "
+                   "their messages fail")
+    p.add_argument("-n", "--dry-run", action="store_true", help="print the records of what "
+                   "would be appended; change nothing")
+    p.add_argument("--json", action="store_true", help="print one NDJSON record per "
+                   "appended message")
+    connection.add_options(p)
+    return p
+
+
+def main(argv, stdin=None, stdout=None):
+    return cli.guarded(PROG, _main, argv, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+
+
+def _main(argv, stdin, stdout):
+    options = parser().parse_args(argv)
+    if (options.folder is not None) + options.from_stream + (options.directory is not None) != 1:
+        raise cli.UsageError("give one of FOLDER, --from-stream or -d DIR")
+    files = mbox_files(options.directory) if options.directory else None
+    client = connection.connect(options)
+    try:
+        restorer = Restorer(client, options, stdout)
+        if files is None:
+            restorer.add_all("", _stdin_messages(stdin), folder=options.folder)
+            return restorer.status()
+        for path in files:
+            incoming = ((record, data, True) for _offset, record, data in scan(path))
+            fallback = folder_name(os.path.basename(path), restorer.delimiter)
+            try:
+                restorer.add_all(f"{path}: ", incoming, fallback=fallback)
+            except cli.DataError as exc:
+                cli.warn(PROG, str(exc))
+                restorer.bad_input = True
+        return restorer.status()
+    finally:
+        connection.logout(client)
+
+
+def _stdin_messages(stdin):
+    """(record, data, lf) per message of a message stream or an mbox, plain or
+    compressed; lf tells that data is in LF form (the mbox's)."""
+    try:
+        head, inp = _peek(stdin, 6)
+        opener = next((opener for magic, opener in MAGIC if head.startswith(magic)), None)
+        if opener:
+            head, inp = _peek(opener(inp), 5)
+        if head.startswith(b"{"):
+            for record, data in read_messages(inp):
+                yield record, data, False
+        elif head.startswith(b"From "):
+            for _offset, record, data in iter_messages(inp, "standard input"):
+                yield record, data, True
+        elif head:
+            raise cli.DataError("standard input is neither a message stream nor an mbox")
+    except (EOFError, lzma.LZMAError, zlib.error, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise cli.DataError(f"standard input: damaged compressed data: {exc}") from None
+
+
+def _peek(stream, size):
+    head = stream.read(size)
+    return head, io.BufferedReader(_Rejoined(head, stream))
+
+
+class _Rejoined(io.RawIOBase):
+    """The bytes already read from a stream, then the rest of it."""
+
+    def __init__(self, head, rest):
+        self.head, self.rest = head, rest
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self.head:
+            chunk, self.head = self.head[:len(buffer)], self.head[len(buffer):]
+        else:
+            chunk = getattr(self.rest, "read1", self.rest.read)(len(buffer))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+class Message(NamedTuple):
+    where: str  # "message 17 (folder X)", for reports
+    folder: str
+    wire: bytes
+    flags: tuple
+    date: datetime | None
+    record: dict  # the NDJSON record printed for it
+
+
+class Restorer:
+    """Appends messages folder by folder, in batches; before the first message for a
+    folder it lists what the folder holds, and skips a message while the folder holds an
+    unmatched one with the same Message-ID and size."""
+
+    def __init__(self, client, options, out):
+        self.client, self.options, self.out = client, options, out
+        listed = client.list_folders()
+        delimiter = listed[0][1] if listed else None
+        self.delimiter = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
+        self.existing = {name for _flags, _delimiter, name in listed}
+        self.uidplus = client.has_capability("UIDPLUS")
+        self.multiappend = client.has_capability("MULTIAPPEND")
+        self.held = {}  # folder -> Counter of (message_id, size), or None if refused
+        self.batch, self.batch_bytes = [], 0
+        self.failed, self.bad_input = 0, False
+
+    def status(self):
+        return cli.DATAERR if self.bad_input else cli.PARTIAL if self.failed else cli.OK
+
+    def fail(self, message):
+        cli.warn(PROG, message)
+        self.failed += 1
+
+    def add_all(self, prefix, incoming, folder=None, fallback=None):
+        """Append (record, data, lf) items to folder, or each to its record's folder."""
+        try:
+            for position, (record, data, lf) in enumerate(incoming, 1):
+                where = f"{prefix}message {position}"
+                target = folder or self.target(record, fallback, where)
+                self.add(f"{where} (folder {target})", target, record,
+                         BARE_LF.sub(b"\r\n", data) if lf else data)
+        except cli.DataError:
+            self.flush()  # the messages before bad input are still appended
+            raise
+        self.flush()
+
+    def target(self, record, fallback, where):
+        """The record's folder re-joined with this server's delimiter, else fallback."""
+        folder, delimiter = record.get("folder"), record.get("delimiter")
+        if not isinstance(folder, str):
+            if fallback:
+                return fallback
+            raise cli.DataError(f"{where}: no folder in its record; give FOLDER")
+        if isinstance(delimiter, str) and delimiter and self.delimiter:
+            return self.delimiter.join(folder.split(delimiter))
+        return folder
+
+    def add(self, where, folder, record, wire):
+        flags = record.get("flags") or []
+        if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+            raise cli.DataError(f"{where}: \"flags\" must be a list of strings")
+        kept = tuple(f for f in flags if f.lower() in SYSTEM_FLAGS
+                     or not f.startswith("\\") and KEYWORD.fullmatch(f))
+        dropped = [f for f in flags if f not in kept and f.lower() != "\\recent"]
+        if dropped:
+            cli.warn(PROG, f"{where}: dropped flags IMAP cannot carry: {' '.join(dropped)}")
+        try:
+            date = datetime.fromisoformat(record["internaldate"]) if record.get(
+                "internaldate") else None
+            if date and date.year < 1000:
+                raise ValueError
+        except (TypeError, ValueError):
+            self.fail(f"{where}: bad internaldate {record['internaldate']!r}")
+            return
+        date = date.replace(tzinfo=UTC) if date and not date.tzinfo else date
+        held = self.holdings(folder)
+        if held is None:
+            self.failed += 1
+            return
+        mid = message_id(header_section(wire))
+        key = (mid, crlf_size(wire))
+        if held[key] > 0:
+            held[key] -= 1
+            return
+        out = {"folder": folder, "uidvalidity": None, "uid": None, "message_id": mid,
+               "size": key[1], "flags": list(kept),
+               "internaldate": date.isoformat() if date else None}
+        if self.options.dry_run:
+            write_record(self.out, out)
+            return
+        if self.batch and (folder != self.batch[0].folder or len(self.batch) >= BATCH_MESSAGES
+                           or self.batch_bytes >= BATCH_BYTES):
+            self.flush()
+        self.batch.append(Message(where, folder, wire, kept, date, out))
+        self.batch_bytes += len(wire)
+
+    def holdings(self, folder):
+        if folder not in self.held:
+            self.held[folder] = self._list_held(folder)
+        return self.held[folder]
+
+    def _list_held(self, folder):
+        if folder.upper() != "INBOX" and folder not in self.existing:
+            if self.options.no_create:
+                cli.warn(PROG, f"{folder}: no such folder, and --no-create")
+                return None
+            if not self.options.dry_run:
+                try:
+                    self.client.create_folder(folder)
+                except imap_errors.IMAPClientAbortError:
+                    raise
+                except imap_errors.IMAPClientError as exc:
+                    cli.warn(PROG, f"{folder}: cannot create it: {cli.describe(exc)[0]}")
+                    return None
+            return Counter()
+        try:
+            selected = connection.examine(self.client, folder)
+        except cli.ServerError as exc:
+            cli.warn(PROG, str(exc))
+            return None
+        held, exists = Counter(), selected.get(b"EXISTS", 0)
+        self.client.use_uid = False
+        try:
+            for first in range(1, exists + 1, CHUNK):
+                response = self.client.fetch(range(first, min(first + CHUNK, exists + 1)),
+                                             HELD_ITEMS)
+                held.update((message_id(item.get(HEADER_KEY) or b""), item.get(b"RFC822.SIZE"))
+                            for item in response.values())
+        finally:
+            self.client.use_uid = True
+        return held
+
+    def flush(self):
+        batch, self.batch, self.batch_bytes = self.batch, [], 0
+        if len(batch) > 1 and self.multiappend:
+            try:
+                self._report(batch, self._append(batch))
+                return
+            except cli.ServerError:
+                pass  # MULTIAPPEND is all or nothing: find the messages refused one by one
+        for message in batch:
+            try:
+                self._report([message], self._append([message]))
+            except cli.ServerError as exc:
+                self.fail(f"{message.where}: server said {exc}")
+
+    def _append(self, batch):
+        """APPEND the batch in one command; (uidvalidity, [uid, ...]) or (None, None)."""
+        items = [dict(msg=m.wire, flags=m.flags, **({"date": m.date} if m.date else {}))
+                 for m in batch]
+        try:
+            typ, data = _append_command(self.client, batch[0].folder, items)
+        except imap_errors.IMAPClientAbortError:
+            raise
+        except imap_errors.IMAPClientError as exc:
+            # After BAD the server may have read the rest of a LITERAL+ as commands.
+            raise cli.CommandError(f"{batch[0].where}: server said {_text(exc)}; stopping",
+                                   cli.PARTIAL) from None
+        text = b" ".join(d for d in data if isinstance(d, bytes))
+        if typ != "OK":
+            raise cli.ServerError(_text(text))
+        match = APPENDUID.search(text) if self.uidplus else None
+        uids = _uid_set(match.group(2).decode()) if match else []
+        return (int(match.group(1)), uids) if len(uids) == len(batch) else (None, None)
+
+    def _report(self, batch, appended):
+        uidvalidity, uids = appended
+        for number, message in enumerate(batch):
+            if uids:
+                message.record.update(uidvalidity=uidvalidity, uid=uids[number])
+            if self.options.json:
+                write_record(self.out, message.record)
+
+
+def _text(response):
+    if isinstance(response, Exception):
+        response = str(response).encode()
+    return " ".join(response.decode("utf-8", "replace").split())
+
+
+def _uid_set(text):
+    uids = []
+    for part in text.split(","):
+        low, _, high = part.partition(":")
+        low, high = sorted((int(low), int(high or low)))
+        uids.extend(range(low, high + 1))
+    return uids
+
+
+def run():
+    cli.entry_point(main)
