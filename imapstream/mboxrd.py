@@ -25,11 +25,9 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
-from .message import crlf_size, header_section
+from .message import crlf_size, header_end, header_section, message_id
 
 RESERVED = (b"status|x-status|x-keywords|x-imapstream|x-uid|x-imap|x-imapbase|content-length")
-_FROM_QUOTED = re.compile(rb"^(>*From )", re.MULTILINE)
-_FROM_UNQUOTE = re.compile(rb"^>(>*From )", re.MULTILINE)
 _RESERVED_ESCAPE = re.compile(rb"^(>*(?:" + RESERVED + rb")[ \t]*:)", re.MULTILINE | re.I)
 _RESERVED_UNESCAPE = re.compile(rb"^>(>*(?:" + RESERVED + rb")[ \t]*:)", re.MULTILINE | re.I)
 OWN_MARK = b"X-Imapstream: "
@@ -53,7 +51,6 @@ def format_message(lf, record):
     """One message in mboxrd form, ready to append, from the message in LF form (see
     message.to_lf) and its record."""
     header = header_section(lf)
-    escaped = _RESERVED_ESCAPE.sub(rb">\1", header) + lf[len(header):]
     meta = {k: record[k] for k in _META_KEYS if record.get(k) is not None}
     meta["octets"] = len(lf)
     return b"".join((
@@ -62,13 +59,46 @@ def format_message(lf, record):
         "; ".join(f"{k}={quote(str(v), safe=_SAFE)}" for k, v in meta.items()).encode(),
         b"\n",
         flag_headers(record.get("flags") or ()),
-        _FROM_QUOTED.sub(rb">\1", escaped),
+        quote_from(_RESERVED_ESCAPE.sub(rb">\1", header)),
+        quote_from(lf[len(header):]),
         _padding(lf),
     ))
 
 
 def _padding(data):
     return b"\n\n" if data and not data.endswith(b"\n") else b"\n"
+
+
+def _from_lines(data, marker, start=0, end=None):
+    """Yield the start of each line in data[start:end] that matches ^>*MARKER, where
+    marker is b"From " or b">From ": bytes.find does the scanning, not a regex."""
+    end = len(data) if end is None else end
+    at = data.find(marker, start, end)
+    while at >= 0:
+        line = at
+        while line > start and data[line - 1] == 0x3E:  # '>'
+            line -= 1
+        if line == start or data[line - 1] == 0x0A:
+            yield line
+        at = data.find(marker, at + len(marker), end)
+
+
+def quote_from(data):
+    """mboxrd quoting: one more '>' before every line matching ^>*From ."""
+    parts, done = [], 0
+    for line in _from_lines(data, b"From "):
+        parts += (data[done:line], b">")
+        done = line
+    return b"".join(parts) + data[done:] if parts else data
+
+
+def unquote_from(data):
+    """The inverse of quote_from: one '>' fewer on every line matching ^>+From ."""
+    parts, done = [], 0
+    for line in _from_lines(data, b">From "):
+        parts.append(data[done:line])
+        done = line + 1
+    return b"".join(parts) + data[done:] if parts else data
 
 
 def from_line(header, internaldate):
@@ -112,7 +142,7 @@ def parse_message(text):
         pos = match.end()
     record["flags"] = _flags(own.get("status", ""), own.get("x-status", ""),
                              own.get("x-keywords", ""))
-    unquoted = _FROM_UNQUOTE.sub(rb"\1", rest[pos:])
+    unquoted = unquote_from(rest[pos:])
     header = header_section(unquoted)
     full = _RESERVED_UNESCAPE.sub(rb"\1", header) + unquoted[len(header):]
     octets = record.pop("octets", None)
@@ -125,10 +155,49 @@ def parse_message(text):
     return record, data
 
 
+def parse_held(buf, start, end):
+    """parse_message(buf[start:end])'s record, with "message_id", read from the message's
+    header and length alone: for a message with an X-Imapstream line nothing is copied or
+    unquoted.  buf may be bytes or an mmap; the same errors as parse_message."""
+    newline = buf.find(b"\n", start, end)
+    rest = newline + 1
+    if newline < 0 or buf[rest:rest + len(OWN_MARK)] != OWN_MARK:
+        return _held(*parse_message(buf[start:end]))
+    match = _OWN_META.match(buf, rest, end)
+    if not match:
+        raise MboxError("message cut short (torn tail)")
+    record, own, pos = _parse_meta(match.group(1).decode("ascii", "replace")), {}, match.end()
+    while match := _OWN_FLAGS.match(buf, pos, end):
+        own[match.group(1).lower().decode()] = match.group(2).decode("utf-8", "replace")
+        pos = match.end()
+    octets = record.pop("octets", None)
+    if "size" not in record:
+        return _held(*parse_message(buf[start:end]))
+    record["flags"] = _flags(own.get("status", ""), own.get("x-status", ""),
+                             own.get("x-keywords", ""))
+    header = header_end(buf, pos, end)
+    unquoted = sum(1 for _ in _from_lines(buf, b">From ", pos, end))
+    unescaped = len(_RESERVED_UNESCAPE.findall(buf, pos, header))
+    pad = end - pos - unquoted - unescaped - (octets or 0)
+    if octets is None or pad < 0:
+        raise MboxError("message cut short (torn tail)")
+    # the data's last byte and the padding are the buffer's last bytes: quoting only
+    # ever adds a '>' in front of "From " or a reserved header name
+    if buf[end - pad:end] != (b"\n\n" if octets and buf[end - pad - 1] != 0x0A else b"\n"):
+        raise MboxError("message does not end where its X-Imapstream header says")
+    record["message_id"] = message_id(buf[pos:header])
+    return record
+
+
+def _held(record, data):
+    record["message_id"] = message_id(header_section(data))
+    return record
+
+
 def _parse_foreign(envelope, rest):
     if rest.endswith(b"\n\n"):
         rest = rest[:-1]
-    unquoted = _FROM_UNQUOTE.sub(rb"\1", rest)
+    unquoted = unquote_from(rest)
     header = header_section(unquoted)
     found = {}
     for match in _FOREIGN_META.finditer(header):

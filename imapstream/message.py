@@ -8,10 +8,17 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 def header_section(data):
     """The header section: everything before the first empty line (all of it if none)."""
-    if data.startswith(b"\n") or data.startswith(b"\r\n"):
-        return b""
-    end = _HEADER_END.search(data)
-    return data[: end.start() + 1] if end else data
+    return data[:header_end(data)]
+
+
+def header_end(data, start=0, end=None):
+    """Where the header section of data[start:end] ends (an index into data); data may
+    be bytes or any buffer with find and slicing, such as an mmap."""
+    end = len(data) if end is None else end
+    if data[start:start + 1] == b"\n" or data[start:start + 2] == b"\r\n":
+        return start
+    match = _HEADER_END.search(data, start, end)
+    return match.start() + 1 if match else end
 
 
 def message_id(header):
