@@ -7,6 +7,7 @@ from .mboxrd import format_message
 from .message import header_section, message_id, to_lf
 from .progress import Progress
 from .records import message_key, read_records
+from .session import Session
 from .stream import write_message
 
 PROG = "imap-fetch"
@@ -33,8 +34,8 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
-    client = connection.connect(options)
-    fetcher = Fetcher(client, stdout, options.mbox,
+    session = Session(options, PROG)
+    fetcher = Fetcher(session, stdout, options.mbox,
                       Progress("FETCH", False if options.no_progress else None))
     try:
         try:
@@ -47,7 +48,7 @@ def _main(argv, stdin, stdout):
         fetcher.flush()
     finally:
         fetcher.progress.clear()
-        connection.logout(client)
+        session.close()
     return cli.PARTIAL if fetcher.failed else cli.OK
 
 
@@ -55,11 +56,12 @@ class Fetcher:
     """Fetches message records in batches: one folder per batch, bounded by the sizes
     the records give, and sent off early whenever the input pauses."""
 
-    def __init__(self, client, out, mbox, progress):
-        self.client, self.out, self.mbox, self.progress = client, out, mbox, progress
+    def __init__(self, session, out, mbox, progress):
+        self.session, self.out, self.mbox, self.progress = session, out, mbox, progress
         self.selected = self.uidvalidity = None
         self.failed = 0
         self.batch, self.batch_bytes = [], 0
+        self.limit = BATCH_MESSAGES
 
     def add(self, record):
         if self.batch and (record["folder"] != self.batch[0]["folder"]
@@ -84,7 +86,7 @@ class Fetcher:
         if folder != self.selected:
             self.selected = folder
             try:
-                self.uidvalidity = connection.examine(self.client, folder)[b"UIDVALIDITY"]
+                self.uidvalidity = self.session.examine(folder)[b"UIDVALIDITY"]
             except cli.ServerError as exc:
                 self.uidvalidity = None
                 self.fail(str(exc), 0)
@@ -98,13 +100,28 @@ class Fetcher:
                           f"{self.uidvalidity}, not {record['uidvalidity']}; list it again")
             else:
                 current.append(record)
-        response = self.client.fetch([r["uid"] for r in current], FETCH_ITEMS) if current else {}
-        for record in current:
-            item = response.get(record["uid"])
-            if item is None or b"BODY[]" not in item:
-                self.fail(f"{folder}: UID {record['uid']} is no longer on the server")
-                continue
-            self.emit(record, item)
+        while current:
+            try:
+                response = self.session.call(
+                    lambda client, records=current: client.fetch(
+                        [r["uid"] for r in records[:self.limit]], FETCH_ITEMS),
+                    on_retry=lambda records=current: self.shrink(len(records)))
+            except cli.ServerError as exc:
+                self.selected = None
+                self.fail(str(exc), len(current))
+                return
+            done, current = current[:self.limit], current[self.limit:]
+            for record in done:
+                item = response.get(record["uid"])
+                if item is None or b"BODY[]" not in item:
+                    self.fail(f"{folder}: UID {record['uid']} is no longer on the server")
+                    continue
+                self.emit(record, item)
+
+    def shrink(self, pending):
+        """After a dropped connection, ask for fewer messages per FETCH, so that a link
+        that keeps failing still makes progress."""
+        self.limit = max(1, min(self.limit, pending) // 2)
 
     def emit(self, record, item):
         data = item[b"BODY[]"]

@@ -6,6 +6,7 @@ import sys
 from . import cli, connection
 from .message import message_id
 from .records import parse_record, write_record
+from .session import Session
 
 PROG = "imap-list"
 SPECIAL_USE = {"\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash"}
@@ -38,40 +39,60 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
+    if options.all and options.folders:
+        raise cli.UsageError("give FOLDER... or --all, not both")
     try:
         include = [re.compile(r) for r in options.include]
         exclude = [re.compile(r) for r in options.exclude]
     except re.error as exc:
         raise cli.UsageError(f"bad regular expression: {exc}") from None
-    wanted = [f for f in options.folders if f != "-"]
+
+    def selected(name):
+        return ((not include or any(r.search(name) for r in include))
+                and not any(r.search(name) for r in exclude))
+
+    named = [f for f in options.folders if f != "-"]
     if "-" in options.folders:
-        wanted += _folders_from(stdin)
-    client = connection.connect(options)
+        named += _folders_from(stdin)
+    session = Session(options, PROG)
     try:
-        folders = [f for f in _folders(client)
-                   if (not include or any(r.search(f["folder"]) for r in include))
-                   and not any(r.search(f["folder"]) for r in exclude)]
+        every = session.call(_folders)
+        folders = [f for f in every if selected(f["folder"])]
         if not (options.all or options.folders):
-            for folder in folders:
-                write_record(stdout, _with_status(client, folder))
-            return cli.OK
-        known = {f["folder"]: f for f in folders}
+            return _write_folders(session, folders, stdout)
         if options.all:
             wanted = [f["folder"] for f in folders if not f["noselect"]]
+        else:
+            wanted = [name for name in named if selected(name)]
+        delimiters = {f["folder"]: f["delimiter"] for f in every}
+        default_delimiter = every[0]["delimiter"] if every else None
         failed = 0
         for name in wanted:
-            delimiter = known[name]["delimiter"] if name in known else _delimiter(folders)
             try:
-                count = _list_messages(client, name, delimiter, stdout)
-                if options.verbose:
-                    sys.stderr.write(f"IMAP: Found {count} messages in {name}\n")
-                    sys.stderr.flush()
+                count = _list_messages(session, name, delimiters.get(name, default_delimiter),
+                                       stdout)
             except cli.ServerError as exc:
                 cli.warn(PROG, str(exc))
                 failed += 1
+                continue
+            if options.verbose:
+                cli.inform(f"IMAP: Found {count} messages in {name}")
         return cli.PARTIAL if failed else cli.OK
     finally:
-        connection.logout(client)
+        session.close()
+
+
+def _write_folders(session, folders, stdout):
+    failed = 0
+    for folder in folders:
+        try:
+            record = session.call(lambda client, f=folder: _with_status(client, f))
+        except cli.ServerError as exc:
+            cli.warn(PROG, f"{folder['folder']}: {exc}")
+            failed += 1
+            continue
+        write_record(stdout, record)
+    return cli.PARTIAL if failed else cli.OK
 
 
 def _folders_from(stdin):
@@ -104,10 +125,6 @@ def _folders(client):
     return folders
 
 
-def _delimiter(folders):
-    return folders[0]["delimiter"] if folders else None
-
-
 def _with_status(client, folder):
     record = dict(folder, messages=None, uidvalidity=None, uidnext=None)
     if not folder["noselect"]:
@@ -118,21 +135,28 @@ def _with_status(client, folder):
     return record
 
 
-def _list_messages(client, name, delimiter, stdout):
-    selected = connection.examine(client, name)
-    uidvalidity, exists = selected[b"UIDVALIDITY"], selected.get(b"EXISTS", 0)
+def _list_messages(session, name, delimiter, stdout):
+    """Write the folder's message records in UID order; after a reconnect the listing
+    goes on from the next chunk, skipping UIDs already written."""
+    exists = session.examine(name).get(b"EXISTS", 0)
+    count = last_uid = 0
+    for first in range(1, exists + 1, CHUNK):
+        numbers = range(first, min(first + CHUNK - 1, exists) + 1)
+        response = session.call(lambda client, numbers=numbers: _fetch_by_number(client,
+                                                                                numbers))
+        for item in sorted(response.values(), key=lambda r: r[b"UID"]):
+            if item[b"UID"] > last_uid:
+                write_record(stdout, message_record(name, delimiter, session.uidvalidity, item))
+                count, last_uid = count + 1, item[b"UID"]
+    return count
+
+
+def _fetch_by_number(client, numbers):
     client.use_uid = False
-    count = 0
     try:
-        for first in range(1, exists + 1, CHUNK):
-            last = min(first + CHUNK - 1, exists)
-            response = client.fetch(range(first, last + 1), MESSAGE_ITEMS)
-            for item in sorted(response.values(), key=lambda r: r[b"UID"]):
-                write_record(stdout, message_record(name, delimiter, uidvalidity, item))
-                count += 1
+        return client.fetch(numbers, MESSAGE_ITEMS)
     finally:
         client.use_uid = True
-    return count
 
 
 def message_record(folder, delimiter, uidvalidity, item):

@@ -1,15 +1,14 @@
 """mbox-ids: what a backup holds, or which message records it does not hold yet."""
 
+import os
 import sys
 
 from . import cli
 from .archive import folder_path, mbox_files
-from .mboxfile import Holdings, TornTail, scan
+from .mboxfile import Holdings
 from .records import message_key, read_records, write_record
 
 PROG = "mbox-ids"
-HELD_KEYS = ("folder", "delimiter", "uidvalidity", "uid", "message_id", "size", "flags",
-             "internaldate")
 
 
 def parser():
@@ -41,12 +40,17 @@ def _main(argv, stdin, stdout):
         files += mbox_files(options.directory)
     status = cli.OK
     for path in files:
-        try:
-            for offset, record, _data in scan(path):
-                held = {k: record.get(k) for k in HELD_KEYS}
-                write_record(stdout, dict(held, file=path, offset=offset))
-        except TornTail as exc:
-            cli.warn(PROG, f"{exc}; the next mbox-merge repairs it")
+        os.stat(path)  # a missing FILE is an error here, not an empty one
+        holdings = Holdings(path)
+        for offset, record in holdings.records():
+            write_record(stdout, dict(record, file=path, offset=offset))
+        if holdings.torn_at is not None:
+            cli.warn(PROG, f"{path}: the last message (at byte {holdings.torn_at}) is cut "
+                           f"short; the next mbox-merge repairs it")
+            status = cli.DATAERR
+        if holdings.cut_stream is not None:
+            cli.warn(PROG, f"{path}: the last compressed stream is cut short; the next "
+                           f"mbox-merge repairs it")
             status = cli.DATAERR
     return status
 
@@ -60,10 +64,14 @@ def _missing(options, stdin, stdout):
         else:
             path = options.files[0]
         if path not in holdings:
-            holdings[path] = Holdings(path)
-        if not holdings[path].holds_record(record):
+            try:
+                holdings[path] = Holdings(path)
+            except cli.DataError as exc:
+                cli.warn(PROG, f"{exc}; its folder's records are held back")
+                holdings[path] = None
+        if holdings[path] is not None and not holdings[path].holds_record(record):
             write_record(stdout, record)
-    return cli.OK
+    return cli.DATAERR if None in holdings.values() else cli.OK
 
 
 def run():

@@ -7,7 +7,8 @@ import sys
 from . import cli
 from .archive import folder_path
 from .folders import COMPRESSION_SUFFIX
-from .mboxfile import Appender, Holdings, iter_messages
+from .mboxappend import Appender
+from .mboxfile import Holdings, iter_messages
 from .mboxrd import format_message
 from .message import to_lf
 from .records import write_record
@@ -45,19 +46,21 @@ def _main(argv, stdin, stdout):
             merger.add(record, data)
     finally:
         merger.close()
-    return cli.OK
+    return cli.DATAERR if merger.refused else cli.OK
 
 
 def _incoming(stdin):
     """(record, data in LF form) from a message stream or an mbox."""
     first = stdin.readline()
+    while first and not first.strip():
+        first = stdin.readline()
     if first.startswith(b"{"):
         for record, data in read_messages(stdin, first):
             yield record, to_lf(data)
     elif first.startswith(b"From "):
         for _offset, record, data in iter_messages(_Prefixed(first, stdin), "standard input"):
             yield record, data
-    elif first.strip():
+    elif first:
         raise cli.DataError("standard input is neither a message stream nor an mbox")
 
 
@@ -78,6 +81,7 @@ class Merger:
     def __init__(self, options, stdout):
         self.options, self.stdout = options, stdout
         self.path = self.appender = self.holdings = None
+        self.refused = set()  # files that are not mboxes: their messages are skipped
 
     def target(self, record):
         if self.options.file:
@@ -90,34 +94,62 @@ class Merger:
 
     def add(self, record, data):
         path = self.target(record)
+        if path in self.refused:
+            return
         if path != self.path:
             self.close()
-            appender = Appender(path)
             try:
-                self.holdings = Holdings(path)
-            except BaseException:
-                appender.close()
-                raise
-            self.appender, self.path = appender, path
-            if self.holdings.torn_at is not None:
-                cli.warn(PROG, f"{path}: cut off a torn last message at byte "
-                               f"{self.holdings.torn_at}")
-                self.appender.cut_torn_tail(self.holdings.torn_at)
+                self._open(path)
+            except cli.DataError as exc:
+                cli.warn(PROG, f"{exc}; its messages are skipped")
+                self.refused.add(path)
+                return
         if not self.holdings.holds_message(record, data):
-            self.appender.write(format_message(data, record), len(data))
+            try:
+                text = format_message(data, record)
+                self.appender.write(text, len(data))
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, path) from None
+            self.holdings.add_uid(record)
+            self.holdings.add_appended(text)
+
+    def _open(self, path):
+        appender = Appender(path)
+        try:
+            self.holdings = self._holdings(appender, path)
+        except BaseException:
+            appender.close()
+            raise
+        self.appender, self.path = appender, path
+        if self.holdings.torn_at is not None:
+            cli.warn(PROG, f"{path}: cut off a torn last message at byte "
+                           f"{self.holdings.torn_at}")
+            self.appender.cut_torn_tail(self.holdings.torn_at)
+
+    @staticmethod
+    def _holdings(appender, path):
+        holdings = Holdings(path, keep_index=True)
+        if holdings.cut_stream is not None and appender.cut_torn_stream(holdings.cut_stream):
+            cli.warn(PROG, f"{path}: cut off a compressed stream left unfinished by a crash")
+        return holdings
 
     def close(self):
         if self.appender is None:
             return
         appender, self.appender = self.appender, None
-        appender.close()
+        try:
+            appender.close()
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, self.path) from None
+        if appender.abandoned:
+            return
+        self.holdings.save_index()
         name = os.path.relpath(self.path, self.options.directory) if self.options.directory \
             else self.path
         largest = (f", of which the largest message was {appender.largest} bytes"
                    if appender.messages else "")
-        sys.stderr.write(f"APPEND: Appended {appender.messages} messages to {name} "
-                         f"({appender.bytes} bytes{largest})\n")
-        sys.stderr.flush()
+        cli.inform(f"APPEND: Appended {appender.messages} messages to {name} "
+                   f"({appender.bytes} bytes{largest})")
         if self.options.json:
             write_record(self.stdout, {"file": self.path, "messages": appender.messages,
                                        "bytes": appender.bytes, "largest": appender.largest})

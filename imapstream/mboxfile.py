@@ -1,68 +1,44 @@
 """mbox files on disk: reading (plain, .gz, .bz2, .xz), what a file holds, and
 appending under a lock.  Files are created 0600 and directories 0700."""
 
-import bz2
-import fcntl
-import gzip
 import hashlib
-import lzma
+import importlib
 import os
+import stat
 from collections import Counter, defaultdict
+from datetime import datetime
 
+from . import sidecar
 from .cli import DataError
-from .mboxrd import MboxError, parse_message
+from .mboxrd import MboxError, parse_held, parse_message
+from .mboxscan import CutStream, HeldScan, Prefix, TornTail, complete_streams_end, spans
 from .message import header_section, message_id
 
-BLOCK = 4 << 20
-_OPENERS = {".gz": gzip.GzipFile, ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
+_OPENERS = {".gz": ("gzip", "GzipFile"), ".bz2": ("bz2", "BZ2File"), ".xz": ("lzma", "LZMAFile")}
 
 
 def _opener(path):
-    return _OPENERS.get(os.path.splitext(path)[1])
+    """The file class for a compressed path, None for a plain one; the module is
+    imported only now, as loading liblzma alone costs 20 ms of start-up."""
+    module, name = _OPENERS.get(os.path.splitext(path)[1], (None, None))
+    return getattr(importlib.import_module(module), name) if module else None
 
 
 def open_for_reading(path):
     raw = open(path, "rb")
     opener = _opener(path)
-    return opener(fileobj=raw, mode="rb") if opener is gzip.GzipFile else (
-        opener(raw, mode="rb") if opener else raw)
+    if opener is None:
+        return raw
+    return opener(fileobj=raw, mode="rb") if path.endswith(".gz") else opener(raw, mode="rb")
 
 
 def read_texts(f, name):
     """Yield (offset, text) per stored message, text running from its From line to the
     next one.  Offsets count uncompressed bytes."""
-    try:
-        buf = f.read(BLOCK)
-        if not buf:
-            return
-        if not buf.startswith(b"From "):
-            raise DataError(f"{name}: not an mbox file (it does not start with \"From \")")
-        base = start = search = 0
-        while True:
-            cut = buf.find(b"\nFrom ", search)
-            if cut >= 0:
-                yield base + start, buf[start:cut + 1]
-                start = search = cut + 1
-                continue
-            more = f.read(BLOCK)
-            if not more:
-                yield base + start, buf[start:]
-                return
-            search = max(len(buf) - 5 - start, 0)
-            buf, base = buf[start:] + more, base + start
-            start = 0
-    except (OSError, EOFError, lzma.LZMAError) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:
-            raise
-        raise DataError(f"{name}: damaged compressed file: {exc}") from None
-
-
-class TornTail(DataError):
-    """The last message is cut short: a crash mid-append, or a truncated stream."""
-
-    def __init__(self, name, offset):
-        super().__init__(f"{name}: the last message (at byte {offset}) is cut short")
-        self.offset = offset
+    for buf, start, end, offset, _last in spans(f, name):
+        with memoryview(buf) as view, view[start:end] as text:
+            copy = bytes(text)
+        yield offset, copy
 
 
 def iter_messages(f, name):
@@ -99,112 +75,155 @@ def scan(path, name=None):
         yield from iter_messages(f, name or path)
 
 
+def _generation(record):
+    """A folder's UIDs under one UIDVALIDITY; None for a message that has none."""
+    uv = record.get("uidvalidity")
+    return None if uv is None else (record.get("folder"), uv)
+
+
+def _record_key(record):
+    """What identifies a message when only its record is known: Message-ID, size and
+    INTERNALDATE (as an instant), so that messages without a Message-ID, or sharing
+    one, are told apart by more than their size."""
+    date = record.get("internaldate")
+    try:
+        instant = int(datetime.fromisoformat(date).timestamp()) if date else None
+    except (TypeError, ValueError):
+        instant = None
+    return record.get("message_id"), record.get("size"), instant
+
+
 def digest(data):
     return hashlib.sha1(data, usedforsecurity=False).digest()
 
 
 class Holdings:
-    """What one mbox file holds.  A message is held if its UIDVALIDITY/UID pair is;
-    otherwise it is matched by content against the messages of other UIDVALIDITY
-    generations (all of them for a message without one), each held message matching
-    at most once: by Message-ID
-    and size when only a record is known, by digest when the bytes are."""
+    """What one mbox file holds.  A message is held if its folder, UIDVALIDITY and UID
+    are; otherwise it is matched by content against the messages of other generations
+    (folder and UIDVALIDITY; all of them for a message without one), each matching
+    at most once: by Message-ID, size and INTERNALDATE when only a record is known, by
+    digest when the bytes are."""
 
-    def __init__(self, path, name=None):
+    def __init__(self, path, name=None, keep_index=False):
+        """keep_index: the caller holds the file's lock (mbox-merge), so the holdings
+        may write its sidecar (see sidecar.py) after a scan."""
         self.path, self.name = path, name or path
         self.uids = set()
         self.by_id = defaultdict(Counter)
         self.by_digest = None
-        self.torn_at = None
+        self.torn_at = self.cut_stream = None
+        self.index = sidecar.Index(None, 0, 0, [])
         if os.path.exists(path):
+            self.index = self._read_index(sidecar.load(path), keep_index)
+            for row in self.index.rows:
+                self._add(sidecar.record(row))
+        self.appended, self.appended_end = [], self.index.end
+
+    def records(self):
+        """(offset, record) per held message, in file order."""
+        return ((row[0], sidecar.record(row)) for row in self.index.rows)
+
+    def _read_index(self, known, keep):
+        """An Index of the file: the rows of known while it still describes the file,
+        and those of a scan of the rest (all of it without known); saved if keep."""
+        with open(self.path, "rb") as raw:
+            fd = raw.fileno()
+            st = os.fstat(fd)
+            regular = stat.S_ISREG(st.st_mode)
+            if known is None or not regular or not known.describes(fd, st):
+                known = sidecar.Index(None, 0, 0, [])
+            if st.st_size == known.raw_end:
+                return sidecar.Index.of(fd, st, known.raw_end, known.end, known.rows)
+            compressed = os.path.splitext(self.path)[1] if _opener(self.path) else ""
+            scan = HeldScan(raw, compressed, self.name, known.raw_end, known.end)
+            rows = list(known.rows)
             try:
-                for _offset, record, _data in scan(path, self.name):
-                    self._add(record)
-            except TornTail as torn:
-                self.torn_at = torn.offset
+                for offset, record in scan:
+                    rows.append(sidecar.row(offset, record))
+            except TornTail:
+                self.torn_at = scan.torn_at
+            except CutStream:
+                return self._complete_streams(raw, fd, st, compressed)
+            except DataError:
+                if not known.raw_end:
+                    raise
+                return self._read_index(None, keep)  # the rest did not scan: read it all
+            raw_end = raw.tell() if compressed else scan.end
+            index = sidecar.Index.of(fd, st, raw_end, scan.end, rows)
+            if keep and regular and not (compressed and self.torn_at is not None):
+                sidecar.save(self.path, index)
+            return index
+
+    def _complete_streams(self, raw, fd, st, compressed):
+        """The index of the complete members or streams of a compressed file whose last
+        one is cut short; cut_stream is where they end, for mbox-merge to cut there."""
+        self.cut_stream = complete_streams_end(raw, compressed)
+        scan = HeldScan(Prefix(raw, self.cut_stream), compressed, self.name)
+        rows = [sidecar.row(offset, record) for offset, record in scan]
+        return sidecar.Index.of(fd, st, self.cut_stream, scan.end, rows)
+
+    def add_appended(self, text):
+        """Note a message just appended as text (formatted), for save_index."""
+        self.appended.append(sidecar.row(self.appended_end, parse_held(text, 0, len(text))))
+        self.appended_end += len(text)
+
+    def save_index(self):
+        """Write the sidecar once the Appender has closed: from the noted messages when
+        the file is a plain one holding just what was read and them, else by a scan of
+        what the file gained since it was read."""
+        if not self.appended:
+            return
+        with open(self.path, "rb") as raw:
+            fd = raw.fileno()
+            st = os.fstat(fd)
+            if (not _opener(self.path) and st.st_size == self.appended_end
+                    and self.index.describes(fd, st)):
+                sidecar.save(self.path, sidecar.Index.of(
+                    fd, st, st.st_size, st.st_size, self.index.rows + self.appended))
+                return
+        try:
+            self._read_index(self.index, keep=True)
+        except DataError:
+            pass  # the next reader reports it
 
     def _add(self, record):
-        uv, uid = record.get("uidvalidity"), record.get("uid")
-        if uv is not None and uid is not None:
-            self.uids.add((uv, uid))
-        self.by_id[uv][(record.get("message_id"), record.get("size"))] += 1
+        self.add_uid(record)
+        self.by_id[_generation(record)][_record_key(record)] += 1
 
-    @staticmethod
-    def _another_generation(generation, uv):
-        return uv is None or generation != uv
+    def add_uid(self, record):
+        """Count a message appended now as held by its folder, UIDVALIDITY and UID."""
+        if _generation(record) is not None and record.get("uid") is not None:
+            self.uids.add((*_generation(record), record["uid"]))
 
-    def _consume(self, table, uv, key):
+    def _consume(self, table, record, key):
+        """Match key once against the messages of the other generations (of all of them
+        for a record without UIDVALIDITY)."""
+        own = _generation(record)
         for generation, counter in table.items():
-            if self._another_generation(generation, uv) and counter[key] > 0:
+            if (own is None or generation != own) and counter[key] > 0:
                 counter[key] -= 1
                 return True
         return False
 
     def _uid_held(self, record):
-        uv = record.get("uidvalidity")
-        return uv is not None and (uv, record.get("uid")) in self.uids
+        own = _generation(record)
+        return own is not None and (*own, record.get("uid")) in self.uids
 
     def holds_record(self, record):
-        if self._uid_held(record):
-            return True
-        key = (record.get("message_id"), record.get("size"))
-        return self._consume(self.by_id, record.get("uidvalidity"), key)
+        return self._uid_held(record) or self._consume(self.by_id, record, _record_key(record))
 
     def holds_message(self, record, data):
         """data in LF form, as mboxrd stores it."""
         if self._uid_held(record):
             return True
-        uv = record.get("uidvalidity")
-        if not any(self._another_generation(generation, uv) for generation in self.by_id):
+        own = _generation(record)
+        if not any(own is None or generation != own for generation in self.by_id):
             return False
         if self.by_digest is None:
             self.by_digest = defaultdict(Counter)
             try:
                 for _offset, held, held_data in scan(self.path, self.name):
-                    self.by_digest[held.get("uidvalidity")][digest(held_data)] += 1
-            except TornTail:
+                    self.by_digest[_generation(held)][digest(held_data)] += 1
+            except (TornTail, CutStream):
                 pass
-        return self._consume(self.by_digest, uv, digest(data))
-
-
-class Appender:
-    """Appends formatted messages to one mbox file under an exclusive flock(2), which
-    it takes before the holdings are read.  A compressed file gets a new member or
-    stream per Appender.  A torn tail left by a crash is cut off first (plain files)."""
-
-    def __init__(self, path):
-        self.path = path
-        self.messages = self.bytes = self.largest = 0
-        parent = os.path.dirname(path)
-        if parent:
-            os.makedirs(parent, mode=0o700, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
-                           | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        self._raw = os.fdopen(self._fd, "ab", buffering=1 << 20)
-        self._out = None
-
-    def cut_torn_tail(self, offset):
-        if _opener(self.path):
-            raise DataError(f"{self.path}: the last message is cut short; a compressed "
-                            f"file cannot be repaired in place")
-        os.ftruncate(self._fd, offset)
-
-    def write(self, text, message_size):
-        if self._out is None:
-            opener = _opener(self.path)
-            self._out = opener(fileobj=self._raw, mode="ab") if opener is gzip.GzipFile else (
-                opener(self._raw, mode="ab") if opener else self._raw)
-        self._out.write(text)
-        self.messages += 1
-        self.bytes += len(text)
-        self.largest = max(self.largest, message_size)
-
-    def close(self):
-        try:
-            if self._out is not None and self._out is not self._raw:
-                self._out.close()
-            self._raw.flush()
-            os.fsync(self._fd)
-        finally:
-            self._raw.close()
+        return self._consume(self.by_digest, record, digest(data))

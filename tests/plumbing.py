@@ -3,9 +3,9 @@ what the server and the backup hold."""
 
 import datetime as dt
 import io
-import os
 
 from imapstream import imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.archive import mbox_files
 from imapstream.mboxfile import scan
 from imapstream.message import to_lf
 
@@ -78,7 +78,7 @@ def server_flags(client):
 def backup_messages(directory):
     """{folder: sorted [(LF bytes, sorted flags)]} read back from the mbox files."""
     held = {}
-    for name in os.listdir(directory):
-        for _offset, record, data in scan(os.path.join(directory, name)):
+    for path in mbox_files(directory):
+        for _offset, record, data in scan(path):
             held.setdefault(record["folder"], []).append((data, sorted(record["flags"])))
     return {folder: sorted(items) for folder, items in held.items()}

@@ -3,9 +3,11 @@ documented exit status, and no mbox left incomplete."""
 
 import os
 
+import pytest
 from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_messages
 
 from imapstream import cli, imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.mboxfile import scan
 from imapstream.stream import write_message
 
 
@@ -124,3 +126,37 @@ def test_usage_errors(capsys):
     assert "mbox-ids: --missing takes exactly one FILE or -d DIR" in one_line(capsys, "mbox-ids")
     assert run(imap_list, ["--bogus"])[0] == cli.USAGE
     one_line(capsys, "imap-list")
+
+
+@pytest.mark.parametrize("compression,suffix", [("gzip", ".gz"), ("bzip2", ".bz2"),
+                                                ("xz", ".xz")])
+def test_a_cut_compressed_stream_is_repaired(account, tmp_path, capsys, compression, suffix):
+    append_all(account, "INBOX", AWKWARD[:4])
+    backup(str(tmp_path), "-z", compression)
+    append_all(account, "INBOX", AWKWARD[4:])
+    backup(str(tmp_path))
+    path = tmp_path / ("INBOX.mbox" + suffix)
+    whole = path.stat().st_size
+    os.truncate(path, whole - 9)  # the second member or stream is cut short
+    assert run(mbox_ids, [str(path)])[0] == cli.DATAERR
+    capsys.readouterr()
+    assert backup(str(tmp_path))[0] == (0, 0, 0, 0)
+    assert "cut off a compressed stream" in capsys.readouterr().err
+    assert backup_messages(str(tmp_path)) == server_messages(account)
+
+
+def test_a_file_that_is_not_an_mbox_fails_alone(account, tmp_path, capsys):
+    account.create_folder("Other")
+    append_all(account, "INBOX", AWKWARD[:2])
+    append_all(account, "Other", AWKWARD[:3])
+    (tmp_path / "INBOX.mbox").write_bytes(b"PK\x03\x04 not mail")
+    statuses, _, _ = backup(str(tmp_path))
+    assert statuses == (cli.OK, cli.DATAERR, cli.OK, cli.OK)
+    assert "INBOX.mbox: not an mbox file" in capsys.readouterr().err
+    assert len(list(scan(str(tmp_path / "Other.mbox")))) == 3
+    # mbox-merge alone refuses that file too, and appends the other folders.
+    (tmp_path / "Other.mbox").unlink()
+    _, stream = run(imap_fetch, [], run(imap_list, ["--all"])[1])
+    assert run(mbox_merge, ["-d", str(tmp_path)], stream)[0] == cli.DATAERR
+    assert len(list(scan(str(tmp_path / "Other.mbox")))) == 3
+    assert (tmp_path / "INBOX.mbox").read_bytes() == b"PK\x03\x04 not mail"

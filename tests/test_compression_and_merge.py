@@ -2,6 +2,7 @@
 
 import bz2
 import gzip
+import io
 import lzma
 import subprocess
 
@@ -9,6 +10,8 @@ import pytest
 from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_messages
 
 from imapstream import imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.archive import mbox_files
+from imapstream.stream import write_message
 
 OPENERS = {"gzip": (gzip.open, ".mbox.gz", "zcat"), "bzip2": (bz2.open, ".mbox.bz2", "bzcat"),
            "xz": (lzma.open, ".mbox.xz", "xzcat")}
@@ -25,8 +28,8 @@ def test_compressed_files_are_read_and_appended(account, tmp_path, compression):
     first_size = path.stat().st_size
     append_all(account, "INBOX", AWKWARD[5:])
     assert backup(str(tmp_path))[1].count(b"\n") == len(AWKWARD) - 5  # keeps its compression
-    assert path.stat().st_size > first_size and sorted(p.name for p in tmp_path.iterdir()) == [
-        path.name]
+    assert path.stat().st_size > first_size
+    assert mbox_files(str(tmp_path)) == [str(path)]
     assert backup_messages(str(tmp_path)) == server_messages(account)
     assert backup(str(tmp_path))[1] == b""
     # A new member or stream per append: the standard tools read the whole file.
@@ -59,3 +62,20 @@ def test_files_and_directories_are_private(account, tmp_path):
     backup(str(tmp_path / "new" / "backup"))
     assert (tmp_path / "new" / "backup").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "new" / "backup" / "INBOX.mbox").stat().st_mode & 0o777 == 0o600
+
+
+def test_folders_sharing_a_uidvalidity_in_one_file(tmp_path):
+    """Servers may reuse a UIDVALIDITY across folders: the folder tells them apart."""
+    stream = io.BytesIO()
+    for folder in ("Sent", "Drafts"):
+        for uid in (1, 2, 3):
+            write_message(stream, {"folder": folder, "delimiter": "/", "uidvalidity": 777,
+                                   "uid": uid}, b"Subject: %s %d\r\n\r\nx\r\n" % (
+                                       folder.encode(), uid))
+    target = str(tmp_path / "both.mbox")
+    for _ in range(2):
+        assert run(mbox_merge, [target], stream.getvalue())[0] == 0
+        assert run(mbox_ids, [target])[1].count(b"\n") == 6
+    records = b"".join(line.split(b',"length"')[0] + b"}\n"
+                       for line in stream.getvalue().split(b"\n") if line.startswith(b"{"))
+    assert run(mbox_ids, ["--missing", target], records)[1] == b""

@@ -1,0 +1,167 @@
+"""Appending to an mbox file: a dotlock and flock(2) held from before its holdings are
+read until the last write, private modes, nothing partial left by a failed write, and
+the repair of a tail torn by a crash."""
+
+import contextlib
+import fcntl
+import gzip
+import os
+import sys
+import time
+
+from .cli import DataError
+from .mboxfile import _opener
+
+
+class Appender:
+    """Appends formatted messages to one mbox file, holding a dotlock (PATH.lock, as mutt
+    and Dovecot take) and an exclusive flock(2) from before the holdings are read until
+    close.  A compressed file gets a new member or stream per Appender.  A failed write
+    (a full disk) cuts the file back to its size before this Appender, so a reader never
+    sees a partial message; a torn tail left by a crash is cut off by cut_torn_tail."""
+
+    def __init__(self, path):
+        self.path = path
+        self.messages = self.bytes = self.largest = 0
+        self.abandoned = False
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+        self._dotlock = take_dotlock(path)
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                               | os.O_CLOEXEC, 0o600)
+        except BaseException:
+            os.unlink(self._dotlock)
+            raise
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._start = os.fstat(self._fd).st_size
+        self._sink = _Sink(self._fd)
+        self._out = None
+
+    def cut_torn_tail(self, offset):
+        """Cut a plain file back to the start of its torn last message."""
+        if _opener(self.path):
+            raise DataError(f"{self.path}: the last message is cut short")
+        os.ftruncate(self._fd, offset)
+        self._start = offset
+
+    def cut_torn_stream(self, end):
+        """Cut a compressed file back to the end of its last complete member or stream,
+        as Holdings found it; False if the file is no longer than that."""
+        if os.fstat(self._fd).st_size <= end:
+            return False
+        os.ftruncate(self._fd, end)
+        self._start = end
+        return True
+
+    def write(self, text, message_size):
+        try:
+            if self._out is None:
+                opener = _opener(self.path)
+                self._out = (opener(fileobj=self._sink, mode="ab") if opener is gzip.GzipFile
+                             else opener(self._sink, mode="ab") if opener else self._sink)
+            self._out.write(text)
+        except BaseException:
+            self.abandon()
+            raise
+        self.messages += 1
+        self.bytes += len(text)
+        self.largest = max(self.largest, message_size)
+
+    def close(self):
+        if self._fd is None:
+            return
+        try:
+            if self._out is not None and self._out is not self._sink:
+                self._out.close()
+            self._sink.flush()
+            os.fsync(self._fd)
+        except BaseException:
+            self.abandon()
+            raise
+        self._release()
+
+    def abandon(self):
+        """Drop everything this Appender wrote."""
+        self.abandoned = True
+        self._sink.discard()
+        try:
+            os.ftruncate(self._fd, self._start)
+        finally:
+            self._release()
+
+    def _release(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            os.unlink(self._dotlock)
+
+
+class _Sink:
+    """A write buffer over a file descriptor that can be dropped unwritten."""
+
+    LIMIT = 1 << 20
+
+    def __init__(self, fd):
+        self.fd, self.buffer = fd, bytearray()
+
+    def write(self, data):
+        self.buffer += data
+        if len(self.buffer) >= self.LIMIT:
+            self.flush()
+        return len(data)
+
+    def flush(self):
+        written = 0
+        with memoryview(self.buffer) as view:
+            while written < len(view):
+                written += os.write(self.fd, view[written:])
+        self.buffer.clear()
+
+    def discard(self):
+        self.buffer.clear()
+
+
+def take_dotlock(path):
+    """Create PATH.lock holding our PID, waiting while a live process holds it and
+    breaking it when its holder is gone."""
+    lock = path + ".lock"
+    tell_at = time.monotonic() + 5
+    while True:
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            if _holder_is_gone(lock):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock)
+                continue
+            if time.monotonic() > tell_at:
+                tell_at = float("inf")
+                sys.stderr.write(f"waiting for {lock}, held by another process\n")
+            time.sleep(0.05)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        return lock
+
+
+def _holder_is_gone(lock):
+    try:
+        with open(lock) as f:
+            pid = int(f.read().strip() or 0)
+        if pid <= 0:
+            return os.path.getmtime(lock) < time.time() - 600
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True  # left by an earlier failure in this process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -1,0 +1,79 @@
+"""An IMAP session that survives a dropped connection: a transient failure (connection
+cut, BYE, timeout) reconnects with backoff, EXAMINEs the folder again, and retries the
+operation; RETRIES failures in a row end it with the last error."""
+
+import imaplib
+import socket
+import ssl
+import time
+
+from imapclient import exceptions as imap_errors
+
+from . import cli, connection
+
+RETRIES = 3
+BACKOFF_SECONDS = (1, 2, 4)
+
+
+def transient(exc):
+    if isinstance(exc, (ssl.SSLCertVerificationError, cli.CommandError)):
+        return False
+    return isinstance(exc, (imaplib.IMAP4.abort, imap_errors.IMAPClientAbortError,
+                            ConnectionError, EOFError, TimeoutError, socket.timeout,
+                            ssl.SSLError))
+
+
+class Session:
+    def __init__(self, options, prog):
+        self.options, self.prog = options, prog
+        self.client = connection.connect(options)
+        self.folder = self.uidvalidity = None
+
+    def examine(self, folder):
+        """EXAMINE folder; returns the SELECT response."""
+        selected = self.call(lambda client: connection.examine(client, folder))
+        self.folder, self.uidvalidity = folder, selected[b"UIDVALIDITY"]
+        return selected
+
+    def call(self, operation, on_retry=None):
+        """operation(client), retried after a reconnect; on_retry() runs before each retry.
+        A refusal by the server (NO, BAD) becomes a ServerError naming the folder."""
+        failures = 0
+        while True:
+            try:
+                if self.client is None:
+                    self._reconnect()
+                return operation(self.client)
+            except (imaplib.IMAP4.error, imap_errors.IMAPClientError) as exc:
+                if not transient(exc):
+                    where = f"{self.folder}: " if self.folder else ""
+                    reason = cli.describe(exc)[0].removeprefix("server error: ")
+                    raise cli.ServerError(where + reason) from None
+                failures = self._retry_or_raise(exc, failures, on_retry)
+            except Exception as exc:
+                failures = self._retry_or_raise(exc, failures, on_retry)
+
+    def _retry_or_raise(self, exc, failures, on_retry):
+        if not transient(exc) or failures >= RETRIES:
+            raise exc
+        message, _status = cli.describe(exc)
+        cli.warn(self.prog, f"{message}; reconnecting")
+        if self.client is not None:
+            connection.logout(self.client)
+            self.client = None
+        time.sleep(BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)])
+        if on_retry:
+            on_retry()
+        return failures + 1
+
+    def _reconnect(self):
+        self.client = connection.connect(self.options)
+        if self.folder is not None:
+            selected = connection.examine(self.client, self.folder)
+            if selected[b"UIDVALIDITY"] != self.uidvalidity:
+                raise cli.ServerError(f"{self.folder}: UIDVALIDITY changed while "
+                                      f"reconnecting; list it again")
+
+    def close(self):
+        if self.client is not None:
+            connection.logout(self.client)
