@@ -6,6 +6,7 @@ import argparse
 import errno
 import imaplib
 import os
+import re
 import socket
 import ssl
 import sys
@@ -50,6 +51,15 @@ class ServerError(CommandError):
     status = PARTIAL
 
 
+class ConnectRefused(ConnectionRefusedError):
+    """The server refused the connection; the message names it.  Still a
+    ConnectionError, so a session may try again."""
+
+
+class ConnectTimeout(TimeoutError):
+    """Connecting to the server timed out; the message names it."""
+
+
 class _Exit(Exception):
     def __init__(self, status):
         super().__init__(status)
@@ -71,13 +81,25 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def describe(exc):
     """Map an exception to (one-line message, exit status); never includes secrets."""
+    message, status = _describe(exc)
+    return printable(redact(message)), status
+
+
+def _describe(exc):
     if isinstance(exc, CommandError):
         return str(exc), exc.status
+    if isinstance(exc, ConnectRefused):
+        return str(exc), UNAVAILABLE
+    if isinstance(exc, ConnectTimeout):
+        return str(exc), TEMPFAIL
     if isinstance(exc, imap_errors.LoginError):
-        return f"login failed: {_text(exc)}", NOPERM
+        return f"login failed: {server_text(exc)}", NOPERM
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return (f"certificate not trusted: {exc.verify_message}; use --cafile to trust a "
-                f"private CA or self-signed certificate"), UNAVAILABLE
+        return (f"certificate not trusted: {exc.verify_message}; use --cafile FILE to trust a "
+                f"private CA or self-signed certificate, or --fingerprint SHA256 to pin it"
+                ), UNAVAILABLE
+    if isinstance(exc, ssl.SSLEOFError) or "UNEXPECTED_EOF" in str(exc):
+        return "connection lost: closed by the server during TLS", TEMPFAIL
     if isinstance(exc, ssl.SSLError):
         return f"TLS failed: {exc.reason or exc}", UNAVAILABLE
     if isinstance(exc, (socket.timeout, TimeoutError)):
@@ -87,9 +109,11 @@ def describe(exc):
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused by the server", UNAVAILABLE
     if isinstance(exc, (imaplib.IMAP4.abort, ConnectionError, EOFError)):
-        return f"connection lost: {_text(exc) or 'closed by the server'}", TEMPFAIL
+        return f"connection lost: {server_text(exc) or 'closed by the server'}", TEMPFAIL
+    if isinstance(exc, imap_errors.ProtocolError):
+        return f"malformed response from the server: {server_text(exc)}", UNAVAILABLE
     if isinstance(exc, (imap_errors.IMAPClientError, imaplib.IMAP4.error)):
-        return f"server error: {_text(exc)}", PARTIAL
+        return f"server error: {server_text(exc)}", PARTIAL
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         reason = exc.strerror or str(exc)
@@ -99,15 +123,54 @@ def describe(exc):
     return f"internal error: {type(exc).__name__}: {exc}", SOFTWARE
 
 
-def _text(exc):
-    text = str(exc)
+def server_text(text, limit=300):
+    """Text from the server (or an exception carrying it) as one short line: without the
+    b'' of a bytes repr, whitespace runs made one space, cut at limit characters."""
+    text = str(text)
     if text.startswith("b'") or text.startswith('b"'):
         text = text[2:-1]
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+_SECRETS = set()
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def secret(value):
+    """Remember a password or token so that no message ever shows it; returns value."""
+    if value:
+        _SECRETS.add(value)
+    return value
+
+
+def redact(text):
+    """text with every remembered secret replaced by ***."""
+    for value in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
+
+
+def printable(text):
+    """Control characters (from a hostile folder name or server reply) as \\xNN or
+    \\uNNNN, so a message stays one line and cannot drive the terminal."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match):
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def warn(prog, message):
-    sys.stderr.write(f"{prog}: {message}\n")
+    inform(f"{prog}: {redact(message)}")
+
+
+def inform(line):
+    """One line on stderr, made printable; on a terminal it first clears a progress line
+    drawn there."""
+    clear = "\r\x1b[K" if sys.stderr.isatty() else ""
+    sys.stderr.write(f"{clear}{printable(line)}\n")
     sys.stderr.flush()
 
 

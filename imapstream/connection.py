@@ -1,20 +1,30 @@
 """Connection options shared by every IMAP command, and the connection itself.
 
-Password sources, first found wins: $IMAP_PASSWORD, --password-file, --password-command
-(run without a shell), ~/.netrc, then a prompt on /dev/tty.  The password is never put
-in argv, messages or records."""
+TLS: certificates are verified against the system's CAs, or --cafile; --fingerprint pins
+one certificate instead (no CA or host name check: the pin is stronger); --insecure
+checks nothing and says so loudly.  --tls starttls never falls back to plain text, and
+--tls none warns unless the server is on this machine.
+
+Password sources, first found wins: $IMAP_PASSWORD, --password-file (refused when group
+or others may read it), --password-command (run without a shell), ~/.netrc, then a
+prompt on /dev/tty.  It is read once per process and kept for reconnecting.  An OAuth2
+access token comes from --oauth2-token-command, run again for each connection since
+tokens expire.  Secrets are never put in argv, messages or records; cli.secret makes
+every message hide them."""
 
 import getpass
+import imaplib
 import netrc
 import os
 import shlex
 import ssl
+import stat
 import subprocess
 
-import imapclient
+from imapclient.exceptions import LoginError
 
-from . import cli
-from .cli import CommandError, UsageError
+from . import auth, cli, transport
+from .cli import NOPERM, UNAVAILABLE, CommandError, UsageError, server_text
 
 DEFAULT_PORTS = {"imaps": 993, "starttls": 143, "none": 143}
 
@@ -26,17 +36,33 @@ def add_options(parser):
     group.add_argument("-u", "--user", default=os.environ.get("IMAP_USER"),
                        help="login name (env IMAP_USER)")
     group.add_argument("--password-file", metavar="FILE",
-                       help="read the password from the first line of FILE")
+                       help="read the password from the first line of FILE, which group and "
+                            "others must not be able to read")
     group.add_argument("--password-command", metavar="CMD",
                        help="run CMD (no shell) and read the password from its output")
+    group.add_argument("--auth", choices=auth.MECHANISMS, type=str.lower,
+                       help="log in with this mechanism (default: chosen from what the "
+                            "server offers)")
+    group.add_argument("--oauth2-token-command", metavar="CMD",
+                       help="run CMD (no shell) for an OAuth2 access token, the first line "
+                            "of its output, and log in with OAUTHBEARER or XOAUTH2")
     group.add_argument("--tls", choices=("imaps", "starttls", "none"),
                        default=os.environ.get("IMAP_TLS"),
                        help="imaps (default on 993), starttls (default on 143) or none "
                             "(env IMAP_TLS)")
     group.add_argument("--cafile", metavar="FILE", default=os.environ.get("IMAP_CAFILE"),
                        help="trust the CA or self-signed certificate in FILE (env IMAP_CAFILE)")
+    group.add_argument("--fingerprint", metavar="SHA256",
+                       default=os.environ.get("IMAP_FINGERPRINT"),
+                       help="trust only the certificate with this SHA-256 fingerprint (hex, "
+                            "colons optional, several separated by commas); no CA or host "
+                            "name check then, as the pin is stronger (env IMAP_FINGERPRINT)")
+    group.add_argument("--insecure", action="store_true",
+                       help="do not check the server's certificate at all: anyone on the "
+                            "way can read the password and the mail (warns every time)")
     group.add_argument("-t", "--timeout", type=float, default=60.0, metavar="SECONDS",
                        help="network timeout (default 60)")
+    parser.set_defaults(prog=parser.prog, kept_password=None)
 
 
 def server_address(text, tls):
@@ -60,18 +86,27 @@ def server_address(text, tls):
     return host, port or DEFAULT_PORTS[tls], tls
 
 
+def _check_options(options, tls):
+    if options.fingerprint and options.insecure:
+        raise UsageError("--fingerprint and --insecure contradict each other: the pinned "
+                         "certificate is checked; leave out --insecure")
+    if options.fingerprint and tls == "none":
+        raise UsageError("--fingerprint needs TLS: use --tls imaps or starttls")
+    token = bool(options.oauth2_token_command)
+    if options.auth in auth.TOKEN_MECHANISMS and not token:
+        raise UsageError(f"--auth {options.auth} needs --oauth2-token-command CMD")
+    if options.auth in auth.PASSWORD_MECHANISMS and token:
+        raise UsageError(f"--auth {options.auth} takes a password, not "
+                         f"--oauth2-token-command")
+
+
 def password(options, host):
     if os.environ.get("IMAP_PASSWORD"):
         return os.environ["IMAP_PASSWORD"]
     if options.password_file:
-        with open(options.password_file, encoding="utf-8") as f:
-            return f.readline().rstrip("\r\n")
+        return _password_file(options.password_file)
     if options.password_command:
-        done = subprocess.run(shlex.split(options.password_command), stdout=subprocess.PIPE,
-                              stdin=subprocess.DEVNULL, check=False)
-        if done.returncode != 0:
-            raise CommandError(f"--password-command exited with status {done.returncode}", 77)
-        return done.stdout.decode("utf-8").splitlines()[0] if done.stdout.strip() else ""
+        return _run_for_secret("--password-command", options.password_command)
     found = _netrc_entry(host)
     if found and found[2] and found[0] in (None, "", options.user):
         return found[2]
@@ -84,41 +119,125 @@ def password(options, host):
     return getpass.getpass(f"Password for {options.user}@{host}: ")
 
 
+def _password_file(path):
+    with open(path, encoding="utf-8") as f:
+        mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+        if mode & 0o044:
+            raise UsageError(f"--password-file {path}: group or others can read it (mode "
+                             f"{mode:04o}); make it private with chmod 600")
+        return f.readline().rstrip("\r\n")
+
+
+def _run_for_secret(option, command):
+    """The first line of what CMD prints; its stderr goes to ours, its output nowhere."""
+    argv = shlex.split(command)
+    try:
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                              check=False)
+    except (OSError, IndexError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is empty"
+        raise UsageError(f"{option}: cannot run {argv[0] if argv else 'it'}: {reason}") from None
+    if done.returncode != 0:
+        raise CommandError(f"{option} exited with status {done.returncode}", NOPERM)
+    try:
+        lines = done.stdout.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise CommandError(f"{option} printed something that is not UTF-8", NOPERM) from None
+    return lines[0] if lines else ""
+
+
 def _netrc_entry(host):
     try:
         return netrc.netrc().authenticators(host)
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+    except netrc.NetrcParseError as exc:
+        raise UsageError(f"~/.netrc: {exc.msg}") from None
+    except OSError:
         return None
 
 
+class _Kept:
+    """The password, kept for reconnecting; shows nothing when printed."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return "<password>"
+
+
+def _secret(options, host):
+    if options.oauth2_token_command:
+        token = _run_for_secret("--oauth2-token-command", options.oauth2_token_command)
+        if not token:
+            raise CommandError("--oauth2-token-command printed no token", NOPERM)
+        return cli.secret(token)
+    if options.kept_password is None:
+        options.kept_password = _Kept(cli.secret(password(options, host)))
+    return options.kept_password.value
+
+
 def connect(options):
-    """A logged-in IMAPClient, or a typed exception for the command edge."""
+    """A logged-in client, or a typed exception for the command edge."""
     host, port, tls = server_address(options.server, options.tls)
+    _check_options(options, tls)
     if not options.user:
         entry = _netrc_entry(host)
         options.user = entry[0] if entry else None
     if not options.user:
         raise UsageError("no user: give -u USER or set IMAP_USER")
-    secret = password(options, host)
-    context = ssl.create_default_context(cafile=options.cafile) if tls != "none" else None
-    client = imapclient.IMAPClient(host, port=port, ssl=tls == "imaps", ssl_context=context,
-                                   timeout=options.timeout)
+    secret = _secret(options, host)
+    context = None
+    if tls != "none":
+        context = transport.tls_context(options.cafile, options.fingerprint, options.insecure)
+        if options.insecure:
+            cli.warn(options.prog, f"WARNING: --insecure: the certificate of {host} is not "
+                                   f"checked; anyone on the way can read the password and "
+                                   f"the mail")
+    try:
+        client = transport.Client(host, port=port, ssl=tls == "imaps", ssl_context=context,
+                                  timeout=options.timeout)
+    except ssl.SSLCertVerificationError as exc:
+        raise _untrusted(host, exc) from None
     try:
         if tls == "starttls":
-            if b"STARTTLS" not in client.capabilities():
-                raise CommandError(f"{host} does not offer STARTTLS; refusing to log in "
-                                   f"without TLS (use --tls none to allow it)", 69)
-            client.starttls(context)
-        client.login(options.user, secret)
-    except imapclient.exceptions.LoginError as exc:
+            _starttls(client, host, context)
+        elif tls == "none" and not transport.on_loopback(client):
+            cli.warn(options.prog, f"warning: --tls none: the mail and the login cross the "
+                                   f"network to {host} unencrypted")
+        mechanism = auth.choose(client.capabilities(), tls != "none", options.auth,
+                                bool(options.oauth2_token_command), host)
+        auth.log_in(client, mechanism, options.user, secret, host, port)
+    except LoginError as exc:
         _shutdown(client)
-        reason = " ".join(str(exc).removeprefix("b'").removesuffix("'").split())
-        raise CommandError(f"login as {options.user} on {host} failed: {reason}", 77) from None
+        raise CommandError(f"login as {options.user} on {host} failed: {server_text(exc)}",
+                           NOPERM) from None
+    except ssl.SSLCertVerificationError as exc:
+        _shutdown(client)
+        raise _untrusted(host, exc) from None
     except BaseException:
         _shutdown(client)
         raise
     client.normalise_times = False
     return client
+
+
+def _untrusted(host, exc):
+    return CommandError(f"the certificate of {host} is not trusted: {exc.verify_message}; use "
+                        f"--cafile FILE for a private CA or self-signed certificate, or "
+                        f"--fingerprint SHA256 to pin it", UNAVAILABLE)
+
+
+def _starttls(client, host, context):
+    """STARTTLS or an error: never a silent fall back to plain text."""
+    if b"STARTTLS" not in client.capabilities():
+        raise CommandError(f"{host} does not offer STARTTLS; refusing to log in without TLS "
+                           f"(use --tls none to allow it)", UNAVAILABLE)
+    try:
+        client.starttls(context)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        raise CommandError(f"{host} refused STARTTLS: {server_text(exc)}", UNAVAILABLE) from None
 
 
 def examine(client, name):

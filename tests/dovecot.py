@@ -22,6 +22,10 @@ user appended to a shared file right after a lookup stays invisible for up to
 a second.  Hence one file per user (``passwd.d/%u``): a new user's file is
 read at its first lookup.
 
+OAuth2: the oauth2 passdb validates JWTs locally (introspection_mode = local) against an
+HMAC key written into *directory*, so XOAUTH2 and OAUTHBEARER work offline;
+``oauth2_token(user)`` makes a token for a user, valid for an hour.
+
 Forcing a new UIDVALIDITY: ``doveadm -c conf mailbox update --uid-validity N
 -u USER MAILBOX`` works (doveadm asks the running server's auth-userdb socket
 for the user, then edits the index directly), for maildir and mbox, to a
@@ -33,8 +37,12 @@ recreating a folder also gives it a new UIDVALIDITY.
 
 from __future__ import annotations
 
+import base64
 import grp
+import hashlib
+import hmac
 import itertools
+import json
 import os
 import pwd
 import secrets
@@ -91,6 +99,7 @@ class Dovecot:
         self.cafile = self.dir / "cert.pem"
         self.keyfile = self.dir / "key.pem"
         self.passwd_dir = self.dir / "passwd.d"
+        self.oauth2_key = secrets.token_bytes(32)
         self.binary = find_program("dovecot")
         self.doveadm_binary = find_program("doveadm")
         self._passwords: dict[str, str] = {}
@@ -206,6 +215,7 @@ class Dovecot:
             f"  mailbox {name} {{\n    special_use = \\{name}\n    auto = no\n  }}"
             for name in ("Sent", "Drafts", "Trash")
         )
+        self._write_oauth2_config()
         # Login/anvil chroots need root; the tests gain nothing from them anyway.
         self.conf.write_text(f"""\
 base_dir = {d}/run
@@ -217,7 +227,7 @@ listen = {HOST}
 ssl = yes
 ssl_cert = <{self.cafile}
 ssl_key = <{self.keyfile}
-auth_mechanisms = plain login cram-md5
+auth_mechanisms = plain login cram-md5 xoauth2 oauthbearer
 disable_plaintext_auth = no
 auth_failure_delay = 0
 first_valid_uid = 1
@@ -230,7 +240,13 @@ default_internal_group = {self.internal_group}
 default_login_user = {self.login_user}
 
 passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {d}/oauth2.conf.ext
+}}
+passdb {{
   driver = passwd-file
+  mechanisms = plain login cram-md5
   args = scheme=PLAIN username_format=%u {self.passwd_dir}/%u
 }}
 userdb {{
@@ -265,6 +281,29 @@ service anvil {{
   }}
 }}
 """)
+
+    def _write_oauth2_config(self) -> None:
+        keys = self.dir / "oauth2-keys"
+        key_file = keys / "default" / "HS256" / "default"  # azp / alg / kid
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(base64.b64encode(self.oauth2_key).decode())
+        for path in (keys, keys / "default", key_file.parent, key_file):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (self.dir / "oauth2.conf.ext").write_text(
+            f"introspection_mode = local\nlocal_validation_key_dict = fs:posix:prefix={keys}/\n"
+            f"username_attribute = sub\n")
+
+    def oauth2_token(self, user: str) -> str:
+        """A JWT access token for *user*, signed with the server's key, valid for an hour."""
+
+        def encode(data: bytes) -> bytes:
+            return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+        now = int(time.time())
+        header = encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        claims = encode(json.dumps({"sub": user, "iat": now - 60, "exp": now + 3600}).encode())
+        signature = hmac.new(self.oauth2_key, header + b"." + claims, hashlib.sha256).digest()
+        return b".".join((header, claims, encode(signature))).decode()
 
     # -- users -------------------------------------------------------------
 

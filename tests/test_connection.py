@@ -41,6 +41,7 @@ def test_password_file_and_command(login, tmp_path, capsys):
     _user, password = login
     secret = tmp_path / "secret"
     secret.write_text(password + "\n")
+    secret.chmod(0o600)
     assert run(imap_list, ["--password-file", str(secret)])[0] == cli.OK
     command = f"{sys.executable} -c 'print(\"{password}\")'"
     assert run(imap_list, ["--password-command", command])[0] == cli.OK

@@ -1,0 +1,106 @@
+"""Logging in: the mechanism, forced with --auth or chosen from the server's CAPABILITY,
+and the SASL exchanges of PLAIN, CRAM-MD5, XOAUTH2 and OAUTHBEARER (RFC 7628).
+
+The choice with a password: over TLS, PLAIN when the server offers AUTH=PLAIN (it carries
+any UTF-8 password), else the LOGIN command, else CRAM-MD5; without TLS, CRAM-MD5 first,
+since with it the password does not cross the network, then PLAIN, then LOGIN.  With an
+OAuth2 token: OAUTHBEARER, else XOAUTH2.  A mechanism the server does not offer is never
+tried; the error says what it offers."""
+
+import hmac
+
+from imapclient.exceptions import LoginError
+
+from .cli import NOPERM, CommandError, UsageError, server_text
+
+PASSWORD_MECHANISMS = ("login", "plain", "cram-md5")
+TOKEN_MECHANISMS = ("oauthbearer", "xoauth2")
+MECHANISMS = ("login", "plain", "cram-md5", "xoauth2", "oauthbearer")
+
+
+def offered(capabilities):
+    """The mechanisms a server offers: its AUTH=X, and "login" unless LOGINDISABLED."""
+    names = {c.decode("ascii", "replace").upper() for c in capabilities}
+    mechanisms = {name[5:].lower() for name in names if name.startswith("AUTH=")}
+    if "LOGINDISABLED" not in names:
+        mechanisms.add("login")
+    return mechanisms
+
+
+def choose(capabilities, encrypted, forced, token, host):
+    available = offered(capabilities)
+    if forced:
+        candidates = (forced,)
+    elif token:
+        candidates = TOKEN_MECHANISMS
+    elif encrypted:
+        candidates = ("plain", "login", "cram-md5")
+    else:
+        candidates = ("cram-md5", "plain", "login")
+    for mechanism in candidates:
+        if mechanism in available:
+            return mechanism
+    offers = " ".join(sorted(m.upper() for m in available)) or "no mechanism at all"
+    if forced:
+        reason = f"--auth {forced}: {host} does not offer it"
+    elif token:
+        reason = f"{host} offers neither OAUTHBEARER nor XOAUTH2"
+    else:
+        reason = f"{host} offers no way to log in with a password"
+        if not encrypted:
+            reason += " without TLS (try --tls starttls)"
+    raise CommandError(f"{reason}; it offers {offers}", NOPERM)
+
+
+class Exchange:
+    """One SASL exchange: the first challenge gets the initial response; a later
+    challenge is, for the OAuth2 mechanisms, the server's error report, answered as the
+    mechanism wants and kept in .error; for the others it aborts the exchange."""
+
+    def __init__(self, first, after_error=None):
+        self.first, self.after_error = first, after_error
+        self.steps, self.error = 0, None
+
+    def __call__(self, challenge):
+        self.steps += 1
+        if self.steps == 1:
+            return self.first(challenge)
+        if self.after_error is None:
+            return None
+        self.error = challenge.decode("utf-8", "replace")
+        return self.after_error
+
+
+def _saslname(user):
+    return user.replace("=", "=3D").replace(",", "=2C")
+
+
+def exchange(mechanism, user, secret, host, port):
+    """The client side of a SASL mechanism: PLAIN (RFC 4616), CRAM-MD5 (RFC 2195),
+    XOAUTH2 (Google's) or OAUTHBEARER (RFC 7628, with the host and port it names)."""
+    if mechanism == "plain":
+        return Exchange(lambda _: f"\0{user}\0{secret}".encode())
+    if mechanism == "cram-md5":
+        return Exchange(lambda challenge: f"{user} "
+                        f"{hmac.new(secret.encode(), challenge, 'md5').hexdigest()}".encode())
+    if mechanism == "xoauth2":
+        return Exchange(lambda _: f"user={user}\1auth=Bearer {secret}\1\1".encode(), b"")
+    return Exchange(lambda _: f"n,a={_saslname(user)},\1host={host}\1port={port}\1"
+                    f"auth=Bearer {secret}\1\1".encode(), b"\1")
+
+
+def log_in(client, mechanism, user, secret, host, port):
+    """Log in; a refusal is a LoginError with the server's reason."""
+    if mechanism == "login":
+        if not (user + secret).isascii():
+            raise UsageError("the LOGIN command carries only ASCII user names and passwords; "
+                             "use --auth plain")
+        client.login(user, secret)
+        return
+    conversation = exchange(mechanism, user, secret, host, port)
+    try:
+        client.sasl_login(mechanism.upper(), conversation)
+    except LoginError as exc:
+        if conversation.error is None:
+            raise
+        raise LoginError(f"{server_text(exc)} ({server_text(conversation.error)})") from None

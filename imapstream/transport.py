@@ -1,0 +1,203 @@
+"""The wire under IMAPClient: TLS contexts (verified, pinned or not checked), a TCP
+connection whose failures name the server, and a reader that keeps a hostile or broken
+server from taking unbounded memory.
+
+imaplib reads a literal whole into memory as soon as the server announces it, and keeps
+every untagged response until the command ends.  Here each line is limited to
+LINE_LIMIT bytes and everything one command receives (lines and literals together) to
+RESPONSE_LIMIT: an announced literal that would pass the limit is refused before a byte
+of it is read.  The limit is far above any real message (mail servers refuse messages
+over 25-150 MB) and bounds the memory a backup can be made to take.  The network
+timeout applies to every read, so a server that stalls ends the command with an error."""
+
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import socket
+import ssl
+
+import imapclient
+from imapclient.exceptions import ProtocolError
+from imapclient.imap4 import IMAP4WithTimeout
+from imapclient.tls import IMAP4_TLS
+
+from .cli import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, UsageError, server_text
+
+LINE_LIMIT = 1 << 20
+RESPONSE_LIMIT = 1 << 30
+
+
+class ProtocolViolation(CommandError):
+    """The server broke the protocol or a limit; the connection cannot go on."""
+
+    status = UNAVAILABLE
+
+
+class _Guarded:
+    """Limits for imaplib.IMAP4: per line, and per command for all it receives."""
+
+    def __init__(self, *args, **kwargs):
+        self._received = 0
+        super().__init__(*args, **kwargs)
+
+    def _create_socket(self, timeout=None):
+        where = f"{self.host} port {self.port}"
+        try:
+            return super()._create_socket(timeout)
+        except socket.gaierror as exc:
+            raise CommandError(f"cannot resolve {self.host}: {exc.strerror}",
+                               UNAVAILABLE) from None
+        except ConnectionRefusedError:
+            raise ConnectRefused(f"{where} refused the connection (IMAPS is usually port 993, "
+                                 f"STARTTLS 143)") from None
+        except TimeoutError:
+            raise ConnectTimeout(f"timed out connecting to {where}") from None
+        except ssl.SSLError as exc:
+            if exc.reason == "WRONG_VERSION_NUMBER":
+                raise CommandError(f"{where} does not speak TLS; for STARTTLS give --tls "
+                                   f"starttls (IMAPS is usually port 993)", UNAVAILABLE) from None
+            raise
+        except CommandError:
+            raise
+        except OSError as exc:
+            raise CommandError(f"cannot reach {where}: {exc.strerror or exc}",
+                               UNAVAILABLE) from None
+
+    def _new_tag(self):
+        self._received = 0
+        return super()._new_tag()
+
+    def _violation(self, message):
+        """A ProtocolViolation, after closing a connection that has lost its footing:
+        nothing more is read from it, not even the reply to LOGOUT."""
+        with contextlib.suppress(OSError):
+            self.shutdown()
+        return ProtocolViolation(message)
+
+    def _take(self, size, what):
+        self._received += size
+        if self._received > RESPONSE_LIMIT:
+            raise self._violation(f"refusing a response of more than {RESPONSE_LIMIT} bytes "
+                                  f"from the server ({what})")
+
+    def readline(self):
+        line = self.file.readline(LINE_LIMIT + 1)
+        if len(line) > LINE_LIMIT:
+            raise self._violation(f"the server sent a line of more than {LINE_LIMIT} bytes")
+        self._take(len(line), "too many lines")
+        return line
+
+    def read(self, size):
+        self._take(size, f"it announced a literal of {size} bytes")
+        return super().read(size)
+
+    def _get_response(self):
+        try:
+            return super()._get_response()
+        except self.abort as exc:
+            if str(exc).startswith("unexpected"):
+                raise self._violation(f"malformed response from the server: "
+                                      f"{server_text(exc)}") from None
+            raise
+
+
+class _GuardedPlain(_Guarded, IMAP4WithTimeout):
+    pass
+
+
+class _GuardedTLS(_Guarded, IMAP4_TLS):
+    pass
+
+
+class Client(imapclient.IMAPClient):
+    """IMAPClient over the guarded reader.  A response to LIST, STATUS, EXAMINE or FETCH
+    that imapclient cannot parse, or without the numbers the commands rely on, is a
+    ProtocolViolation rather than an internal error."""
+
+    def _create_IMAP4(self):
+        timeout = self._timeout.connect
+        if self.ssl:
+            return _GuardedTLS(self.host, self.port, self.ssl_context, timeout)
+        return _GuardedPlain(self.host, self.port, timeout)
+
+    def _parsed(self, command, method, *args):
+        try:
+            return method(*args)
+        except (ProtocolError, ValueError, IndexError, KeyError) as exc:
+            raise ProtocolViolation(f"malformed {command} response from the server: "
+                                    f"{server_text(exc)}") from None
+
+    def list_folders(self, directory="", pattern="*"):
+        return self._parsed("LIST", super().list_folders, directory, pattern)
+
+    def folder_status(self, folder, what=None):
+        status = self._parsed("STATUS", super().folder_status, folder, what)
+        if not all(isinstance(value, int) for value in status.values()):
+            raise ProtocolViolation(f"malformed STATUS response from the server: {status}")
+        return status
+
+    def select_folder(self, folder, readonly=False):
+        command = "EXAMINE" if readonly else "SELECT"
+        selected = self._parsed(command, super().select_folder, folder, readonly)
+        if not all(isinstance(selected.get(key), int) for key in (b"UIDVALIDITY", b"EXISTS")):
+            raise ProtocolViolation(f"the server's reply to {command} {folder!r} lacks "
+                                    f"UIDVALIDITY or EXISTS")
+        return selected
+
+    def fetch(self, messages, data, modifiers=None):
+        return self._parsed("FETCH", super().fetch, messages, data, modifiers)
+
+
+def parse_fingerprints(text):
+    """SHA-256 digests from hex fingerprints (colons optional), separated by commas."""
+    digests = set()
+    for item in text.split(","):
+        digits = item.strip().lower().replace(":", "")
+        if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
+            raise UsageError(f"--fingerprint wants the certificate's SHA-256 as 64 hex "
+                             f"digits (colons allowed), not {item.strip()!r}")
+        digests.add(bytes.fromhex(digits))
+    return digests
+
+
+def fingerprint(der):
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+class PinnedContext(ssl.SSLContext):
+    """Trusts only certificates whose SHA-256 is pinned: no CA, no host name check (the
+    pin is the stronger check), verified right after the handshake, before any byte of
+    IMAP is read or sent over the TLS connection."""
+
+    def wrap_socket(self, sock, *args, **kwargs):
+        tls = super().wrap_socket(sock, *args, **kwargs)
+        der = tls.getpeercert(binary_form=True) or b""
+        digest = hashlib.sha256(der).digest()
+        if not any(hmac.compare_digest(digest, pin) for pin in self.pins):
+            tls.close()
+            raise CommandError(f"the certificate of {kwargs.get('server_hostname')} does not "
+                               f"match --fingerprint: its SHA-256 is {fingerprint(der)}; if "
+                               f"it was renewed, check the new one and pin that", UNAVAILABLE)
+        return tls
+
+
+def tls_context(cafile, fingerprints, insecure):
+    """The SSL context for a connection: pinned, unchecked (insecure) or verified
+    against cafile or the system's CAs."""
+    if fingerprints:
+        context = PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.pins = parse_fingerprints(fingerprints)
+    else:
+        context = ssl.create_default_context(cafile=cafile)
+    if fingerprints or insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def on_loopback(client):
+    """Whether the client's server is this machine, by the address it is connected to."""
+    address = ipaddress.ip_address(client.socket().getpeername()[0].split("%")[0])
+    return address.is_loopback or bool(getattr(address, "ipv4_mapped", None)
+                                       and address.ipv4_mapped.is_loopback)
