@@ -4,14 +4,9 @@ where one fits; they are documented in every man page."""
 
 import argparse
 import errno
-import imaplib
 import os
 import re
-import socket
-import ssl
 import sys
-
-from imapclient import exceptions as imap_errors
 
 OK = 0
 PARTIAL = 1  # some folders or messages failed, the others were done
@@ -92,6 +87,13 @@ def _describe(exc):
         return str(exc), UNAVAILABLE
     if isinstance(exc, ConnectTimeout):
         return str(exc), TEMPFAIL
+    # Imported here: mbox-ids and mbox-merge never talk IMAP, and start faster without.
+    import imaplib
+    import socket
+    import ssl
+
+    from imapclient import exceptions as imap_errors
+
     if isinstance(exc, imap_errors.LoginError):
         return f"login failed: {server_text(exc)}", NOPERM
     if isinstance(exc, ssl.SSLCertVerificationError):
