@@ -56,7 +56,8 @@ def _incoming(stdin):
         first = stdin.readline()
     if first.startswith(b"{"):
         for record, data in read_messages(stdin, first):
-            yield record, to_lf(data)
+            data = to_lf(data)  # the server's form is dropped here: one copy less held
+            yield record, data
     elif first.startswith(b"From "):
         for _offset, record, data in iter_messages(_Prefixed(first, stdin), "standard input"):
             yield record, data

@@ -107,17 +107,24 @@ class _Sink:
         self.fd, self.buffer = fd, bytearray()
 
     def write(self, data):
+        if len(data) >= self.LIMIT:  # a large message goes out as it is, not copied
+            self.flush()
+            self._write_all(data)
+            return len(data)
         self.buffer += data
         if len(self.buffer) >= self.LIMIT:
             self.flush()
         return len(data)
 
     def flush(self):
+        self._write_all(self.buffer)
+        self.buffer.clear()
+
+    def _write_all(self, data):
         written = 0
-        with memoryview(self.buffer) as view:
+        with memoryview(data) as view:
             while written < len(view):
                 written += os.write(self.fd, view[written:])
-        self.buffer.clear()
 
     def discard(self):
         self.buffer.clear()
