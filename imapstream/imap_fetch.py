@@ -60,6 +60,7 @@ class Fetcher:
         self.session, self.out, self.mbox, self.progress = session, out, mbox, progress
         self.selected = self.uidvalidity = None
         self.failed = 0
+        self.marked_seen = set()  # folders where the server set \Seen despite BODY.PEEK
         self.batch, self.batch_bytes = [], 0
         self.limit = BATCH_MESSAGES
 
@@ -76,9 +77,12 @@ class Fetcher:
             batch, self.batch, self.batch_bytes = self.batch, [], 0
             self.fetch(batch)
 
-    def fail(self, message, count=1):
+    def warn(self, message):
         self.progress.clear()
         cli.warn(PROG, message)
+
+    def fail(self, message, count=1):
+        self.warn(message)
         self.failed += count
 
     def fetch(self, batch):
@@ -118,6 +122,17 @@ class Fetcher:
                     continue
                 self.emit(record, item)
 
+    def check_peek(self, record, flags):
+        """Some servers set \\Seen when they send a body, PEEK or not: warn once per folder
+        when a message whose record has flags without \\Seen comes back with it.  The
+        message keeps the flags FETCH gave, the server's as they now are."""
+        given = record.get("flags")
+        if (record["folder"] not in self.marked_seen and isinstance(given, list)
+                and _seen(flags) and not _seen(given)):
+            self.marked_seen.add(record["folder"])
+            self.warn(f"{record['folder']}: the server marked messages \\Seen despite "
+                      f"BODY.PEEK")
+
     def shrink(self, pending):
         """After a dropped connection, ask for fewer messages per FETCH, so that a link
         that keeps failing still makes progress."""
@@ -126,10 +141,11 @@ class Fetcher:
     def emit(self, record, item):
         data = item[b"BODY[]"]
         date = item.get(b"INTERNALDATE")
+        flags = [f.decode("utf-8", "replace") for f in item.get(b"FLAGS", ())
+                 if f.lower() != b"\\recent"]
+        self.check_peek(record, flags)
         record = dict(record, uidvalidity=self.uidvalidity,
-                      size=item.get(b"RFC822.SIZE", record.get("size")),
-                      flags=[f.decode("utf-8", "replace") for f in item.get(b"FLAGS", ())
-                             if f.lower() != b"\\recent"],
+                      size=item.get(b"RFC822.SIZE", record.get("size")), flags=flags,
                       internaldate=date.isoformat() if date else record.get("internaldate"))
         record.pop("length", None)
         if "message_id" not in record:
@@ -140,6 +156,10 @@ class Fetcher:
         else:
             write_message(self.out, record, data)
         self.progress.add(len(data))
+
+
+def _seen(flags):
+    return any(isinstance(f, str) and f.lower() == "\\seen" for f in flags)
 
 
 def run():

@@ -14,6 +14,7 @@ MESSAGE_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
                  "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
 HEADER_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 CHUNK = 2000  # messages per FETCH: bounds each response, whatever the folder's size
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a name from undecodable bytes
 
 
 def parser():
@@ -54,19 +55,31 @@ def _main(argv, stdin, stdout):
     named = [f for f in options.folders if f != "-"]
     if "-" in options.folders:
         named += _folders_from(stdin)
+    failed = 0
+    for name in filter(_SURROGATE.search, named):
+        cli.warn(PROG, f"{_shown(name)}: not a folder name: it is not valid UTF-8; skipped")
+        failed += 1
+    named = [name for name in named if not _SURROGATE.search(name)]
     session = Session(options, PROG)
     try:
-        every = session.call(_folders)
+        every, unreadable = session.call(_folders)
         folders = [f for f in every if selected(f["folder"])]
+        if options.all or not options.folders:
+            # A name the server sends that is not valid modified UTF-7 cannot be written
+            # as JSON nor named in EXAMINE: its folder is skipped, and the others listed.
+            for shown in filter(selected, unreadable):
+                cli.warn(PROG, f"{shown}: the server's name for this folder is not valid "
+                               f"modified UTF-7; skipped")
+                failed += 1
         if not (options.all or options.folders):
-            return _write_folders(session, folders, stdout)
+            failed += _write_folders(session, folders, stdout)
+            return cli.PARTIAL if failed else cli.OK
         if options.all:
             wanted = [f["folder"] for f in folders if not f["noselect"]]
         else:
             wanted = [name for name in named if selected(name)]
         delimiters = {f["folder"]: f["delimiter"] for f in every}
         default_delimiter = every[0]["delimiter"] if every else None
-        failed = 0
         for name in wanted:
             try:
                 count = _list_messages(session, name, delimiters.get(name, default_delimiter),
@@ -83,6 +96,7 @@ def _main(argv, stdin, stdout):
 
 
 def _write_folders(session, folders, stdout):
+    """Write the folder records; returns how many folders failed."""
     failed = 0
     for folder in folders:
         try:
@@ -92,7 +106,7 @@ def _write_folders(session, folders, stdout):
             failed += 1
             continue
         write_record(stdout, record)
-    return cli.PARTIAL if failed else cli.OK
+    return failed
 
 
 def _folders_from(stdin):
@@ -110,8 +124,13 @@ def _folders_from(stdin):
 
 
 def _folders(client):
-    folders = []
+    """(folder records without STATUS, the names that are not valid modified UTF-7 as
+    the server sent them, with non-ASCII bytes as \\xNN)."""
+    folders, unreadable = [], []
     for flags, delimiter, name in client.list_folders():
+        if isinstance(name, bytes):
+            unreadable.append(name.decode("ascii", "backslashreplace"))
+            continue
         flags = [f.decode() if isinstance(f, bytes) else f for f in flags]
         lowered = {f.lower() for f in flags}
         special = [f for f in flags if f.lower() in SPECIAL_USE]
@@ -122,7 +141,12 @@ def _folders(client):
             "special_use": special[0] if special else None,
             "noselect": "\\noselect" in lowered or "\\nonexistent" in lowered,
         })
-    return folders
+    return folders, unreadable
+
+
+def _shown(name):
+    """A name that is not valid Unicode, its undecodable bytes as \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _with_status(client, folder):
@@ -144,7 +168,10 @@ def _list_messages(session, name, delimiter, stdout):
         numbers = range(first, min(first + CHUNK - 1, exists) + 1)
         response = session.call(lambda client, numbers=numbers: _fetch_by_number(client,
                                                                                 numbers))
-        for item in sorted(response.values(), key=lambda r: r[b"UID"]):
+        # A response without a UID answers none of ours: flags of a message whose own
+        # response never came (a server that sends EXPUNGE during FETCH, against RFC 3501).
+        for item in sorted((r for r in response.values() if b"UID" in r),
+                           key=lambda r: r[b"UID"]):
             if item[b"UID"] > last_uid:
                 write_record(stdout, message_record(name, delimiter, session.uidvalidity, item))
                 count, last_uid = count + 1, item[b"UID"]

@@ -157,8 +157,9 @@ def _holder_is_gone(lock):
     try:
         with open(lock) as f:
             pid = int(f.read().strip() or 0)
+        made = os.path.getmtime(lock)
         if pid <= 0:
-            return os.path.getmtime(lock) < time.time() - 600
+            return made < time.time() - 600
     except FileNotFoundError:
         return True
     except (OSError, ValueError):
@@ -170,5 +171,21 @@ def _holder_is_gone(lock):
     except ProcessLookupError:
         return True
     except PermissionError:
+        pass  # a process of another user has the PID
+    return _not_the_holder(pid, made)
+
+
+def _not_the_holder(pid, made):
+    """Whether the live process pid cannot be the one that made a lock at time made: it
+    is a zombie (killed, not yet reaped), or it started over 2 s later, so that the PID
+    came round again after the holder died; PIDs wrap at 32768 on many systems.  False
+    where /proc does not tell (not Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state, *fields = f.read().rpartition(b")")[2].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        started = boot + int(fields[18]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
+    except (OSError, ValueError, IndexError, StopIteration):
         return False
-    return False
+    return state == b"Z" or started > made + 2

@@ -32,28 +32,17 @@ def open_for_reading(path):
     return opener(fileobj=raw, mode="rb") if path.endswith(".gz") else opener(raw, mode="rb")
 
 
-def read_texts(f, name):
-    """Yield (offset, text) per stored message, text running from its From line to the
-    next one.  Offsets count uncompressed bytes."""
-    for buf, start, end, offset, _last in spans(f, name):
-        with memoryview(buf) as view, view[start:end] as text:
-            copy = bytes(text)
-        yield offset, copy
-
-
 def iter_messages(f, name):
     """Yield (offset, record, data) per message of an mbox stream; the record has the
-    message's Message-ID.  A torn last message raises TornTail after the others."""
-    pending = None
-    for offset, text in read_texts(f, name):
-        if pending:
-            yield _parse(name, *pending)
-        pending = offset, text
-    if pending:
+    message's Message-ID.  A torn last message raises TornTail after the others (see
+    mboxscan.spans for what counts as last)."""
+    for buf, start, end, offset, last in spans(f, name):
+        with memoryview(buf) as view, view[start:end] as text:
+            copy = bytes(text)
         try:
-            yield _parse(name, *pending, last=True)
+            yield _parse(name, offset, copy, last)
         except MboxError:
-            raise TornTail(name, pending[0]) from None
+            raise TornTail(name, offset) from None
 
 
 def _parse(name, offset, text, last=False):
@@ -159,7 +148,10 @@ class Holdings:
         one is cut short; cut_stream is where they end, for mbox-merge to cut there."""
         self.cut_stream = complete_streams_end(raw, compressed)
         scan = HeldScan(Prefix(raw, self.cut_stream), compressed, self.name)
-        rows = [sidecar.row(offset, record) for offset, record in scan]
+        # None complete (a crash in the first append) leaves nothing to scan; bz2 and
+        # lzma would take no bytes at all for a stream cut short.
+        rows = [sidecar.row(offset, record) for offset, record in scan] \
+            if self.cut_stream else []
         return sidecar.Index.of(fd, st, self.cut_stream, scan.end, rows)
 
     def add_appended(self, text):

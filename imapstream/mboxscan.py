@@ -31,14 +31,18 @@ class CutStream(DataError):
 def spans(f, name, base=0):
     """Yield (buffer, start, end, offset, last) per stored message, buffer[start:end]
     running from its From line to the next one; offset is where it starts in the
-    uncompressed file (base for the first).  The buffer is reused: copy what you keep.
-    f needs read(n), or readinto(buffer)."""
+    uncompressed file (base for the first).  last marks what the file ends with, where a
+    message that does not parse is a torn tail: the last span and, when the file ends in
+    a From line cut short after 1 to 4 bytes ("\\nFro", a crash at the start of an
+    append), also the span before that piece, which is a span of its own.  The buffer is
+    reused: copy what you keep.  f needs read(n), or readinto(buffer)."""
     buf = bytearray(BLOCK)
     try:
         filled = _fill(f, buf, 0)
         if not filled:
             return
-        if buf[:5] != b"From ":
+        head = min(filled, 5)  # a file shorter than "From " may be a torn first From line
+        if buf[:head] != b"From "[:head]:
             raise DataError(f"{name}: not an mbox file (it does not start with \"From \")")
         start = search = 0
         while True:
@@ -55,7 +59,10 @@ def spans(f, name, base=0):
                 buf.extend(bytes(BLOCK))
             more = _fill(f, buf, filled)
             if not more:
-                yield buf, 0, filled, base, True
+                cut = _cut_from_line(buf, filled)
+                if cut:
+                    yield buf, 0, cut, base, True
+                yield buf, cut, filled, base + cut, True
                 return
             filled += more
     except EOFError:
@@ -64,6 +71,14 @@ def spans(f, name, base=0):
         if not _damaged(exc):
             raise
         raise DataError(f"{name}: damaged compressed file: {exc}") from None
+
+
+def _cut_from_line(buf, end):
+    """Where buf[:end] ends in a From line cut short after 1 to 4 bytes, or 0."""
+    for size in range(1, len(SEPARATOR) - 1):
+        if end - size > 1 and buf[end - size - 1:end] == SEPARATOR[:size + 1]:
+            return end - size
+    return 0
 
 
 def _damaged(exc):

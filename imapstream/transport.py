@@ -14,18 +14,24 @@ import contextlib
 import hashlib
 import hmac
 import ipaddress
+import re
 import socket
 import ssl
 
 import imapclient
+from imapclient import imap_utf7
 from imapclient.exceptions import ProtocolError
 from imapclient.imap4 import IMAP4WithTimeout
+from imapclient.imapclient import seq_to_parenstr_upper
+from imapclient.response_parser import parse_fetch_response
 from imapclient.tls import IMAP4_TLS
 
 from .cli import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, UsageError, server_text
 
 LINE_LIMIT = 1 << 20
 RESPONSE_LIMIT = 1 << 30
+_RESPONSE_START = re.compile(rb"\d+ \(")  # "* 12 FETCH (" as imaplib keeps it: "12 ("
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ProtocolViolation(CommandError):
@@ -129,7 +135,15 @@ class Client(imapclient.IMAPClient):
                                     f"{server_text(exc)}") from None
 
     def list_folders(self, directory="", pattern="*"):
-        return self._parsed("LIST", super().list_folders, directory, pattern)
+        """LIST as (flags, delimiter, name) tuples; name is a str, or the bytes the server
+        sent when they are not valid modified UTF-7 (RFC 3501, 5.1.3): 8-bit, undecodable,
+        or decoding to lone surrogates, which neither JSON nor a later EXAMINE can carry."""
+        encode, self.folder_encode = self.folder_encode, False
+        try:
+            folders = self._parsed("LIST", super().list_folders, directory, pattern)
+        finally:
+            self.folder_encode = encode
+        return [(flags, delimiter, _folder_name(name)) for flags, delimiter, name in folders]
 
     def folder_status(self, folder, what=None):
         status = self._parsed("STATUS", super().folder_status, folder, what)
@@ -146,7 +160,77 @@ class Client(imapclient.IMAPClient):
         return selected
 
     def fetch(self, messages, data, modifiers=None):
-        return self._parsed("FETCH", super().fetch, messages, data, modifiers)
+        """FETCH, or UID FETCH under use_uid: {number: items} for the numbers asked for,
+        keyed by UID or by sequence number as IMAPClient.fetch keys them, but
+        - each response is read alone, and under UID FETCH only those that carry a UID
+          count.  A server may send FETCH responses nobody asked for in the middle
+          (another client changed flags; Exchange adds FLAGS of its own), and imapclient
+          files one without a UID under its sequence number even under UID FETCH, over
+          the message whose UID is that number; after an EXPUNGE it would merge two
+          messages that shared a sequence number;
+        - runs of numbers go as ranges (1:2000), where imapclient lists every number:
+          9 kB for 2000 messages, past the command length some servers accept."""
+        return self._parsed("FETCH", self._fetch, messages, data, modifiers)
+
+    def _fetch(self, messages, data, modifiers):
+        wanted = set(messages)
+        if not wanted:
+            return {}
+        command = ("UID", "FETCH") if self.use_uid else ("FETCH",)
+        tag = self._imap._command(*command, number_set(wanted), seq_to_parenstr_upper(data),
+                                  seq_to_parenstr_upper(modifiers) if modifiers else None)
+        typ, raw = self._imap._command_complete("FETCH", tag)
+        self._checkok("fetch", typ, raw)
+        _typ, raw = self._imap._untagged_response(typ, raw, "FETCH")
+        found = {}
+        for response in _responses(raw):
+            for seq, items in parse_fetch_response(response, self.normalise_times,
+                                                   False).items():
+                number = items.pop(b"UID", None) if self.use_uid else seq
+                if number in wanted:
+                    found.setdefault(number, {}).update(items)
+        return found
+
+
+def number_set(numbers):
+    """A sequence set for a command: runs of consecutive numbers as first:last."""
+    runs = []
+    for number in sorted(numbers):
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ",".join(f"{a}:{b}" if a != b else f"{a}" for a, b in runs)
+
+
+def _responses(raw):
+    """imaplib's FETCH data split into one list per response.  A response starts with its
+    sequence number and "("; what follows a literal starts with a space or ")"."""
+    responses = []
+    for part in raw:
+        if part is None:
+            continue
+        head = part[0] if isinstance(part, tuple) else part
+        if not responses or _RESPONSE_START.match(head):
+            responses.append([])
+        responses[-1].append(part)
+    return responses
+
+
+def _folder_name(raw):
+    """A LIST name decoded from modified UTF-7, or raw itself when it is not valid."""
+    if isinstance(raw, str):  # an all-digit name, which imapclient made a str
+        return raw
+    if not isinstance(raw, bytes):
+        raise ProtocolViolation(f"malformed LIST response from the server: a folder name "
+                                f"of {server_text(raw)}")
+    if not raw.isascii():
+        return raw
+    try:
+        name = imap_utf7.decode(raw)
+    except UnicodeError:
+        return raw
+    return raw if _SURROGATE.search(name) else name
 
 
 def parse_fingerprints(text):

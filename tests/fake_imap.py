@@ -7,8 +7,13 @@ what no real server would do.
         ... monkeypatch.setenv each of server.env(): alice on 127.0.0.1:server.port ...
 
 mailbox       {folder name: [message bytes]}; names go out in modified UTF-7 as
-              literals, so any name (NUL, CR, '"', 1,000 characters) is listed as is
-delimiter     the hierarchy delimiter of every LIST response ("/")
+              literals, so any name (NUL, CR, '"', 1,000 characters) is listed as is; a
+              bytes name goes out as those bytes, valid modified UTF-7 or not
+delimiter     the hierarchy delimiter of every LIST response ("/"; None sends NIL)
+first_uid     the UID of each folder's first message (1); message n has UID
+              first_uid + n - 1, so UIDs and sequence numbers differ when it is not 1
+flags         {(folder, n): [flag bytes]} of message n (1-based; none if not given)
+marks_seen    a server that ignores PEEK: fetching a body sets \\Seen (False)
 capabilities  the CAPABILITY list (STARTTLS is offered but always refused)
 users         {user: password} for LOGIN, AUTHENTICATE PLAIN and CRAM-MD5
               ({"alice": "Fake-pass-13"})
@@ -17,10 +22,12 @@ greeting      the first line, or None for a server that never says a word
 host          the address to listen on (127.0.0.1)
 handlers      {command: handler(session, tag, args)} replacing the built-in handling
               ("FETCH", "UID FETCH", ...): write anything with session.send(bytes),
-              wait with session.stall(), return False to drop the connection
+              wait with session.stall(), return False to drop the connection;
+              session.fetch(args, by_uid) gives the usual [(number, response)]
 
-Recorded: commands (every command line received, literals inlined as quoted strings)
-and exchanges ([mechanism, [client responses, base64-decoded]] per AUTHENTICATE).
+Recorded: commands (every command line received, literals inlined as quoted strings),
+exchanges ([mechanism, [client responses, base64-decoded]] per AUTHENTICATE) and
+longest_line (the longest line sent, literals' lines included).
 """
 
 import base64
@@ -43,9 +50,11 @@ class FakeIMAP:
 
     def __init__(self, mailbox=None, delimiter="/", capabilities=CAPABILITIES,
                  users=None, tokens=None, greeting=b"* OK fake IMAP ready", handlers=None,
-                 host="127.0.0.1"):
+                 host="127.0.0.1", first_uid=1, flags=None, marks_seen=False):
         self.mailbox = {"INBOX": []} if mailbox is None else mailbox
         self.delimiter, self.capabilities = delimiter, capabilities
+        self.first_uid, self.flags, self.marks_seen = first_uid, flags or {}, marks_seen
+        self.longest_line = 0
         self.users = {"alice": "Fake-pass-13"} if users is None else users
         self.tokens = tokens or {}
         self.greeting, self.handlers = greeting, handlers or {}
@@ -103,6 +112,8 @@ class Session:
         self.selected = None
 
     def send(self, data):
+        self.server.longest_line = max(self.server.longest_line,
+                                       *(len(line) for line in data.split(b"\r\n")))
         self.sock.sendall(data)
 
     def stall(self):
@@ -196,7 +207,8 @@ class Session:
             self.send(tag + b" NO unsupported mechanism\r\n")
 
     def do_list(self, tag, args):
-        delimiter = quote(self.server.delimiter.encode())
+        delimiter = b"NIL" if self.server.delimiter is None else quote(
+            self.server.delimiter.encode())
         for name in self.server.mailbox:
             self.send(b"* LIST (\\HasNoChildren) " + delimiter + b" " + literal(utf7(name))
                       + b"\r\n")
@@ -210,7 +222,7 @@ class Session:
             return
         count = len(self.server.mailbox[folder])
         self.send(b"* STATUS %s (MESSAGES %d UIDVALIDITY %d UIDNEXT %d)\r\n%s OK done\r\n"
-                  % (literal(name), count, UIDVALIDITY, count + 1, tag))
+                  % (literal(name), count, UIDVALIDITY, self.server.first_uid + count, tag))
 
     def do_examine(self, tag, args):
         name, _ = first_string(args)
@@ -221,24 +233,41 @@ class Session:
         count = len(self.server.mailbox[self.selected])
         self.send(b"* FLAGS (\\Seen)\r\n* %d EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY %d] "
                   b"UIDs valid\r\n* OK [UIDNEXT %d] next\r\n%s OK [READ-ONLY] done\r\n"
-                  % (count, UIDVALIDITY, count + 1, tag))
+                  % (count, UIDVALIDITY, self.server.first_uid + count, tag))
 
-    def do_fetch(self, tag, args):
+    def fetch(self, args, by_uid):
+        """[(number, response)] for FETCH args (by_uid: UID FETCH) in the selected folder,
+        each response a whole untagged FETCH with UID, FLAGS, INTERNALDATE, RFC822.SIZE
+        and the message-ID header or the body, as asked."""
         messages = self.server.mailbox[self.selected]
-        numbers, items = args.split(b" ", 1)
-        for number in sequence(numbers, len(messages)):
+        ids, items = args.split(b" ", 1)
+        first = self.server.first_uid
+        if by_uid:
+            numbers = [uid - first + 1 for uid in sequence(ids, first + len(messages) - 1)
+                       if uid >= first]
+        else:
+            numbers = sequence(ids, len(messages))
+        responses = []
+        for number in numbers:
             data = messages[number - 1]
-            parts = [b"UID %d FLAGS () INTERNALDATE %s RFC822.SIZE %d" % (
-                number, INTERNALDATE, len(data))]
+            flags = self.server.flags.setdefault((self.selected, number), [])
+            if b"BODY.PEEK[]" in items and self.server.marks_seen and b"\\Seen" not in flags:
+                flags.append(b"\\Seen")
+            parts = [b"UID %d FLAGS (%s) INTERNALDATE %s RFC822.SIZE %d" % (
+                first + number - 1, b" ".join(flags), INTERNALDATE, len(data))]
             if b"HEADER.FIELDS" in items:
                 header = b"".join(re.findall(rb"(?im)^message-id:.*\r\n", data)) + b"\r\n"
                 parts.append(b"BODY[HEADER.FIELDS (MESSAGE-ID)] " + literal(header))
             elif b"BODY.PEEK[]" in items:
                 parts.append(b"BODY[] " + literal(data))
-            self.send(b"* %d FETCH (%s)\r\n" % (number, b" ".join(parts)))
-        self.send(tag + b" OK done\r\n")
+            responses.append((number, b"* %d FETCH (%s)\r\n" % (number, b" ".join(parts))))
+        return responses
 
-    do_uid_fetch = do_fetch  # UID n is message n
+    def do_fetch(self, tag, args):
+        self.send(b"".join(r for _n, r in self.fetch(args, False)) + tag + b" OK done\r\n")
+
+    def do_uid_fetch(self, tag, args):
+        self.send(b"".join(r for _n, r in self.fetch(args, True)) + tag + b" OK done\r\n")
 
 
 def parse(command):
