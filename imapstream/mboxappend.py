@@ -6,9 +6,9 @@ import contextlib
 import fcntl
 import gzip
 import os
-import sys
 import time
 
+from . import cli
 from .cli import DataError
 from .mboxfile import _opener
 
@@ -29,7 +29,7 @@ class Appender:
             os.makedirs(parent, mode=0o700, exist_ok=True)
         self._dotlock = take_dotlock(path)
         try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
                                | os.O_CLOEXEC, 0o600)
         except BaseException:
             os.unlink(self._dotlock)
@@ -59,6 +59,8 @@ class Appender:
         try:
             if self._out is None:
                 opener = _opener(self.path)
+                if not opener and self._start and os.pread(self._fd, 1, self._start - 1) != b"\n":
+                    self._sink.write(b"\n")  # another program's last line: end it first
                 self._out = (opener(fileobj=self._sink, mode="ab") if opener is gzip.GzipFile
                              else opener(self._sink, mode="ab") if opener else self._sink)
             self._out.write(text)
@@ -145,7 +147,7 @@ def take_dotlock(path):
                 continue
             if time.monotonic() > tell_at:
                 tell_at = float("inf")
-                sys.stderr.write(f"waiting for {lock}, held by another process\n")
+                cli.warn("mbox-merge", f"waiting for {lock}, held by another process")
             time.sleep(0.05)
             continue
         with os.fdopen(fd, "w") as f:

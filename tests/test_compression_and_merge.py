@@ -79,3 +79,14 @@ def test_folders_sharing_a_uidvalidity_in_one_file(tmp_path):
     records = b"".join(line.split(b',"length"')[0] + b"}\n"
                        for line in stream.getvalue().split(b"\n") if line.startswith(b"{"))
     assert run(mbox_ids, ["--missing", target], records)[1] == b""
+
+
+def test_appending_after_a_last_line_without_newline(tmp_path):
+    target = tmp_path / "theirs.mbox"
+    target.write_bytes(b"From a@b Sat Jul  1 10:00:00 2005\nSubject: old\n\nno newline at the end")
+    stream = io.BytesIO()
+    write_message(stream, {"folder": "INBOX", "uidvalidity": 1, "uid": 1},
+                  b"Subject: new\r\n\r\nbody\r\n")
+    assert run(mbox_merge, [str(target)], stream.getvalue())[0] == 0
+    _, held = run(mbox_ids, [str(target)])
+    assert held.count(b"\n") == 2
