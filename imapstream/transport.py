@@ -27,6 +27,7 @@ from imapclient.response_parser import parse_fetch_response
 from imapclient.tls import IMAP4_TLS
 
 from .cli import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, UsageError, server_text
+from .fetchparse import parse_simple
 
 LINE_LIMIT = 1 << 20
 RESPONSE_LIMIT = 1 << 30
@@ -184,8 +185,9 @@ class Client(imapclient.IMAPClient):
         _typ, raw = self._imap._untagged_response(typ, raw, "FETCH")
         found = {}
         for response in _responses(raw):
-            for seq, items in parse_fetch_response(response, self.normalise_times,
-                                                   False).items():
+            parsed = (parse_simple(response, self.normalise_times)
+                      or parse_fetch_response(response, self.normalise_times, False))
+            for seq, items in parsed.items():
                 number = items.pop(b"UID", None) if self.use_uid else seq
                 if number in wanted:
                     found.setdefault(number, {}).update(items)
