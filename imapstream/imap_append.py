@@ -2,14 +2,9 @@
 an IMAP server with its flags, keywords and INTERNALDATE; messages already there are
 skipped, so a rerun adds nothing."""
 
-import bz2
-import gzip
-import io
-import lzma
 import os
 import re
 import sys
-import zlib
 from collections import Counter
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -20,10 +15,10 @@ from imapclient import exceptions as imap_errors
 from . import cli, connection
 from .archive import mbox_files
 from .folders import folder_name
-from .mboxfile import iter_messages, scan
+from .incoming import incoming_messages
+from .mboxfile import scan
 from .message import crlf_size, header_section, message_id
 from .records import write_record
-from .stream import read_messages
 
 PROG = "imap-append"
 HELD_ITEMS = ["RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
@@ -35,8 +30,6 @@ SYSTEM_FLAGS = {"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"}
 KEYWORD = re.compile(r"[!#$&'+-\[^-z|}~]+")  # an IMAP atom
 BARE_LF = re.compile(rb"(?<!\r)\n")
 APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
-MAGIC = ((b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File),
-         (b"\xfd7zXZ\x00", lzma.LZMAFile))
 # imaplib's own APPEND rewrites bare CR and LF; this sends a message's bytes as they are,
 # with LITERAL+ when the server offers it.
 _append_command = imapclient.IMAPClient.multiappend.__wrapped__
@@ -76,7 +69,7 @@ def _main(argv, stdin, stdout):
     try:
         restorer = Restorer(client, options, stdout)
         if files is None:
-            restorer.add_all("", _stdin_messages(stdin), folder=options.folder)
+            restorer.add_all("", incoming_messages(stdin), folder=options.folder)
             return restorer.status()
         for path in files:
             incoming = ((record, data, True) for _offset, record, data in scan(path))
@@ -89,51 +82,6 @@ def _main(argv, stdin, stdout):
         return restorer.status()
     finally:
         connection.logout(client)
-
-
-def _stdin_messages(stdin):
-    """(record, data, lf) per message of a message stream or an mbox, plain or
-    compressed; lf tells that data is in LF form (the mbox's)."""
-    try:
-        head, inp = _peek(stdin, 6)
-        opener = next((opener for magic, opener in MAGIC if head.startswith(magic)), None)
-        if opener:
-            head, inp = _peek(opener(inp), 5)
-        if head.startswith(b"{"):
-            for record, data in read_messages(inp):
-                yield record, data, False
-        elif head.startswith(b"From "):
-            for _offset, record, data in iter_messages(inp, "standard input"):
-                yield record, data, True
-        elif head:
-            raise cli.DataError("standard input is neither a message stream nor an mbox")
-    except (EOFError, lzma.LZMAError, zlib.error, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:
-            raise
-        raise cli.DataError(f"standard input: damaged compressed data: {exc}") from None
-
-
-def _peek(stream, size):
-    head = stream.read(size)
-    return head, io.BufferedReader(_Rejoined(head, stream))
-
-
-class _Rejoined(io.RawIOBase):
-    """The bytes already read from a stream, then the rest of it."""
-
-    def __init__(self, head, rest):
-        self.head, self.rest = head, rest
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        if self.head:
-            chunk, self.head = self.head[:len(buffer)], self.head[len(buffer):]
-        else:
-            chunk = getattr(self.rest, "read1", self.rest.read)(len(buffer))
-        buffer[:len(chunk)] = chunk
-        return len(chunk)
 
 
 class Message(NamedTuple):
@@ -292,11 +240,11 @@ class Restorer:
             raise
         except imap_errors.IMAPClientError as exc:
             # After BAD the server may have read the rest of a LITERAL+ as commands.
-            raise cli.CommandError(f"{batch[0].where}: server said {_text(exc)}; stopping",
-                                   cli.PARTIAL) from None
+            raise cli.CommandError(f"{batch[0].where}: server said "
+                                   f"{cli.server_text(exc)}; stopping", cli.PARTIAL) from None
         text = b" ".join(d for d in data if isinstance(d, bytes))
         if typ != "OK":
-            raise cli.ServerError(_text(text))
+            raise cli.ServerError(cli.server_text(text.decode("utf-8", "replace")))
         match = APPENDUID.search(text) if self.uidplus else None
         uids = _uid_set(match.group(2).decode()) if match else []
         return (int(match.group(1)), uids) if len(uids) == len(batch) else (None, None)
@@ -308,12 +256,6 @@ class Restorer:
                 message.record.update(uidvalidity=uidvalidity, uid=uids[number])
             if self.options.json:
                 write_record(self.out, message.record)
-
-
-def _text(response):
-    if isinstance(response, Exception):
-        response = str(response).encode()
-    return " ".join(response.decode("utf-8", "replace").split())
 
 
 def _uid_set(text):

@@ -7,12 +7,12 @@ import sys
 from . import cli
 from .archive import folder_path
 from .folders import COMPRESSION_SUFFIX
+from .incoming import incoming_messages
 from .mboxappend import Appender
-from .mboxfile import Holdings, iter_messages
+from .mboxfile import Holdings
 from .mboxrd import format_message
 from .message import to_lf
 from .records import write_record
-from .stream import read_messages
 
 PROG = "mbox-merge"
 
@@ -51,29 +51,10 @@ def _main(argv, stdin, stdout):
 
 def _incoming(stdin):
     """(record, data in LF form) from a message stream or an mbox."""
-    first = stdin.readline()
-    while first and not first.strip():
-        first = stdin.readline()
-    if first.startswith(b"{"):
-        for record, data in read_messages(stdin, first):
+    for record, data, lf in incoming_messages(stdin):
+        if not lf:
             data = to_lf(data)  # the server's form is dropped here: one copy less held
-            yield record, data
-    elif first.startswith(b"From "):
-        for _offset, record, data in iter_messages(_Prefixed(first, stdin), "standard input"):
-            yield record, data
-    elif first:
-        raise cli.DataError("standard input is neither a message stream nor an mbox")
-
-
-class _Prefixed:
-    def __init__(self, prefix, rest):
-        self.prefix, self.rest = prefix, rest
-
-    def read(self, size):
-        if self.prefix:
-            head, self.prefix = self.prefix, b""
-            return head + self.rest.read(max(size - len(head), 0))
-        return self.rest.read(size)
+        yield record, data
 
 
 class Merger:

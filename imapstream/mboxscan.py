@@ -68,7 +68,7 @@ def spans(f, name, base=0):
     except EOFError:
         raise CutStream(name) from None
     except Exception as exc:
-        if not _damaged(exc):
+        if not compression_damage(exc):
             raise
         raise DataError(f"{name}: damaged compressed file: {exc}") from None
 
@@ -81,7 +81,7 @@ def _cut_from_line(buf, end):
     return 0
 
 
-def _damaged(exc):
+def compression_damage(exc):
     """Whether exc is a decompressor's complaint (lzma is imported only when needed)."""
     lzma = sys.modules.get("lzma")
     return (isinstance(exc, (EOFError, zlib.error)) or lzma and isinstance(exc, lzma.LZMAError)
@@ -185,7 +185,7 @@ def complete_streams_end(raw, suffix):
             try:
                 decompressor.decompress(chunk)
             except Exception as exc:
-                if not _damaged(exc):
+                if not compression_damage(exc):
                     raise
                 return good
             if not decompressor.eof:

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_messages
 
-from imapstream import imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream import cli, imap_fetch, imap_list, mbox_ids, mbox_merge
 from imapstream.archive import mbox_files
 from imapstream.stream import write_message
 
@@ -90,3 +90,12 @@ def test_appending_after_a_last_line_without_newline(tmp_path):
     assert run(mbox_merge, [str(target)], stream.getvalue())[0] == 0
     _, held = run(mbox_ids, [str(target)])
     assert held.count(b"\n") == 2
+
+
+@pytest.mark.parametrize("compressor", [gzip.compress, bz2.compress, lzma.compress])
+def test_compressed_standard_input(tmp_path, compressor):
+    foreign = b"\n" + b"From a@b Sat Jul  1 10:00:00 2005\nSubject: one\n\nx\n\n" * 2
+    target = str(tmp_path / "in.mbox")
+    assert run(mbox_merge, [target], compressor(foreign))[0] == 0
+    assert run(mbox_ids, [target])[1].count(b"\n") == 2
+    assert run(mbox_merge, [target], compressor(foreign)[:-6])[0] == cli.DATAERR

@@ -1,0 +1,64 @@
+"""Messages on standard input: a message stream or an mbox, told apart by the first
+byte after any empty lines ("{" or "From "), either of them plain or compressed (gzip,
+bzip2 or xz, told by their magic numbers)."""
+
+import io
+
+from . import cli
+from .mboxfile import iter_messages
+from .mboxscan import compression_damage
+from .stream import read_messages
+
+
+def incoming_messages(stdin):
+    """(record, data, lf) per message; lf tells that data is in LF form (an mbox's),
+    else it is as the server sent it.  Damaged input raises DataError after the whole
+    messages before the damage."""
+    try:
+        inp = io.BufferedReader(_Raw(stdin))
+        inp = _decompressed(inp)
+        while inp.peek(1)[:1] in (b"\n", b"\r"):
+            inp.read(1)
+        head = inp.peek(5)[:5]
+        if head.startswith(b"{"):
+            for record, data in read_messages(inp):
+                yield record, data, False
+        elif head.startswith(b"From "):
+            for _offset, record, data in iter_messages(inp, "standard input"):
+                yield record, data, True
+        elif head:
+            raise cli.DataError("standard input is neither a message stream nor an mbox")
+    except Exception as exc:
+        if not compression_damage(exc):
+            raise
+        raise cli.DataError(f"standard input: damaged compressed data: {exc}") from None
+
+
+def _decompressed(inp):
+    """Imports a decompressor only when one is needed: start-up time."""
+    head = inp.peek(6)[:6]
+    if head.startswith(b"\x1f\x8b"):
+        import gzip
+        return io.BufferedReader(_Raw(gzip.GzipFile(fileobj=inp)))
+    if head.startswith(b"BZh"):
+        import bz2
+        return io.BufferedReader(_Raw(bz2.BZ2File(inp)))
+    if head.startswith(b"\xfd7zXZ\x00"):
+        import lzma
+        return io.BufferedReader(_Raw(lzma.LZMAFile(inp)))
+    return inp
+
+
+class _Raw(io.RawIOBase):
+    """Any object with read() as a raw stream, so that BufferedReader can peek at it."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        chunk = getattr(self.source, "read1", self.source.read)(len(buffer))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
