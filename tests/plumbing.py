@@ -82,3 +82,17 @@ def backup_messages(directory):
         for _offset, record, data in scan(path):
             held.setdefault(record["folder"], []).append((data, sorted(record["flags"])))
     return {folder: sorted(items) for folder, items in held.items()}
+
+
+def one_line(capsys, prefix="imap-list"):
+    """The one line a command wrote on stderr, which must start with its name."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(prefix + ": "), err
+    return err
+
+
+def private_file(path, text):
+    """A file only its owner can read, as --password-file wants."""
+    path.write_text(text)
+    path.chmod(0o600)
+    return path

@@ -4,18 +4,11 @@ documented exit status, and no mbox left incomplete."""
 import os
 
 import pytest
-from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_messages
+from plumbing import AWKWARD, append_all, backup, backup_messages, one_line, run, server_messages
 
 from imapstream import cli, imap_fetch, imap_list, mbox_ids, mbox_merge
 from imapstream.mboxfile import scan
 from imapstream.stream import write_message
-
-
-def one_line(capsys, prefix):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(prefix + ": "), err
-    return err
-
 
 GOOD = b'{"folder":"INBOX","delimiter":"/","uidvalidity":1,"uid":%d,"size":3}\n'
 

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from plumbing import AWKWARD, append_all, backup, run
+from plumbing import AWKWARD, append_all, backup, one_line, private_file, run
 
 from imapstream import auth, cli, imap_fetch, imap_list, mbox_merge
 
@@ -19,16 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = os.path.dirname(sys.executable)
 
 
-def one_line(capsys, prefix="imap-list"):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(prefix + ": "), err
-    return err
-
-
-def private_file(path, text):
-    path.write_text(text)
-    path.chmod(0o600)
-    return path
 
 
 # -- password sources ----------------------------------------------------------------------

@@ -17,18 +17,13 @@ from pathlib import Path
 import pytest
 from dovecot import LAYOUTS
 from fake_imap import CAPABILITIES, FakeIMAP
-from plumbing import run
+from plumbing import one_line, private_file, run
 
 from imapstream import auth, cli, imap_list
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = os.path.dirname(sys.executable)
 
-
-def one_line(capsys, prefix="imap-list"):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(prefix + ": "), err
-    return err
 
 
 def use(monkeypatch, server, **extra):
@@ -46,11 +41,6 @@ def logins(dovecot, user, count, wait=10):
         if len(found) >= count or time.monotonic() > deadline:
             return found
 
-
-def private_file(path, text):
-    path.write_text(text)
-    path.chmod(0o600)
-    return path
 
 
 # -- TLS ----------------------------------------------------------------------------------
