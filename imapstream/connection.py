@@ -48,10 +48,11 @@ def add_options(parser):
                             "of its output, and log in with OAUTHBEARER or XOAUTH2")
     group.add_argument("--tls", choices=("imaps", "starttls", "none"),
                        default=os.environ.get("IMAP_TLS"),
-                       help="imaps (default on 993), starttls (default on 143) or none "
-                            "(env IMAP_TLS)")
+                       help="imaps (default unless the port is 143), starttls (default "
+                            "on 143) or none (env IMAP_TLS)")
     group.add_argument("--cafile", metavar="FILE", default=os.environ.get("IMAP_CAFILE"),
-                       help="trust the CA or self-signed certificate in FILE (env IMAP_CAFILE)")
+                       help="trust the CA or self-signed certificate in FILE instead of the "
+                            "system's (env IMAP_CAFILE)")
     group.add_argument("--fingerprint", metavar="SHA256",
                        default=os.environ.get("IMAP_FINGERPRINT"),
                        help="trust only the certificate with this SHA-256 fingerprint (hex, "

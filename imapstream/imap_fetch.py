@@ -20,7 +20,7 @@ def parser():
     p = cli.ArgumentParser(prog=PROG, description="Read message records (imap-list's) on "
                            "stdin and write the message stream (see imapstream(7)) on "
                            "stdout, fetching with BODY.PEEK[] under EXAMINE over one "
-                           "connection.")
+                           "connection at a time (a new one after a drop).")
     p.add_argument("--mbox", action="store_true", help="write plain mboxrd instead")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress line, even when stderr is a terminal")
