@@ -27,14 +27,14 @@ class Appender:
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, mode=0o700, exist_ok=True)
-        self._dotlock = take_dotlock(path)
+        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                           | os.O_CLOEXEC, 0o600)
         try:
-            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
-                               | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._dotlock = take_dotlock(path)
         except BaseException:
-            os.unlink(self._dotlock)
+            os.close(self._fd)
             raise
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
         self._start = os.fstat(self._fd).st_size
         self._sink = _Sink(self._fd)
         self._out = None
@@ -95,9 +95,9 @@ class Appender:
 
     def _release(self):
         if self._fd is not None:
+            os.unlink(self._dotlock)  # before the flock goes: see take_dotlock
             os.close(self._fd)
             self._fd = None
-            os.unlink(self._dotlock)
 
 
 class _Sink:
@@ -132,9 +132,15 @@ class _Sink:
         self.buffer.clear()
 
 
+OUR_MARK = "imapstream"
+
+
 def take_dotlock(path):
-    """Create PATH.lock holding our PID, waiting while a live process holds it and
-    breaking it when its holder is gone."""
+    """Create PATH.lock holding our PID and OUR_MARK, for the caller who holds the
+    file's flock; wait while another program's live process holds it, break it when its
+    holder is gone.  Every imapstream writer takes the flock first and drops the dotlock
+    first, so one of our dotlocks seen under the flock was left by a killed writer, and
+    is broken at once, whatever process now has its PID."""
     lock = path + ".lock"
     tell_at = time.monotonic() + 5
     while True:
@@ -151,14 +157,17 @@ def take_dotlock(path):
             time.sleep(0.05)
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()}\n")
+            f.write(f"{os.getpid()} {OUR_MARK}\n")
         return lock
 
 
 def _holder_is_gone(lock):
     try:
         with open(lock) as f:
-            pid = int(f.read().strip() or 0)
+            words = f.read().split()
+        if words[1:] == [OUR_MARK]:
+            return True
+        pid = int(words[0]) if words else 0
         made = os.path.getmtime(lock)
         if pid <= 0:
             return made < time.time() - 600

@@ -172,3 +172,19 @@ def test_a_dotlock_whose_process_is_gone_is_broken(tmp_path):
     dead.wait()
     assert merge_past(dead.pid, tmp_path)
 
+
+
+def test_our_dotlock_left_by_a_killed_writer_is_broken_at_once(tmp_path):
+    """Whatever process has its PID now, even one started within the same second: a
+    writer takes the flock before its dotlock, so ours seen under the flock is stale."""
+    newcomer = subprocess.Popen(["sleep", "60"])
+    target, lock = tmp_path / "INBOX.mbox", tmp_path / "INBOX.mbox.lock"
+    lock.write_text(f"{newcomer.pid} imapstream\n")
+    try:
+        writer = subprocess.run([MERGE, str(target)], input=stream([1]),
+                                capture_output=True, timeout=30)
+    finally:
+        newcomer.kill()
+        newcomer.wait()
+    assert writer.returncode == cli.OK and len(list(scan(str(target)))) == 2
+    assert not lock.exists()
