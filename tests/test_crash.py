@@ -25,9 +25,22 @@ KILLS = 24
 
 def start(env, cwd, compression):
     command = PIPELINE.format(compression=compression)
-    return subprocess.Popen(["bash", "-o", "pipefail", "-c", command], env=env, cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    with open(os.path.join(cwd, "stderr"), "ab") as stderr:
+        return subprocess.Popen(["bash", "-o", "pipefail", "-c", command], env=env, cwd=cwd,
+                                stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+
+
+def completes(run, cwd):
+    """Whether a run ends well; if it hangs, what it and its processes were doing."""
+    try:
+        return run.wait(120) == 0 or open(os.path.join(cwd, "stderr")).read()[-2000:]
+    except subprocess.TimeoutExpired:
+        processes = subprocess.run(["ps", "-s", str(run.pid), "-o", "pid,stat,wchan:24,args"],
+                                   capture_output=True, text=True).stdout
+        locks = sorted(p.name for p in (cwd / "backup").glob("*.lock"))
+        os.killpg(run.pid, signal.SIGKILL)
+        return f"hung: {processes} locks {locks}\n" + open(os.path.join(cwd, "stderr")).read()
 
 
 def readable(directory):
@@ -68,7 +81,7 @@ def test_kill_9_anywhere_loses_nothing(dovecot, new_user, tmp_path, compression)
     env = dict(os.environ, **dovecot.env(user),
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     full = time.monotonic()
-    assert start(env, tmp_path, compression).wait(120) == 0
+    assert completes(start(env, tmp_path, compression), tmp_path) is True
     full = time.monotonic() - full
     shutil.rmtree(tmp_path / "backup")
     torn = 0
@@ -83,8 +96,8 @@ def test_kill_9_anywhere_loses_nothing(dovecot, new_user, tmp_path, compression)
         if (tmp_path / "backup").exists():
             torn += readable(tmp_path / "backup")
     print(f"{torn} torn files seen after {KILLS} kills")
-    assert start(env, tmp_path, compression).wait(120) == 0
+    assert completes(start(env, tmp_path, compression), tmp_path) is True
     assert backup_messages(str(tmp_path / "backup")) == server_messages(client)
     sizes = {p.name: p.stat().st_size for p in (tmp_path / "backup").iterdir()}
-    assert start(env, tmp_path, compression).wait(120) == 0
+    assert completes(start(env, tmp_path, compression), tmp_path) is True
     assert {p.name: p.stat().st_size for p in (tmp_path / "backup").iterdir()} == sizes
