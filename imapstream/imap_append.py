@@ -69,7 +69,8 @@ def _main(argv, stdin, stdout):
     try:
         restorer = Restorer(client, options, stdout)
         if files is None:
-            restorer.add_all("", incoming_messages(stdin), folder=options.folder)
+            messages = (item for item in incoming_messages(stdin) if item[1] is not None)
+            restorer.add_all("", messages, folder=options.folder)
             return restorer.status()
         for path in files:
             incoming = ((record, data, True) for _offset, record, data in scan(path))

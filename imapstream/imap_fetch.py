@@ -6,7 +6,7 @@ from . import cli, connection
 from .mboxrd import format_message
 from .message import header_section, message_id, to_lf
 from .progress import Progress
-from .records import message_key, read_records
+from .records import checkpoint_key, message_key, read_records, write_record
 from .session import Session
 from .stream import write_message
 
@@ -34,12 +34,15 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
-    session = Session(options, PROG)
+    session = Session(options, PROG, lazy=True)
     fetcher = Fetcher(session, stdout, options.mbox,
                       Progress("FETCH", False if options.no_progress else None))
     try:
         try:
             for lineno, record in read_records(stdin, idle=fetcher.flush):
+                if checkpoint_key(record, lineno) is not None:
+                    fetcher.checkpoint(record)
+                    continue
                 message_key(record, lineno)
                 fetcher.add(record)
         except cli.DataError:
@@ -60,6 +63,7 @@ class Fetcher:
         self.session, self.out, self.mbox, self.progress = session, out, mbox, progress
         self.selected = self.uidvalidity = None
         self.failed = 0
+        self.failed_folders = set()  # folders with a message not fetched in this run
         self.marked_seen = set()  # folders where the server set \Seen despite BODY.PEEK
         self.batch, self.batch_bytes = [], 0
         self.limit = BATCH_MESSAGES
@@ -75,7 +79,20 @@ class Fetcher:
     def flush(self):
         if self.batch:
             batch, self.batch, self.batch_bytes = self.batch, [], 0
+            failed = self.failed
             self.fetch(batch)
+            if self.failed != failed:
+                self.failed_folders.add(batch[0]["folder"])
+
+    def checkpoint(self, record):
+        """A folder checkpoint goes on after its folder's messages; it no longer vouches
+        for the folder once one of them could not be fetched.  mboxrd has no place for
+        it."""
+        self.flush()
+        if record["folder"] in self.failed_folders:
+            record["checkpoint"] = False
+        if not self.mbox:
+            write_record(self.out, record)
 
     def warn(self, message):
         self.progress.clear()

@@ -5,7 +5,7 @@ import sys
 
 from . import cli, connection
 from .message import message_id
-from .records import parse_record, write_record
+from .records import parse_record, read_records, write_record
 from .session import Session
 
 PROG = "imap-list"
@@ -28,6 +28,10 @@ def parser():
                    help="only folders whose name matches REGEX (repeatable)")
     p.add_argument("--exclude", metavar="REGEX", action="append", default=[],
                    help="skip folders whose name matches REGEX (repeatable)")
+    p.add_argument("--since", metavar="FILE", help="folder records in FILE (imap-list's, "
+                   "or the checkpoints of a backup from mbox-ids): list only the messages "
+                   "with a UID from the record's uidnext on, while the folder's UIDVALIDITY "
+                   "is the record's; after each folder write its folder checkpoint")
     p.add_argument("-v", "--verbose", action="store_true", help="say on stderr how many "
                    "messages each listed folder has (\"IMAP: Found N messages in FOLDER\")")
     connection.add_options(p)
@@ -52,6 +56,7 @@ def _main(argv, stdin, stdout):
         return ((not include or any(r.search(name) for r in include))
                 and not any(r.search(name) for r in exclude))
 
+    since = _read_since(options.since) if options.since else None
     named = [f for f in options.folders if f != "-"]
     if "-" in options.folders:
         named += _folders_from(stdin)
@@ -82,14 +87,20 @@ def _main(argv, stdin, stdout):
         default_delimiter = every[0]["delimiter"] if every else None
         for name in wanted:
             try:
-                count = _list_messages(session, name, delimiters.get(name, default_delimiter),
-                                       stdout)
+                delimiter = delimiters.get(name, default_delimiter)
+                new = ""
+                if since is None:
+                    count = _list_messages(session, name, delimiter, stdout)
+                else:
+                    count, listed_from = _list_since(session, name, delimiter,
+                                                     since.get(name), stdout)
+                    new = "new " if listed_from else ""
             except cli.ServerError as exc:
                 cli.warn(PROG, str(exc))
                 failed += 1
                 continue
             if options.verbose:
-                cli.inform(f"IMAP: Found {count} messages in {name}")
+                cli.inform(f"IMAP: Found {count} {new}messages in {name}")
         return cli.PARTIAL if failed else cli.OK
     finally:
         session.close()
@@ -159,12 +170,72 @@ def _with_status(client, folder):
     return record
 
 
-def _list_messages(session, name, delimiter, stdout):
-    """Write the folder's message records in UID order; after a reconnect the listing
-    goes on from the next chunk, skipping UIDs already written."""
-    exists = session.examine(name).get(b"EXISTS", 0)
+def _read_since(path):
+    """{folder: (uidvalidity, uidnext)} from the folder records in the file at path."""
+    known = {}
+    try:
+        with open(path, "rb") as f:
+            for lineno, record in read_records(f):
+                folder, uidvalidity, uidnext = (record.get(k) for k in
+                                                ("folder", "uidvalidity", "uidnext"))
+                if not isinstance(folder, str):
+                    raise cli.DataError(f"line {lineno}: record without a \"folder\" string")
+                if _positive(uidvalidity) and _positive(uidnext):
+                    known[folder] = (uidvalidity, uidnext)
+    except cli.DataError as exc:
+        raise cli.DataError(f"{path}: {exc}") from None
+    return known
+
+
+def _positive(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _list_since(session, name, delimiter, known, stdout):
+    """--since: the messages from known's uidnext on (all of them without known, or once
+    UIDVALIDITY changed), then the folder checkpoint (see imapstream(7)).  Returns (how
+    many, the UID they were listed from or None for all)."""
+    checkpoint = {"folder": name, "delimiter": delimiter}
+    since = None
+    if known:
+        status = session.call(lambda client: client.folder_status(
+            name, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]))
+        uidvalidity, uidnext = status.get(b"UIDVALIDITY"), status.get(b"UIDNEXT")
+        if (uidvalidity, uidnext) == known:
+            write_record(stdout, dict(checkpoint, uidvalidity=uidvalidity, uidnext=uidnext,
+                                      messages=status.get(b"MESSAGES"), since=uidnext,
+                                      checkpoint=True))
+            return 0, uidnext
+        if uidvalidity == known[0] and isinstance(uidnext, int) and uidnext > known[1]:
+            since = known[1]
+    reconnects = session.reconnects
+    selected = session.examine(name)
+    if since is not None and (session.uidvalidity != known[0]
+                              or not _positive(selected.get(b"UIDNEXT"))):
+        since = None  # changed since STATUS, or a server that does not say
+    count = _list_messages(session, name, delimiter, stdout, selected, since)
+    uidnext = selected.get(b"UIDNEXT")
+    write_record(stdout, dict(checkpoint, uidvalidity=session.uidvalidity, uidnext=uidnext,
+                              messages=selected.get(b"EXISTS", 0), since=since,
+                              checkpoint=_positive(uidnext)
+                              and session.reconnects == reconnects))
+    return count, since
+
+
+def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
+    """Write the folder's message records in UID order, only those from UID since on if
+    given; after a reconnect the listing goes on from the next chunk, skipping UIDs
+    already written."""
+    selected = selected or session.examine(name)
+    exists = selected.get(b"EXISTS", 0)
     count = last_uid = 0
-    for first in range(1, exists + 1, CHUNK):
+    start = 1
+    if since is not None:
+        # UIDs grow with sequence numbers, and at most UIDNEXT - since messages have one
+        # from since on: they are among the last that many.
+        start = max(1, exists - (selected[b"UIDNEXT"] - since) + 1)
+        last_uid = since - 1
+    for first in range(start, exists + 1, CHUNK):
         numbers = range(first, min(first + CHUNK - 1, exists) + 1)
         response = session.call(lambda client, numbers=numbers: _fetch_by_number(client,
                                                                                 numbers))

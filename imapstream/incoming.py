@@ -12,7 +12,8 @@ from .stream import read_messages
 
 def incoming_messages(stdin):
     """(record, data, lf) per message; lf tells that data is in LF form (an mbox's),
-    else it is as the server sent it.  Damaged input raises DataError after the whole
+    else it is as the server sent it.  A folder checkpoint in a stream comes as
+    (record, None, False).  Damaged input raises DataError after the whole
     messages before the damage."""
     try:
         inp = io.BufferedReader(_Raw(stdin))

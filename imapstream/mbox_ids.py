@@ -3,10 +3,10 @@
 import os
 import sys
 
-from . import cli
+from . import cli, sidecar
 from .archive import folder_path, mbox_files
 from .mboxfile import Holdings
-from .records import message_key, read_records, write_record
+from .records import checkpoint_key, message_key, read_records, write_record
 
 PROG = "mbox-ids"
 
@@ -20,6 +20,8 @@ def parser():
                    "per folder (see imapstream(7) for the names)")
     p.add_argument("--missing", action="store_true", help="filter message records on stdin: "
                    "pass on those that the one FILE or DIR does not hold")
+    p.add_argument("--folders", action="store_true", help="write instead the folder "
+                   "checkpoints the files' sidecars hold, the FILE imap-list wants")
     return p
 
 
@@ -29,6 +31,8 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
+    if options.missing and options.folders:
+        raise cli.UsageError("give --missing or --folders, not both")
     if options.missing:
         if bool(options.directory) == bool(options.files) or len(options.files) > 1:
             raise cli.UsageError("--missing takes exactly one FILE or -d DIR")
@@ -38,6 +42,8 @@ def _main(argv, stdin, stdout):
     files = list(options.files)
     if options.directory:
         files += mbox_files(options.directory)
+    if options.folders:
+        return _folders(files, stdout)
     status = cli.OK
     for path in files:
         os.stat(path)  # a missing FILE is an error here, not an empty one
@@ -55,14 +61,29 @@ def _main(argv, stdin, stdout):
     return status
 
 
+def _folders(files, stdout):
+    """One record per folder checkpoint (see sidecar.py), in file order."""
+    for path in files:
+        os.stat(path)
+        for folder, delimiter, uidvalidity, uidnext in sidecar.checkpoints(path).values():
+            write_record(stdout, {"folder": folder, "delimiter": delimiter,
+                                  "uidvalidity": uidvalidity, "uidnext": uidnext,
+                                  "file": path})
+    return cli.OK
+
+
 def _missing(options, stdin, stdout):
     holdings = {}
     for lineno, record in read_records(stdin):
+        folder = checkpoint_key(record, lineno)
+        if folder is not None:
+            path = _path(options, folder, record)
+            if path in holdings and holdings[path] is None:
+                record["checkpoint"] = False  # its folder's records were held back
+            write_record(stdout, record)
+            continue
         folder, _uid = message_key(record, lineno)
-        if options.directory:
-            path = folder_path(options.directory, folder, record.get("delimiter"))
-        else:
-            path = options.files[0]
+        path = _path(options, folder, record)
         if path not in holdings:
             try:
                 holdings[path] = Holdings(path)
@@ -72,6 +93,12 @@ def _missing(options, stdin, stdout):
         if holdings[path] is not None and not holdings[path].holds_record(record):
             write_record(stdout, record)
     return cli.DATAERR if None in holdings.values() else cli.OK
+
+
+def _path(options, folder, record):
+    if options.directory:
+        return folder_path(options.directory, folder, record.get("delimiter"))
+    return options.files[0]
 
 
 def run():

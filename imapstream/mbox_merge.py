@@ -52,7 +52,7 @@ def _main(argv, stdin, stdout):
 def _incoming(stdin):
     """(record, data in LF form) from a message stream or an mbox."""
     for record, data, lf in incoming_messages(stdin):
-        if not lf:
+        if data is not None and not lf:
             data = to_lf(data)  # the server's form is dropped here: one copy less held
         yield record, data
 
@@ -64,6 +64,7 @@ class Merger:
         self.options, self.stdout = options, stdout
         self.path = self.appender = self.holdings = None
         self.refused = set()  # files that are not mboxes: their messages are skipped
+        self.given = 0  # messages given for the file of this visit
 
     def target(self, record):
         if self.options.file:
@@ -75,9 +76,26 @@ class Merger:
                            self.options.compress)
 
     def add(self, record, data):
-        path = self.target(record)
-        if path in self.refused:
+        """Append a message unless held; data None: a folder checkpoint."""
+        if data is None:
+            self.checkpoint(record)
             return
+        if not self.visit(self.target(record)):
+            return
+        self.given += 1
+        if not self.holdings.holds_message(record, data):
+            try:
+                text = format_message(data, record)
+                self.appender.write(text, len(data))
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, self.path) from None
+            self.holdings.add_uid(record)
+            self.holdings.add_appended(text)
+
+    def visit(self, path):
+        """Make path the file appended to; False for a file that is not an mbox."""
+        if path in self.refused:
+            return False
         if path != self.path:
             self.close()
             try:
@@ -85,15 +103,17 @@ class Merger:
             except cli.DataError as exc:
                 cli.warn(PROG, f"{exc}; its messages are skipped")
                 self.refused.add(path)
-                return
-        if not self.holdings.holds_message(record, data):
-            try:
-                text = format_message(data, record)
-                self.appender.write(text, len(data))
-            except OSError as exc:
-                raise OSError(exc.errno, exc.strerror, path) from None
-            self.holdings.add_uid(record)
-            self.holdings.add_appended(text)
+                return False
+        return True
+
+    def checkpoint(self, record):
+        """Record a folder checkpoint that says more than the last one in the sidecar of
+        the folder's file; a folder without a file holds nothing to vouch for."""
+        if record.get("checkpoint") is not True or record.get("since") == record["uidnext"]:
+            return
+        path = self.target(record)
+        if (path == self.path or os.path.exists(path)) and self.visit(path):
+            self.holdings.checkpoint(record)
 
     def _open(self, path):
         appender = Appender(path)
@@ -102,7 +122,7 @@ class Merger:
         except BaseException:
             appender.close()
             raise
-        self.appender, self.path = appender, path
+        self.appender, self.path, self.given = appender, path, 0
         if self.holdings.torn_at is not None:
             cli.warn(PROG, f"{path}: cut off a torn last message at byte "
                            f"{self.holdings.torn_at}")
@@ -126,6 +146,8 @@ class Merger:
         if appender.abandoned:
             return
         self.holdings.save_index()
+        if not self.given:
+            return  # a visit for a checkpoint alone
         name = os.path.relpath(self.path, self.options.directory) if self.options.directory \
             else self.path
         largest = (f", of which the largest message was {appender.largest} bytes"

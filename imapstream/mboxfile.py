@@ -101,6 +101,7 @@ class Holdings:
         self.by_id = defaultdict(Counter)
         self.by_digest = None
         self.torn_at = self.cut_stream = None
+        self.marks = {}  # folder checkpoints given in this visit, for the sidecar
         self.index = sidecar.Index(None, 0, 0, [])
         if os.path.exists(path):
             self.index = self._read_index(sidecar.load(path), keep_index)
@@ -121,8 +122,9 @@ class Holdings:
             regular = stat.S_ISREG(st.st_mode)
             if known is None or not regular or not known.describes(fd, st):
                 known = sidecar.Index(None, 0, 0, [])
+            folders = {**known.folders, **self.marks}
             if st.st_size == known.raw_end:
-                return sidecar.Index.of(fd, st, known.raw_end, known.end, known.rows)
+                return sidecar.Index.of(fd, st, known.raw_end, known.end, known.rows, folders)
             compressed = os.path.splitext(self.path)[1] if _opener(self.path) else ""
             scan = HeldScan(raw, compressed, self.name, known.raw_end, known.end)
             rows = list(known.rows)
@@ -132,18 +134,18 @@ class Holdings:
             except TornTail:
                 self.torn_at = scan.torn_at
             except CutStream:
-                return self._complete_streams(raw, fd, st, compressed)
+                return self._complete_streams(raw, fd, st, compressed, folders)
             except DataError:
                 if not known.raw_end:
                     raise
                 return self._read_index(None, keep)  # the rest did not scan: read it all
             raw_end = raw.tell() if compressed else scan.end
-            index = sidecar.Index.of(fd, st, raw_end, scan.end, rows)
+            index = sidecar.Index.of(fd, st, raw_end, scan.end, rows, folders)
             if keep and regular and not (compressed and self.torn_at is not None):
                 sidecar.save(self.path, index)
             return index
 
-    def _complete_streams(self, raw, fd, st, compressed):
+    def _complete_streams(self, raw, fd, st, compressed, folders):
         """The index of the complete members or streams of a compressed file whose last
         one is cut short; cut_stream is where they end, for mbox-merge to cut there."""
         self.cut_stream = complete_streams_end(raw, compressed)
@@ -152,26 +154,44 @@ class Holdings:
         # lzma would take no bytes at all for a stream cut short.
         rows = [sidecar.row(offset, record) for offset, record in scan] \
             if self.cut_stream else []
-        return sidecar.Index.of(fd, st, self.cut_stream, scan.end, rows)
+        return sidecar.Index.of(fd, st, self.cut_stream, scan.end, rows, folders)
 
     def add_appended(self, text):
         """Note a message just appended as text (formatted), for save_index."""
         self.appended.append(sidecar.row(self.appended_end, parse_held(text, 0, len(text))))
         self.appended_end += len(text)
 
+    def checkpoint(self, record):
+        """Note a folder checkpoint that vouches for its folder, given after the
+        folder's messages, each held now (see imapstream(7)).  One listed from "since"
+        on counts only where the file has the folder's UIDs below since; a checkpoint
+        never moves the folder's uidnext back.  Returns whether it counted."""
+        folder, uidvalidity, uidnext = record["folder"], record["uidvalidity"], record["uidnext"]
+        since = record.get("since")
+        mark = self.marks.get(folder) or self.index.folders.get(folder)
+        same = mark is not None and mark[2] == uidvalidity
+        if since is not None and not (same and mark[3] >= since):
+            return False
+        if not (same and mark[3] >= uidnext):
+            self.marks[folder] = [folder, record.get("delimiter"), uidvalidity, uidnext]
+        return True
+
     def save_index(self):
         """Write the sidecar once the Appender has closed: from the noted messages when
         the file is a plain one holding just what was read and them, else by a scan of
         what the file gained since it was read."""
-        if not self.appended:
+        if not self.appended and not self.marks:
             return
+        folders = {**self.index.folders, **self.marks}
         with open(self.path, "rb") as raw:
             fd = raw.fileno()
             st = os.fstat(fd)
-            if (not _opener(self.path) and st.st_size == self.appended_end
-                    and self.index.describes(fd, st)):
+            if self.index.describes(fd, st) and (
+                    not self.appended and st.st_size == self.index.raw_end
+                    or not _opener(self.path) and st.st_size == self.appended_end):
                 sidecar.save(self.path, sidecar.Index.of(
-                    fd, st, st.st_size, st.st_size, self.index.rows + self.appended))
+                    fd, st, st.st_size, self.appended_end, self.index.rows + self.appended,
+                    folders))
                 return
         try:
             self._read_index(self.index, keep=True)

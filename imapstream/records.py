@@ -32,6 +32,23 @@ def read_records(inp, idle=None):
             yield lineno, parse_record(line, lineno)
 
 
+def checkpoint_key(record, lineno):
+    """For a folder checkpoint (a record with "checkpoint" and no "uid"), check its fields
+    and return its folder; None for any other record.  A checkpoint that vouches for its
+    folder ("checkpoint": true) needs positive integers "uidvalidity" and "uidnext"."""
+    if "checkpoint" not in record or "uid" in record:
+        return None
+    folder = record.get("folder")
+    if not isinstance(folder, str):
+        raise DataError(f"line {lineno}: folder checkpoint without a \"folder\" string")
+    if record["checkpoint"] is True and not all(
+            isinstance(record.get(k), int) and not isinstance(record.get(k), bool)
+            and record[k] > 0 for k in ("uidvalidity", "uidnext")):
+        raise DataError(f"line {lineno}: folder checkpoint without positive integers "
+                        f"\"uidvalidity\" and \"uidnext\"")
+    return folder
+
+
 def message_key(record, lineno):
     """Check the fields every message record must have; return (folder, uid)."""
     folder, uid = record.get("folder"), record.get("uid")

@@ -24,10 +24,14 @@ def transient(exc):
 
 
 class Session:
-    def __init__(self, options, prog):
+    def __init__(self, options, prog, lazy=False):
+        """lazy: log in at the first call, not now (a run with nothing to fetch never
+        does); a failure to connect then is not retried either."""
         self.options, self.prog = options, prog
-        self.client = connection.connect(options)
+        self.client = None if lazy else connection.connect(options)
+        self.connected = not lazy
         self.folder = self.uidvalidity = None
+        self.reconnects = 0
 
     def examine(self, folder):
         """EXAMINE folder; returns the SELECT response."""
@@ -38,6 +42,8 @@ class Session:
     def call(self, operation, on_retry=None):
         """operation(client), retried after a reconnect; on_retry() runs before each retry.
         A refusal by the server (NO, BAD) becomes a ServerError naming the folder."""
+        if not self.connected:
+            self.client, self.connected = connection.connect(self.options), True
         failures = 0
         while True:
             try:
@@ -68,6 +74,7 @@ class Session:
 
     def _reconnect(self):
         self.client = connection.connect(self.options)
+        self.reconnects += 1
         if self.folder is not None:
             selected = connection.examine(self.client, self.folder)
             if selected[b"UIDVALIDITY"] != self.uidvalidity:

@@ -17,8 +17,14 @@ mtime the file had.  It is a cache, never trusted over the mbox:
 - it is written to a temporary file and renamed, so a kill leaves the old one or the
   new one; a stale one describes bytes the file still has, or fails the checks above.
 
+It also keeps the folder checkpoints mbox-merge was given (see imapstream(7)): that
+every message of a folder with a UID below "uidnext" under "uidvalidity" is held.  They
+count while the sidecar describes the file, so an mbox rewritten or cut back by another
+program loses them and its folder is listed whole again.
+
 Format: one JSON line {"imapstream-ids": 1, "ino", "size", "mtime_ns", "raw_end",
-"end" (the uncompressed offset of raw_end), "head", "tail", "count", "sha1"}, then one
+"end" (the uncompressed offset of raw_end), "head", "tail", "count", "sha1", "folders"
+(an array of [folder, delimiter, uidvalidity, uidnext]; absent means none)}, then one
 JSON array of rows [offset, folder, delimiter, uidvalidity, uid, message_id, size,
 flags, internaldate], one per held message.
 """
@@ -51,16 +57,18 @@ def windows(fd, raw_end):
 
 
 class Index:
-    """Rows up to raw_end (the uncompressed offset end) of the file with stat st."""
+    """Rows up to raw_end (the uncompressed offset end) of the file with stat st, and
+    the folder checkpoints, {folder: [folder, delimiter, uidvalidity, uidnext]}."""
 
-    def __init__(self, st, raw_end, end, rows, head=None, tail=None):
+    def __init__(self, st, raw_end, end, rows, head=None, tail=None, folders=None):
         self.st, self.raw_end, self.end, self.rows = st, raw_end, end, rows
         self.head, self.tail = head, tail
+        self.folders = folders or {}
 
     @classmethod
-    def of(cls, fd, st, raw_end, end, rows):
+    def of(cls, fd, st, raw_end, end, rows, folders=None):
         """An Index of the file open as fd, whose windows are read now."""
-        return cls(st, raw_end, end, rows, *windows(fd, raw_end))
+        return cls(st, raw_end, end, rows, *windows(fd, raw_end), folders=folders)
 
     def describes(self, fd, st):
         """Whether the file open as fd, with stat st, still has the bytes this index
@@ -90,20 +98,57 @@ def load(mbox):
     """The Index in the sidecar of mbox, or None if there is none worth trusting."""
     try:
         with open(path_for(mbox), "rb") as f:
-            text = f.read()
-        line, _, body = text.partition(b"\n")
-        header = orjson.loads(line)
-        if (not isinstance(header, dict) or header.get("imapstream-ids") != VERSION
-                or hashlib.sha1(body, usedforsecurity=False).hexdigest() != header["sha1"]):
+            line = f.readline()
+            body = f.read()
+        index, count, sha1 = _from_header(line)
+        if index is None or hashlib.sha1(body, usedforsecurity=False).hexdigest() != sha1:
             return None
         rows = orjson.loads(body)
-        if not isinstance(rows, list) or len(rows) != header["count"]:
+        if not isinstance(rows, list) or len(rows) != count:
             return None
-        st = _Stat(header["ino"], header["size"], header["mtime_ns"])
-        return Index(st, header["raw_end"], header["end"], rows, header["head"],
-                     header["tail"])
+        index.rows = rows
+        return index
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def checkpoints(mbox):
+    """The folder checkpoints of mbox's sidecar while it describes the file (its first
+    line alone is read), else {}."""
+    try:
+        with open(path_for(mbox), "rb") as f:
+            index, _count, _sha1 = _from_header(f.readline())
+        if index is None:
+            return {}
+        with open(mbox, "rb") as raw:
+            return index.folders if index.describes(raw.fileno(), os.fstat(raw.fileno())) \
+                else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _from_header(line):
+    """(an Index without rows, the count and SHA-1 of its rows) from a sidecar's first
+    line; (None, None, None) for another version.  Bad values raise ValueError,
+    KeyError or TypeError."""
+    header = orjson.loads(line)
+    if not isinstance(header, dict) or header.get("imapstream-ids") != VERSION:
+        return None, None, None
+    folders = {}
+    for entry in header.get("folders", ()):
+        folder, delimiter, uidvalidity, uidnext = entry
+        if not (isinstance(folder, str) and isinstance(delimiter, str | None)
+                and _positive(uidvalidity) and _positive(uidnext)):
+            raise ValueError("bad folder checkpoint")
+        folders[folder] = [folder, delimiter, uidvalidity, uidnext]
+    st = _Stat(header["ino"], header["size"], header["mtime_ns"])
+    index = Index(st, header["raw_end"], header["end"], [], header["head"], header["tail"],
+                  folders)
+    return index, header["count"], header["sha1"]
+
+
+def _positive(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def save(mbox, index):
@@ -114,6 +159,8 @@ def save(mbox, index):
               "mtime_ns": index.st.st_mtime_ns, "raw_end": index.raw_end, "end": index.end,
               "head": index.head, "tail": index.tail, "count": len(index.rows),
               "sha1": hashlib.sha1(body, usedforsecurity=False).hexdigest()}
+    if index.folders:
+        header["folders"] = list(index.folders.values())
     target = path_for(mbox)
     temporary = None
     try:

@@ -1,11 +1,12 @@
 """The message stream: for each message, its record as one NDJSON line whose "length"
 is the exact number of raw bytes that follow, then those bytes as the server sent them,
-then one LF.  Lossless, no quoting, framed by counting (after git cat-file --batch)."""
+then one LF.  Lossless, no quoting, framed by counting (after git cat-file --batch).
+A folder checkpoint (records.checkpoint_key) is its record line alone."""
 
 import orjson
 
 from .cli import DataError
-from .records import parse_record
+from .records import checkpoint_key, parse_record
 
 
 def write_message(out, record, data):
@@ -18,8 +19,9 @@ def write_message(out, record, data):
 
 
 def read_messages(inp, first_line=None):
-    """Yield (record, data) per framed message.  A truncated or misframed stream raises
-    DataError after the last complete message, so no partial message is ever yielded."""
+    """Yield (record, data) per framed message, and (record, None) per folder checkpoint.
+    A truncated or misframed stream raises DataError after the last complete message, so
+    no partial message is ever yielded."""
     lineno = 0
     line = first_line if first_line is not None else inp.readline()
     while line:
@@ -28,6 +30,10 @@ def read_messages(inp, first_line=None):
             line = inp.readline()
             continue
         record = parse_record(line, lineno)
+        if checkpoint_key(record, lineno) is not None:
+            yield record, None
+            line = inp.readline()
+            continue
         length = record.get("length")
         if not isinstance(length, int) or isinstance(length, bool) or length < 0:
             raise DataError(f"message {lineno}: record without a non-negative \"length\"")

@@ -1,0 +1,163 @@
+"""Folder checkpoints against a real Dovecot: imap-list --since lists only what is new,
+mbox-merge records a checkpoint only where the backup holds every message below it, and
+anything that breaks that chain makes the next run list the folder whole."""
+
+import os
+
+import orjson
+from plumbing import AWKWARD, append_all, backup_messages, run, server_messages
+
+from imapstream import imap_append, imap_fetch, imap_list, mbox_ids, mbox_merge, sidecar
+
+
+def records(ndjson):
+    return [orjson.loads(line) for line in ndjson.splitlines() if line.strip()]
+
+
+def on_server(client):
+    return {folder: held for folder, held in server_messages(client).items() if held}
+
+
+def since_file(directory):
+    """What mbox-ids --folders says of DIR (made if missing), in a file beside it."""
+    os.makedirs(directory, exist_ok=True)
+    status, since = run(mbox_ids, ["--folders", "-d", directory])
+    assert status == 0
+    known = directory + ".since"
+    with open(known, "wb") as f:
+        f.write(since)
+    return known
+
+
+def listed(directory):
+    """imap-list --all --since what DIR's sidecars hold; (status, message records,
+    checkpoints)."""
+    status, out = run(imap_list, ["--all", "--since", since_file(directory)])
+    every = records(out)
+    return (status, [r for r in every if "uid" in r],
+            [r for r in every if "checkpoint" in r])
+
+
+def incremental(directory):
+    """The one-pass pipeline with checkpoints; returns (statuses, listing, stream)."""
+    s1, listing = run(imap_list, ["--all", "--since", since_file(directory)])
+    s2, missing = run(mbox_ids, ["--missing", "-d", directory], listing)
+    s3, stream = run(imap_fetch, [], missing)
+    s4, _ = run(mbox_merge, ["-d", directory], stream)
+    return (s1, s2, s3, s4), listing, stream
+
+
+def test_a_rerun_lists_nothing_and_new_mail_lists_only_the_new(account, tmp_path):
+    backup_dir = str(tmp_path / "backup")
+    append_all(account, "INBOX", AWKWARD)
+    account.create_folder("Archive")
+    append_all(account, "Archive", AWKWARD[:3])
+    account.create_folder("Empty")
+    statuses, listing, _ = incremental(backup_dir)
+    assert statuses == (0, 0, 0, 0)
+    assert backup_messages(backup_dir) == on_server(account)
+    marks = records(run(mbox_ids, ["--folders", "-d", backup_dir])[1])
+    assert {(m["folder"], m["uidnext"]) for m in marks} == {
+        ("INBOX", len(AWKWARD) + 1), ("Archive", 4)}   # the empty folder has no file
+
+    status, messages, checkpoints = listed(backup_dir)
+    assert status == 0 and messages == []
+    assert {c["folder"] for c in checkpoints} == {"INBOX", "Archive", "Empty"}
+    assert all(c["checkpoint"] is True for c in checkpoints)
+    assert [c["since"] == c["uidnext"] for c in checkpoints if c["folder"] != "Empty"] \
+        == [True, True]
+
+    append_all(account, "INBOX", [b"Subject: new\r\n\r\nnew\r\n"])
+    status, messages, _ = listed(backup_dir)
+    assert [(m["folder"], m["uid"]) for m in messages] == [("INBOX", len(AWKWARD) + 1)]
+    statuses, _, stream = incremental(backup_dir)
+    assert statuses == (0, 0, 0, 0) and stream.count(b'"length":') == 1
+    assert backup_messages(backup_dir) == on_server(account)
+    assert listed(backup_dir)[1] == []
+
+
+def test_a_changed_uidvalidity_lists_the_folder_whole_and_adds_nothing(
+        account, dovecot, tmp_path):
+    backup_dir = str(tmp_path / "backup")
+    append_all(account, "INBOX", AWKWARD)
+    incremental(backup_dir)
+    size = os.path.getsize(os.path.join(backup_dir, "INBOX.mbox"))
+    dovecot.doveadm("mailbox", "update", "--uid-validity", "77", "-u",
+                    os.environ["IMAP_USER"], "INBOX")
+    _, messages, checkpoints = listed(backup_dir)
+    assert len(messages) == len(AWKWARD) and checkpoints[0]["since"] is None
+    statuses, _, _ = incremental(backup_dir)
+    assert statuses == (0, 0, 0, 0)
+    assert os.path.getsize(os.path.join(backup_dir, "INBOX.mbox")) == size
+    marks = records(run(mbox_ids, ["--folders", "-d", backup_dir])[1])
+    assert [(m["uidvalidity"], m["uidnext"]) for m in marks] == [(77, len(AWKWARD) + 1)]
+    assert listed(backup_dir)[1] == []
+
+
+def test_a_deleted_or_rewritten_mbox_is_listed_and_fetched_whole(account, tmp_path):
+    backup_dir = str(tmp_path / "backup")
+    append_all(account, "INBOX", AWKWARD)
+    incremental(backup_dir)
+    path = os.path.join(backup_dir, "INBOX.mbox")
+    os.unlink(path)
+    statuses, _, _ = incremental(backup_dir)
+    assert statuses == (0, 0, 0, 0)
+    assert backup_messages(backup_dir) == on_server(account)
+
+    # Another program rewrites the file without the first message: the sidecar no
+    # longer describes it, so its checkpoint is gone and the message comes back.
+    with open(path, "rb") as f:
+        text = f.read()
+    second = text.index(b"\nFrom ", 1) + 1
+    with open(path, "wb") as f:
+        f.write(text[second:])
+    assert sidecar.checkpoints(path) == {}
+    _, messages, _ = listed(backup_dir)
+    assert len(messages) == len(AWKWARD)
+    incremental(backup_dir)
+    assert backup_messages(backup_dir) == on_server(account)
+
+
+def test_a_checkpoint_from_another_backup_is_not_recorded(account, tmp_path):
+    """A listing from B's checkpoints merged into A, which lacks B's messages, must not
+    tell A that it holds them."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    append_all(account, "INBOX", AWKWARD[:4])
+    incremental(a)
+    append_all(account, "INBOX", AWKWARD[4:8])
+    incremental(b)
+    append_all(account, "INBOX", AWKWARD[8:])
+    _, listing = run(imap_list, ["--all", "--since", since_file(b)])
+    _, missing = run(mbox_ids, ["--missing", "-d", a], listing)
+    _, stream = run(imap_fetch, [], missing)
+    assert run(mbox_merge, ["-d", a], stream)[0] == 0
+    assert records(run(mbox_ids, ["--folders", "-d", a])[1])[0]["uidnext"] == 5
+    incremental(a)  # lists from UID 5 on, so A gets the messages it missed
+    assert backup_messages(a) == on_server(account)
+
+
+def test_a_folder_with_a_message_not_fetched_keeps_its_old_checkpoint(account, tmp_path):
+    backup_dir = str(tmp_path / "backup")
+    append_all(account, "INBOX", AWKWARD[:2])
+    incremental(backup_dir)
+    append_all(account, "INBOX", AWKWARD[2:4])
+    _, listing = run(imap_list, ["--all", "--since", since_file(backup_dir)])
+    account.select_folder("INBOX")
+    account.delete_messages([3])
+    account.expunge()
+    account.unselect_folder()
+    status, stream = run(imap_fetch, [], listing)
+    assert status == 1
+    assert b'"checkpoint":false' in stream and b'"checkpoint":true' not in stream
+    run(mbox_merge, ["-d", backup_dir], stream)
+    marks = records(run(mbox_ids, ["--folders", "-d", backup_dir])[1])
+    assert marks[0]["uidnext"] == 3
+
+
+def test_imap_append_passes_over_checkpoints(account):
+    append_all(account, "INBOX", AWKWARD[:2])
+    _, listing = run(imap_list, ["--all", "--since", os.devnull])
+    _, stream = run(imap_fetch, [], listing)
+    assert stream.count(b'"checkpoint":true') == 1
+    status, out = run(imap_append, ["--dry-run", "Restored"], stream)
+    assert status == 0 and len(records(out)) == 2
