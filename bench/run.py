@@ -15,7 +15,8 @@ for mbsync (Debian's isync, installed with apt-get when missing; STARTTLS as the
 imapstream commands use, the password through PassCmd), bin/imapbackup (the porcelain)
 and the bare one-pass pipeline
 
-  imap-list --all | mbox-ids --missing -d DIR | imap-fetch | mbox-merge -d DIR
+  imap-list --all --since <(mbox-ids --folders -d DIR) | mbox-ids --missing -d DIR |
+      imap-fetch | mbox-merge -d DIR
 
 Peak RSS comes from GNU time: per process for the pipeline, the largest process of the
 tree for mbsync and imapbackup.  The table goes to stdout and to bench/results.md.
@@ -42,6 +43,7 @@ from report import Table  # noqa: E402
 VENV_BIN = os.path.dirname(sys.executable)
 IMAPBACKUP = os.path.join(ROOT, "bin", "imapbackup")
 TIME = "/usr/bin/time"
+SIDE = "<side>"  # stands for the side command's output in Measured.run
 MBSYNCRC = """\
 IMAPAccount bench
 Host {host}
@@ -94,15 +96,28 @@ class Measured:
         report = os.path.join(self.work, f"rss.{self.number}")
         return report, [TIME, "-f", "%M", "-o", report, *argv]
 
-    def run(self, commands, env, log):
-        """Run commands as a pipeline (one command: alone); returns a Run."""
+    def run(self, commands, env, log, side=None):
+        """Run commands as a pipeline (one command: alone); returns a Run.  side is a
+        command whose output the first one reads as the file SIDE names, as with bash's
+        <(side); its RSS comes first."""
         start = time.perf_counter()
         procs, reports, previous = [], [], subprocess.DEVNULL
+        if side:
+            report, wrapped = self.wrap(side)
+            procs.append(subprocess.Popen(wrapped, env=env, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.PIPE, stderr=log))
+            reports.append(report)
+            fd = procs[0].stdout.fileno()
+            commands = [[f"/dev/fd/{fd}" if arg == SIDE else arg for arg in commands[0]],
+                        *commands[1:]]
         for number, argv in enumerate(commands):
             report, wrapped = self.wrap(argv)
             last = number == len(commands) - 1
             proc = subprocess.Popen(wrapped, env=env, stdin=previous, stderr=log,
-                                    stdout=log if last else subprocess.PIPE)
+                                    stdout=log if last else subprocess.PIPE,
+                                    pass_fds=(fd,) if side and not number else ())
+            if side and not number:
+                procs[0].stdout.close()
             if previous is not subprocess.DEVNULL:
                 previous.close()
             previous = proc.stdout
@@ -161,10 +176,12 @@ class Bench:
                                  self.log)
 
     def pipeline(self, target):
-        return self.measured.run([["imap-list", "--all"],
+        os.makedirs(target, exist_ok=True)
+        return self.measured.run([["imap-list", "--all", "--since", SIDE],
                                   ["mbox-ids", "--missing", "-d", target],
                                   ["imap-fetch", "--no-progress"],
-                                  ["mbox-merge", "-d", target]], self.env, self.log)
+                                  ["mbox-merge", "-d", target]], self.env, self.log,
+                                 side=["mbox-ids", "--folders", "-d", target])
 
     def tools(self):
         return {"mbsync": self.mbsync, "imapbackup": self.imapbackup,
@@ -223,16 +240,20 @@ class Bench:
         table.note(f"+1% new mail: {added} messages, {size / 1e6:.1f} MB")
         for name, tool in tools.items():
             table.add("+1% new mail", name, self.repeat(tool, self.copy_of(snapshots[name])))
+        self.check({name: snapshot + ".copy" for name, snapshot in snapshots.items()})
         self.scan(table, bases["pipeline"])
 
-    def check(self, bases):
-        held = subprocess.run(["mbox-ids", "-d", bases["pipeline"]], env=self.env,
-                              capture_output=True, check=True).stdout.count(b"\n")
-        synced = sum(len(files) for directory, _dirs, files in os.walk(bases["mbsync"])
-                     if os.path.basename(directory) in ("cur", "new"))
-        if held != self.count or synced != self.count:
-            raise SystemExit(f"bench: the server has {self.count} messages, but the backup "
-                             f"holds {held} and mbsync's maildir {synced}")
+    def check(self, backups):
+        """Every message of the server is in each backup, once."""
+        counts = {name: sum(len(files) for directory, _dirs, files in os.walk(backup)
+                            if os.path.basename(directory) in ("cur", "new"))
+                  if name == "mbsync" else
+                  subprocess.run(["mbox-ids", "-d", backup], env=self.env,
+                                 capture_output=True, check=True).stdout.count(b"\n")
+                  for name, backup in backups.items()}
+        if any(count != self.count for count in counts.values()):
+            raise SystemExit(f"bench: the server has {self.count} messages, but the "
+                             f"backups hold {counts}")
 
     def scan(self, table, backup):
         empty = os.path.join(self.work, "empty.mbox")

@@ -1,9 +1,11 @@
 """imap-list: the folders of an account, or the messages of some folders, as NDJSON."""
 
+import os
 import re
 import sys
 
-from . import cli, connection
+from . import cli, connection, sidecar
+from .archive import mbox_files
 from .message import message_id
 from .records import parse_record, read_records, write_record
 from .session import Session
@@ -28,10 +30,11 @@ def parser():
                    help="only folders whose name matches REGEX (repeatable)")
     p.add_argument("--exclude", metavar="REGEX", action="append", default=[],
                    help="skip folders whose name matches REGEX (repeatable)")
-    p.add_argument("--since", metavar="FILE", help="folder records in FILE (imap-list's, "
-                   "or the checkpoints of a backup from mbox-ids): list only the messages "
-                   "with a UID from the record's uidnext on, while the folder's UIDVALIDITY "
-                   "is the record's; after each folder write its folder checkpoint")
+    p.add_argument("--since", metavar="FILE|DIR", help="folder records in FILE (imap-list's, "
+                   "or the checkpoints of a backup from mbox-ids), or the checkpoints of "
+                   "the backup directory DIR: list only the messages with a UID from the "
+                   "record's uidnext on, while the folder's UIDVALIDITY is the record's; "
+                   "after each folder write its folder checkpoint")
     p.add_argument("-v", "--verbose", action="store_true", help="say on stderr how many "
                    "messages each listed folder has (\"IMAP: Found N messages in FOLDER\")")
     connection.add_options(p)
@@ -171,8 +174,14 @@ def _with_status(client, folder):
 
 
 def _read_since(path):
-    """{folder: (uidvalidity, uidnext)} from the folder records in the file at path."""
+    """{folder: (uidvalidity, uidnext)} from the folder records in the file at path, or
+    from the folder checkpoints of the backup directory at path."""
     known = {}
+    if os.path.isdir(path):
+        for mbox in mbox_files(path):
+            for folder, _delimiter, uidvalidity, uidnext in sidecar.checkpoints(mbox).values():
+                known[folder] = (uidvalidity, uidnext)
+        return known
     try:
         with open(path, "rb") as f:
             for lineno, record in read_records(f):

@@ -40,7 +40,8 @@ def listed(directory):
 
 def incremental(directory):
     """The one-pass pipeline with checkpoints; returns (statuses, listing, stream)."""
-    s1, listing = run(imap_list, ["--all", "--since", since_file(directory)])
+    os.makedirs(directory, exist_ok=True)
+    s1, listing = run(imap_list, ["--all", "--since", directory])
     s2, missing = run(mbox_ids, ["--missing", "-d", directory], listing)
     s3, stream = run(imap_fetch, [], missing)
     s4, _ = run(mbox_merge, ["-d", directory], stream)
