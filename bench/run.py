@@ -15,8 +15,7 @@ for mbsync (Debian's isync, installed with apt-get when missing; STARTTLS as the
 imapstream commands use, the password through PassCmd), bin/imapbackup (the porcelain)
 and the bare one-pass pipeline
 
-  imap-list --all --since <(mbox-ids --folders -d DIR) | mbox-ids --missing -d DIR |
-      imap-fetch | mbox-merge -d DIR
+  imap-list --all --since DIR | mbox-ids --missing -d DIR | imap-fetch | mbox-merge -d DIR
 
 Peak RSS comes from GNU time: per process for the pipeline, the largest process of the
 tree for mbsync and imapbackup.  The table goes to stdout and to bench/results.md.
@@ -43,7 +42,6 @@ from report import Table  # noqa: E402
 VENV_BIN = os.path.dirname(sys.executable)
 IMAPBACKUP = os.path.join(ROOT, "bin", "imapbackup")
 TIME = "/usr/bin/time"
-SIDE = "<side>"  # stands for the side command's output in Measured.run
 MBSYNCRC = """\
 IMAPAccount bench
 Host {host}
@@ -96,28 +94,15 @@ class Measured:
         report = os.path.join(self.work, f"rss.{self.number}")
         return report, [TIME, "-f", "%M", "-o", report, *argv]
 
-    def run(self, commands, env, log, side=None):
-        """Run commands as a pipeline (one command: alone); returns a Run.  side is a
-        command whose output the first one reads as the file SIDE names, as with bash's
-        <(side); its RSS comes first."""
+    def run(self, commands, env, log):
+        """Run commands as a pipeline (one command: alone); returns a Run."""
         start = time.perf_counter()
         procs, reports, previous = [], [], subprocess.DEVNULL
-        if side:
-            report, wrapped = self.wrap(side)
-            procs.append(subprocess.Popen(wrapped, env=env, stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.PIPE, stderr=log))
-            reports.append(report)
-            fd = procs[0].stdout.fileno()
-            commands = [[f"/dev/fd/{fd}" if arg == SIDE else arg for arg in commands[0]],
-                        *commands[1:]]
         for number, argv in enumerate(commands):
             report, wrapped = self.wrap(argv)
             last = number == len(commands) - 1
             proc = subprocess.Popen(wrapped, env=env, stdin=previous, stderr=log,
-                                    stdout=log if last else subprocess.PIPE,
-                                    pass_fds=(fd,) if side and not number else ())
-            if side and not number:
-                procs[0].stdout.close()
+                                    stdout=log if last else subprocess.PIPE)
             if previous is not subprocess.DEVNULL:
                 previous.close()
             previous = proc.stdout
@@ -177,11 +162,10 @@ class Bench:
 
     def pipeline(self, target):
         os.makedirs(target, exist_ok=True)
-        return self.measured.run([["imap-list", "--all", "--since", SIDE],
+        return self.measured.run([["imap-list", "--all", "--since", target],
                                   ["mbox-ids", "--missing", "-d", target],
                                   ["imap-fetch", "--no-progress"],
-                                  ["mbox-merge", "-d", target]], self.env, self.log,
-                                 side=["mbox-ids", "--folders", "-d", target])
+                                  ["mbox-merge", "-d", target]], self.env, self.log)
 
     def tools(self):
         return {"mbsync": self.mbsync, "imapbackup": self.imapbackup,
