@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml bin/imapbackup
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m compileall -q imapstream
 	touch $@
 
 # Dovecot and the tools the tests use are system packages: install what is missing

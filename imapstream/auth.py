@@ -9,8 +9,6 @@ tried; the error says what it offers."""
 
 import hmac
 
-from imapclient.exceptions import LoginError
-
 from .cli import NOPERM, CommandError, UsageError, server_text
 
 PASSWORD_MECHANISMS = ("login", "plain", "cram-md5")
@@ -91,6 +89,8 @@ def exchange(mechanism, user, secret, host, port):
 
 def log_in(client, mechanism, user, secret, host, port):
     """Log in; a refusal is a LoginError with the server's reason."""
+    from imapclient.exceptions import LoginError
+
     if mechanism == "login":
         if not (user + secret).isascii():
             raise UsageError("the LOGIN command carries only ASCII user names and passwords; "

@@ -10,20 +10,18 @@ or others may read it), --password-command (run without a shell), ~/.netrc, then
 prompt on /dev/tty.  It is read once per process and kept for reconnecting.  An OAuth2
 access token comes from --oauth2-token-command, run again for each connection since
 tokens expire.  Secrets are never put in argv, messages or records; cli.secret makes
-every message hide them."""
+every message hide them.
 
-import getpass
-import imaplib
+The IMAP and TLS libraries (imapclient, imaplib, ssl: ~60 ms) are imported by connect,
+and getpass and subprocess where a password is asked for or run, so that a command that
+never connects, such as imap-fetch with nothing to fetch, starts without them."""
+
 import netrc
 import os
 import shlex
-import ssl
 import stat
-import subprocess
 
-from imapclient.exceptions import LoginError
-
-from . import auth, cli, transport
+from . import auth, cli
 from .cli import NOPERM, UNAVAILABLE, CommandError, UsageError, server_text
 
 DEFAULT_PORTS = {"imaps": 993, "starttls": 143, "none": 143}
@@ -117,6 +115,8 @@ def password(options, host):
     except OSError:
         raise UsageError("no password: set IMAP_PASSWORD, or use --password-file, "
                          "--password-command or ~/.netrc") from None
+    import getpass
+
     return getpass.getpass(f"Password for {options.user}@{host}: ")
 
 
@@ -131,6 +131,8 @@ def _password_file(path):
 
 def _run_for_secret(option, command):
     """The first line of what CMD prints; its stderr goes to ours, its output nowhere."""
+    import subprocess
+
     argv = shlex.split(command)
     try:
         done = subprocess.run(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
@@ -179,6 +181,12 @@ def _secret(options, host):
 
 def connect(options):
     """A logged-in client, or a typed exception for the command edge."""
+    import ssl
+
+    from imapclient.exceptions import LoginError
+
+    from . import transport
+
     host, port, tls = server_address(options.server, options.tls)
     _check_options(options, tls)
     if not options.user:
@@ -230,6 +238,8 @@ def _untrusted(host, exc):
 
 def _starttls(client, host, context):
     """STARTTLS or an error: never a silent fall back to plain text."""
+    import imaplib
+
     if b"STARTTLS" not in client.capabilities():
         raise CommandError(f"{host} does not offer STARTTLS; refusing to log in without TLS "
                            f"(use --tls none to allow it)", UNAVAILABLE)

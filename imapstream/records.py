@@ -1,23 +1,37 @@
 """NDJSON records: one JSON object per line, UTF-8, flushed per record.  Readers report
 the line number of a malformed line; consumers ignore keys they do not know."""
 
+import functools
 import os
 import select
-
-import orjson
 
 from .cli import DataError
 
 
+@functools.cache
+def orjson():
+    """The orjson module, imported at the first record: loading it (with the uuid,
+    dataclasses and json modules it loads) costs a command ~25 ms of start-up, which
+    one with no input to read never pays."""
+    import orjson
+
+    return orjson
+
+
+def dumps(record):
+    return orjson().dumps(record)
+
+
 def write_record(out, record):
-    out.write(orjson.dumps(record) + b"\n")
+    out.write(dumps(record) + b"\n")
     out.flush()
 
 
 def parse_record(line, lineno):
+    json = orjson()
     try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
         raise DataError(f"line {lineno}: not a JSON object: {exc}") from None
     if not isinstance(record, dict):
         raise DataError(f"line {lineno}: not a JSON object")

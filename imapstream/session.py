@@ -1,13 +1,9 @@
 """An IMAP session that survives a dropped connection: a transient failure (connection
 cut, BYE, timeout) reconnects with backoff, EXAMINEs the folder again, and retries the
-operation; RETRIES failures in a row end it with the last error."""
+operation; RETRIES failures in a row end it with the last error.  The IMAP and TLS
+libraries are loaded at the first call (see connection.py)."""
 
-import imaplib
-import socket
-import ssl
 import time
-
-from imapclient import exceptions as imap_errors
 
 from . import cli, connection
 
@@ -16,6 +12,12 @@ BACKOFF_SECONDS = (1, 2, 4)
 
 
 def transient(exc):
+    import imaplib
+    import socket
+    import ssl
+
+    from imapclient import exceptions as imap_errors
+
     if isinstance(exc, (ssl.SSLCertVerificationError, cli.CommandError)):
         return False
     return isinstance(exc, (imaplib.IMAP4.abort, imap_errors.IMAPClientAbortError,
@@ -42,6 +44,10 @@ class Session:
     def call(self, operation, on_retry=None):
         """operation(client), retried after a reconnect; on_retry() runs before each retry.
         A refusal by the server (NO, BAD) becomes a ServerError naming the folder."""
+        import imaplib
+
+        from imapclient import exceptions as imap_errors
+
         if not self.connected:
             self.client, self.connected = connection.connect(self.options), True
         failures = 0

@@ -32,9 +32,8 @@ flags, internaldate], one per held message.
 import contextlib
 import hashlib
 import os
-import tempfile
 
-import orjson
+from .records import orjson
 
 VERSION = 1
 WINDOW = 4096
@@ -103,7 +102,7 @@ def load(mbox):
         index, count, sha1 = _from_header(line)
         if index is None or hashlib.sha1(body, usedforsecurity=False).hexdigest() != sha1:
             return None
-        rows = orjson.loads(body)
+        rows = orjson().loads(body)
         if not isinstance(rows, list) or len(rows) != count:
             return None
         index.rows = rows
@@ -131,7 +130,7 @@ def _from_header(line):
     """(an Index without rows, the count and SHA-1 of its rows) from a sidecar's first
     line; (None, None, None) for another version.  Bad values raise ValueError,
     KeyError or TypeError."""
-    header = orjson.loads(line)
+    header = orjson().loads(line)
     if not isinstance(header, dict) or header.get("imapstream-ids") != VERSION:
         return None, None, None
     folders = {}
@@ -154,20 +153,22 @@ def _positive(value):
 def save(mbox, index):
     """Write index as the sidecar of mbox, atomically; a failure (a read-only
     directory, a full disk) only leaves the old sidecar, or none."""
-    body = orjson.dumps(index.rows)
+    body = orjson().dumps(index.rows)
     header = {"imapstream-ids": VERSION, "ino": index.st.st_ino, "size": index.st.st_size,
               "mtime_ns": index.st.st_mtime_ns, "raw_end": index.raw_end, "end": index.end,
               "head": index.head, "tail": index.tail, "count": len(index.rows),
               "sha1": hashlib.sha1(body, usedforsecurity=False).hexdigest()}
     if index.folders:
         header["folders"] = list(index.folders.values())
+    import tempfile  # here: it loads shutil and random, start-up time for every reader
+
     target = path_for(mbox)
     temporary = None
     try:
         handle, temporary = tempfile.mkstemp(dir=os.path.dirname(target) or ".",
                                              prefix=os.path.basename(target) + ".")
         with os.fdopen(handle, "wb") as f:
-            f.write(orjson.dumps(header) + b"\n" + body)
+            f.write(orjson().dumps(header) + b"\n" + body)
         os.replace(temporary, target)
     except OSError:
         if temporary:

@@ -3,16 +3,14 @@ is the exact number of raw bytes that follow, then those bytes as the server sen
 then one LF.  Lossless, no quoting, framed by counting (after git cat-file --batch).
 A folder checkpoint (records.checkpoint_key) is its record line alone."""
 
-import orjson
-
 from .cli import DataError
-from .records import checkpoint_key, parse_record
+from .records import checkpoint_key, dumps, parse_record
 
 
 def write_message(out, record, data):
     header = dict(record)
     header["length"] = len(data)
-    out.write(orjson.dumps(header) + b"\n")
+    out.write(dumps(header) + b"\n")
     out.write(data)
     out.write(b"\n")
     out.flush()
