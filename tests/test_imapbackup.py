@@ -96,6 +96,28 @@ def test_a_second_run_appends_nothing(sample_account, tmp_path):
                                         "largest": 0, "seconds": 0, "status": 0}
     assert "APPEND" not in done.stderr
     assert contents(tmp_path) == before
+    # The backup's checkpoints let imap-list skip every folder after a STATUS.
+    assert "IMAP: Found 0 new messages in INBOX\n" in done.stderr
+    assert "IMAP: Found 0 new messages in Personal/2005/Q3\n" in done.stderr
+
+
+def test_new_mail_is_listed_alone_and_yes_overwrite_keeps_the_checkpoints(
+        dovecot, tmp_path):
+    user, _password = dovecot.new_user("fs")
+    with dovecot.client(user) as client:
+        sample_mail.append_sample_mail(client)
+    env = environment(dovecot, user, tmp_path)
+    backup = tmp_path / "backup"
+    assert imapbackup(env, "-d", backup, "-y").returncode == 0
+    listed = subprocess.run(["mbox-ids", "--folders", "-d", str(backup)], env=env,
+                            capture_output=True, check=True).stdout
+    assert len(listed.splitlines()) == len(ALL_FILES)  # the sidecars came along
+    with dovecot.client(user) as client:
+        client.append("INBOX", b"Subject: new\r\n\r\nnew\r\n")
+    done = imapbackup(env, "-d", backup, "-j", "2")
+    assert done.returncode == 0, done.stderr
+    assert "IMAP: Found 1 new messages in INBOX\n" in done.stderr
+    assert "SUMMARY: 9 folders, 1 messages appended (" in done.stderr
 
 
 @pytest.mark.parametrize(("option", "suffix", "reader"), [
