@@ -175,8 +175,11 @@ def _with_status(client, folder):
 
 def _read_since(path):
     """{folder: (uidvalidity, uidnext)} from the folder records in the file at path, or
-    from the folder checkpoints of the backup directory at path."""
+    from the folder checkpoints of the backup directory at path; nothing is known of a
+    path that does not exist yet (a first run)."""
     known = {}
+    if not os.path.exists(path):
+        return known
     if os.path.isdir(path):
         for mbox in mbox_files(path):
             for folder, _delimiter, uidvalidity, uidnext in sidecar.checkpoints(mbox).values():
