@@ -122,6 +122,13 @@ class Client(imapclient.IMAPClient):
     that imapclient cannot parse, or without the numbers the commands rely on, is a
     ProtocolViolation rather than an internal error."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # IMAPClient sets imaplib's debug level 5, at which imaplib formats every
+        # response with %r for a logger nobody enables: a fetched message's literal
+        # twice over, and once more the whole batch.
+        self._imap.debug = 0
+
     def _create_IMAP4(self):
         timeout = self._timeout.connect
         if self.ssl:
