@@ -50,10 +50,15 @@ class MboxError(ValueError):
 def format_message(lf, record):
     """One message in mboxrd form, ready to append, from the message in LF form (see
     message.to_lf) and its record.  The body is copied once, into the result."""
+    return b"".join(format_pieces(lf, record))
+
+
+def format_pieces(lf, record):
+    """format_message's result as pieces to write in turn; the body's are views of lf."""
     header = header_section(lf)
     meta = {k: record[k] for k in _META_KEYS if record.get(k) is not None}
     meta["octets"] = len(lf)
-    return b"".join((
+    return [
         from_line(header, record.get("internaldate")),
         OWN_MARK,
         "; ".join(f"{k}={quote(str(v), safe=_SAFE)}" for k, v in meta.items()).encode(),
@@ -62,7 +67,7 @@ def format_message(lf, record):
         quote_from(_RESERVED_ESCAPE.sub(rb">\1", header)),
         *_quoted(lf, len(header)),
         _padding(lf),
-    ))
+    ]
 
 
 def _padding(data):
