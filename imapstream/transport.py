@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import hmac
 import ipaddress
+import logging
 import re
 import socket
 import ssl
@@ -125,9 +126,10 @@ class Client(imapclient.IMAPClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # IMAPClient sets imaplib's debug level 5, at which imaplib formats every
-        # response with %r for a logger nobody enables: a fetched message's literal
-        # twice over, and once more the whole batch.
-        self._imap.debug = 0
+        # response with %r for its logger, even one that drops it: a fetched message's
+        # literal twice over, and once more the whole batch.
+        if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+            self._imap.debug = 0
 
     def _create_IMAP4(self):
         timeout = self._timeout.connect
