@@ -3,7 +3,7 @@
 import sys
 
 from . import cli, connection
-from .mboxrd import format_message
+from .mboxrd import format_pieces
 from .message import header_section, message_id, to_lf
 from .progress import Progress
 from .records import checkpoint_key, message_key, read_records, write_record
@@ -168,7 +168,7 @@ class Fetcher:
         if "message_id" not in record:
             record["message_id"] = message_id(header_section(data))
         if self.mbox:
-            self.out.write(format_message(to_lf(data), record))
+            self.out.writelines(format_pieces(to_lf(data), record))
             self.out.flush()
         else:
             write_message(self.out, record, data)

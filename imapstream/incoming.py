@@ -22,8 +22,8 @@ def incoming_messages(stdin):
             inp.read(1)
         head = inp.peek(5)[:5]
         if head.startswith(b"{"):
-            for record, data in read_messages(inp):
-                yield record, data, False
+            # map keeps no message it passed on: a consumer's to_lf frees the server's form
+            yield from map(_as_sent, read_messages(inp))
         elif head.startswith(b"From "):
             for _offset, record, data in iter_messages(inp, "standard input"):
                 yield record, data, True
@@ -33,6 +33,11 @@ def incoming_messages(stdin):
         if not compression_damage(exc):
             raise
         raise cli.DataError(f"standard input: damaged compressed data: {exc}") from None
+
+
+def _as_sent(message):
+    record, data = message
+    return record, data, False
 
 
 def _decompressed(inp):

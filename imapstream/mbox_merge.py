@@ -42,8 +42,7 @@ def _main(argv, stdin, stdout):
         raise cli.UsageError("give FILE or -d DIR")
     merger = Merger(options, stdout)
     try:
-        for record, data in _incoming(stdin):
-            merger.add(record, data)
+        merger.add_all(_incoming(stdin))
     finally:
         merger.close()
     return cli.DATAERR if merger.refused else cli.OK
@@ -74,6 +73,12 @@ class Merger:
             raise cli.DataError("a message without a folder cannot go to -d DIR; give FILE")
         return folder_path(self.options.directory, folder, record.get("delimiter"),
                            self.options.compress)
+
+    def add_all(self, messages):
+        """Add (record, data) pairs; none is still held when this returns, so that close
+        (which may scan what a compressed file gained) does not hold the last one too."""
+        for record, data in messages:
+            self.add(record, data)
 
     def add(self, record, data):
         """Append a message unless held; data None: a folder checkpoint."""

@@ -12,6 +12,8 @@ from . import cli
 from .cli import DataError
 from .mboxfile import _opener
 
+PIECE = 1 << 20  # written at a time: zlib, bz2 and lzma hold their whole output twice
+
 
 class Appender:
     """Appends formatted messages to one mbox file, holding a dotlock (PATH.lock, as mutt
@@ -63,7 +65,9 @@ class Appender:
                     self._sink.write(b"\n")  # another program's last line: end it first
                 self._out = (opener(fileobj=self._sink, mode="ab") if opener is gzip.GzipFile
                              else opener(self._sink, mode="ab") if opener else self._sink)
-            self._out.write(text)
+            with memoryview(text) as view:  # a compressor's output for each piece is small
+                for at in range(0, len(view), PIECE):
+                    self._out.write(view[at:at + PIECE])
         except BaseException:
             self.abandon()
             raise

@@ -49,20 +49,25 @@ class MboxError(ValueError):
 
 def format_message(lf, record):
     """One message in mboxrd form, ready to append, from the message in LF form (see
-    message.to_lf) and its record."""
+    message.to_lf) and its record.  The body is copied once, into the result."""
+    return b"".join(format_pieces(lf, record))
+
+
+def format_pieces(lf, record):
+    """format_message's result as pieces to write in turn; the body's are views of lf."""
     header = header_section(lf)
     meta = {k: record[k] for k in _META_KEYS if record.get(k) is not None}
     meta["octets"] = len(lf)
-    return b"".join((
+    return [
         from_line(header, record.get("internaldate")),
         OWN_MARK,
         "; ".join(f"{k}={quote(str(v), safe=_SAFE)}" for k, v in meta.items()).encode(),
         b"\n",
         flag_headers(record.get("flags") or ()),
         quote_from(_RESERVED_ESCAPE.sub(rb">\1", header)),
-        quote_from(lf[len(header):]),
+        *_quoted(lf, len(header)),
         _padding(lf),
-    ))
+    ]
 
 
 def _padding(data):
@@ -85,11 +90,19 @@ def _from_lines(data, marker, start=0, end=None):
 
 def quote_from(data):
     """mboxrd quoting: one more '>' before every line matching ^>*From ."""
-    parts, done = [], 0
-    for line in _from_lines(data, b"From "):
-        parts += (data[done:line], b">")
-        done = line
-    return b"".join(parts) + data[done:] if parts else data
+    parts = _quoted(data)
+    return b"".join(parts) if len(parts) > 1 else data
+
+
+def _quoted(data, start=0):
+    """quote_from(data[start:]) as pieces to join: views of data and b">", no copies."""
+    parts, done = [], start
+    with memoryview(data) as view:
+        for line in _from_lines(data, b"From ", start):
+            parts += (view[done:line], b">")
+            done = line
+        parts.append(view[done:])
+    return parts
 
 
 def unquote_from(data):

@@ -24,23 +24,23 @@ def read_messages(inp, first_line=None):
     line = first_line if first_line is not None else inp.readline()
     while line:
         lineno += 1
-        if not line.strip():
-            line = inp.readline()
-            continue
-        record = parse_record(line, lineno)
-        if checkpoint_key(record, lineno) is not None:
-            yield record, None
-            line = inp.readline()
-            continue
-        length = record.get("length")
-        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
-            raise DataError(f"message {lineno}: record without a non-negative \"length\"")
-        data = _read_exactly(inp, length)
-        if len(data) < length or inp.read(1) != b"\n":
-            raise DataError(f"message {lineno}: truncated message stream "
-                            f"({len(data)} of {length} bytes)")
-        yield record, data
+        if line.strip():
+            yield _read_message(inp, line, lineno)  # not kept here while the consumer has it
         line = inp.readline()
+
+
+def _read_message(inp, line, lineno):
+    record = parse_record(line, lineno)
+    if checkpoint_key(record, lineno) is not None:
+        return record, None
+    length = record.get("length")
+    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+        raise DataError(f"message {lineno}: record without a non-negative \"length\"")
+    data = _read_exactly(inp, length)
+    if len(data) < length or inp.read(1) != b"\n":
+        raise DataError(f"message {lineno}: truncated message stream "
+                        f"({len(data)} of {length} bytes)")
+    return record, data
 
 
 def _read_exactly(inp, length):

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import hmac
 import ipaddress
+import logging
 import re
 import socket
 import ssl
@@ -121,6 +122,14 @@ class Client(imapclient.IMAPClient):
     """IMAPClient over the guarded reader.  A response to LIST, STATUS, EXAMINE or FETCH
     that imapclient cannot parse, or without the numbers the commands rely on, is a
     ProtocolViolation rather than an internal error."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # IMAPClient sets imaplib's debug level 5, at which imaplib formats every
+        # response with %r for its logger, even one that drops it: a fetched message's
+        # literal twice over, and once more the whole batch.
+        if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+            self._imap.debug = 0
 
     def _create_IMAP4(self):
         timeout = self._timeout.connect

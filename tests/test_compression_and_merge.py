@@ -9,8 +9,10 @@ import subprocess
 import pytest
 from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_messages
 
-from imapstream import cli, imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream import cli, imap_fetch, imap_list, mbox_ids, mbox_merge, mboxappend
 from imapstream.archive import mbox_files
+from imapstream.mboxfile import scan
+from imapstream.message import to_lf
 from imapstream.stream import write_message
 
 OPENERS = {"gzip": (gzip.open, ".mbox.gz", "zcat"), "bzip2": (bz2.open, ".mbox.bz2", "bzcat"),
@@ -99,3 +101,22 @@ def test_compressed_standard_input(tmp_path, compressor):
     assert run(mbox_merge, [target], compressor(foreign))[0] == 0
     assert run(mbox_ids, [target])[1].count(b"\n") == 2
     assert run(mbox_merge, [target], compressor(foreign)[:-6])[0] == cli.DATAERR
+
+
+@pytest.mark.parametrize("suffix, kind", [(".gz", gzip.GzipFile), (".bz2", bz2.BZ2File),
+                                          (".xz", lzma.LZMAFile)])
+def test_a_big_message_reaches_the_compressor_in_pieces(tmp_path, monkeypatch, suffix, kind):
+    body = b"".join(b"From line %d\r\n" % n if n % 997 == 0 else b"x" * 70 + b"\r\n"
+                    for n in range(60_000))
+    data = b"Subject: big\r\n\r\n" + body
+    stream = io.BytesIO()
+    write_message(stream, {"folder": "INBOX", "uidvalidity": 1, "uid": 1}, data)
+    sizes, write = [], kind.write
+    monkeypatch.setattr(kind, "write", lambda self, piece: sizes.append(len(piece))
+                        or write(self, piece))
+    target = tmp_path / f"big.mbox{suffix}"
+    assert run(mbox_merge, [str(target)], stream.getvalue())[0] == 0
+    assert sum(sizes) > 3 * mboxappend.PIECE
+    assert max(sizes) <= mboxappend.PIECE
+    [(_offset, _record, held)] = scan(str(target))
+    assert held == to_lf(data)
