@@ -82,7 +82,7 @@ class Appender:
             if self._out is not None and self._out is not self._sink:
                 self._out.close()
             self._sink.flush()
-            os.fsync(self._fd)
+            os.fdatasync(self._fd)  # the data, and the size that reaches it
         except BaseException:
             self.abandon()
             raise
