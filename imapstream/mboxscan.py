@@ -223,9 +223,11 @@ def _cut_from_line(buf, start, end):
 
 
 def compression_damage(exc):
-    """Whether exc is a decompressor's complaint (lzma is imported only when needed)."""
-    lzma = sys.modules.get("lzma")
+    """Whether exc is a decompressor's complaint (lzma and isal are imported only when
+    needed)."""
+    lzma, isal = sys.modules.get("lzma"), sys.modules.get("isal.isal_zlib")
     return (isinstance(exc, (EOFError, zlib.error)) or lzma and isinstance(exc, lzma.LZMAError)
+            or isal and isinstance(exc, isal.error)
             or isinstance(exc, OSError) and exc.errno is None)
 
 
@@ -252,11 +254,13 @@ def _decompressed(raw, suffix):
 
 
 class GzipMembers:
-    """The members of a gzip file one after another, inflated by zlib, which checks each
-    member's CRC and length (about 1.5x the speed of gzip.GzipFile)."""
+    """The members of a gzip file one after another, inflated by ISA-L (isal_zlib, zlib's
+    interface at about twice its speed), which checks each member's CRC and length."""
 
     def __init__(self, raw):
+        from isal import isal_zlib  # imported here: only gzip files need it
         self.raw, self.pending, self.inflate, self.within = raw, b"", None, False
+        self.decompressobj = isal_zlib.decompressobj
 
     def read(self, size):
         while True:
@@ -271,7 +275,7 @@ class GzipMembers:
                 self.pending = self.pending.lstrip(b"\0")  # padding after the last member
                 if not self.pending:
                     continue
-                self.inflate, self.within = zlib.decompressobj(31), True
+                self.inflate, self.within = self.decompressobj(31), True
             data = self.inflate.decompress(self.pending, size)
             if self.inflate.eof:
                 self.pending, self.within = self.inflate.unused_data, False
