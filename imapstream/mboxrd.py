@@ -172,10 +172,90 @@ def parse_held(buf, start, end):
     """parse_message(buf[start:end])'s record, with "message_id", read from the message's
     header and length alone: for a message with an X-Imapstream line nothing is copied or
     unquoted.  buf may be bytes or an mmap; the same errors as parse_message."""
+    head = _own_head(buf, start, end)
+    if head is None:
+        return _held(*parse_message(buf[start:end]))
+    record, octets, pos = head
+    header = header_end(buf, pos, end)
+    unquoted = sum(1 for _ in _from_lines(buf, b">From ", pos, end))
+    pad = end - pos - unquoted - _escaped(buf, pos, header) - (octets or 0)
+    if octets is None or pad < 0:
+        raise MboxError("message cut short (torn tail)")
+    if not _padded(buf, end, pad, octets):
+        raise MboxError("message does not end where its X-Imapstream header says")
+    record["message_id"] = message_id(buf[pos:header])
+    return record
+
+
+def held_head(buf, start, end):
+    """For a message of ours at buf[start] whose header section lies within buf[start:end]
+    (which may end before the message does): (parse_held's record, pos, least), its data
+    beginning at pos.  least is where it ends if it quotes no line and its data ends in
+    LF: after octets bytes of data, one '>' per escaped header line and one LF of
+    padding; with n lines quoted it ends where held_ends says.  None where parse_held
+    needs the whole message: not one of ours, an empty line ending its header section
+    not seen whole within buf[start:min(end, least)], or an octets beyond its size (a
+    message in LF form is never longer than its CRLF size: a damaged length)."""
+    try:
+        head = _own_head(buf, start, end)
+    except MboxError:
+        return None
+    if head is None or head[1] is None or head[1] > head[0]["size"]:
+        return None
+    record, octets, pos = head
+    header = header_end(buf, pos, end)
+    least = pos + octets + _escaped(buf, pos, header) + 1
+    if header + 3 > min(end, least):  # "\r\n\r\n" from header - 1 on must lie within
+        return None
+    record["message_id"] = message_id(buf[pos:header])
+    return record, pos, least
+
+
+def held_ends(buf, end, least, quoted):
+    """Whether a message that held_head measured, with quoted lines quoted, ends well at
+    end (at the next From line, or the end of the file): as parse_held requires."""
+    pad = end - least + 1 - quoted
+    return pad > 0 and _padded(buf, end, pad, True)
+
+
+def _padded(buf, end, pad, octets):
+    """Whether the last pad bytes before end are the padding of data of octets bytes.
+    The data's last byte and the padding are the buffer's last bytes: quoting only ever
+    adds a '>' in front of "From " or a reserved header name."""
+    return buf[end - pad:end] == (b"\n\n" if octets and buf[end - pad - 1] != 0x0A else b"\n")
+
+
+def quoted_until_from(buf, start, end):
+    """(n, at) for the lines of buf[start:end], which begins a line: n of them match
+    ^>+From  before the first that matches ^From  (a From line: the next message), which
+    begins at at (-1 if none).  One find for "From " tells both."""
+    quoted, at = 0, buf.find(b"From ", start, end)
+    while at >= 0:
+        line = at
+        while line > start and buf[line - 1] == 0x3E:  # '>'
+            line -= 1
+        if line == start or buf[line - 1] == 0x0A:
+            if line == at:
+                return quoted, at
+            quoted += 1
+        at = buf.find(b"From ", at + 5, end)
+    return quoted, -1
+
+
+def _escaped(buf, pos, header):
+    """How many header lines of buf[pos:header] are escaped (pos begins a line)."""
+    if buf[pos:pos + 1] != b">" and buf.find(b"\n>", pos, header) < 0:
+        return 0
+    return len(_RESERVED_UNESCAPE.findall(buf, pos, header))
+
+
+def _own_head(buf, start, end):
+    """(record without message_id, octets, where the message's data begins) for a
+    message of ours with a size; None for any other."""
     newline = buf.find(b"\n", start, end)
     rest = newline + 1
     if newline < 0 or buf[rest:rest + len(OWN_MARK)] != OWN_MARK:
-        return _held(*parse_message(buf[start:end]))
+        return None
     match = _OWN_META.match(buf, rest, end)
     if not match:
         raise MboxError("message cut short (torn tail)")
@@ -183,23 +263,11 @@ def parse_held(buf, start, end):
     while match := _OWN_FLAGS.match(buf, pos, end):
         own[match.group(1).lower().decode()] = match.group(2).decode("utf-8", "replace")
         pos = match.end()
-    octets = record.pop("octets", None)
     if "size" not in record:
-        return _held(*parse_message(buf[start:end]))
+        return None
     record["flags"] = _flags(own.get("status", ""), own.get("x-status", ""),
                              own.get("x-keywords", ""))
-    header = header_end(buf, pos, end)
-    unquoted = sum(1 for _ in _from_lines(buf, b">From ", pos, end))
-    unescaped = len(_RESERVED_UNESCAPE.findall(buf, pos, header))
-    pad = end - pos - unquoted - unescaped - (octets or 0)
-    if octets is None or pad < 0:
-        raise MboxError("message cut short (torn tail)")
-    # the data's last byte and the padding are the buffer's last bytes: quoting only
-    # ever adds a '>' in front of "From " or a reserved header name
-    if buf[end - pad:end] != (b"\n\n" if octets and buf[end - pad - 1] != 0x0A else b"\n"):
-        raise MboxError("message does not end where its X-Imapstream header says")
-    record["message_id"] = message_id(buf[pos:header])
-    return record
+    return record, record.pop("octets", None), pos
 
 
 def _held(record, data):
@@ -243,7 +311,7 @@ def _parse_meta(value):
         key, sep, raw = item.strip().partition("=")
         if not sep:
             continue
-        text = unquote(raw)
+        text = unquote(raw) if "%" in raw else raw
         if key in _META_INTS:
             try:
                 record[key] = int(text)

@@ -1,16 +1,20 @@
-"""Reading mbox files fast: each stored message as a span of one reused buffer, found
-with bytes.find over blocks of 4 MiB, and the held record of each message read from its
-header and length alone (mboxrd.parse_held).  Plain files are read with readinto,
-gzip files through zlib directly; offsets count uncompressed bytes."""
+"""Reading mbox files fast.  A Window holds a file's bytes from some offset on in one
+reused buffer, where bytes.find looks for the next From line; a plain file is read at
+any offset with os.preadv, so the data of a message that held_head measures need not
+be read; gzip files go through zlib directly.  Offsets count uncompressed bytes."""
 
+import contextlib
+import os
+import stat
 import sys
 import zlib
 
 from .cli import DataError
-from .mboxrd import MboxError, parse_held
+from .mboxrd import MboxError, held_ends, held_head, parse_held, quoted_until_from
 
-BLOCK = 4 << 20
+BLOCK = 256 << 10  # read at least this much at a time: holds most messages' header
 SEPARATOR = b"\nFrom "
+NEXT = b"\n" + SEPARATOR  # what follows a message of ours that ends where it can
 
 
 class TornTail(DataError):
@@ -36,35 +40,105 @@ def spans(f, name, base=0):
     a From line cut short after 1 to 4 bytes ("\\nFro", a crash at the start of an
     append), also the span before that piece, which is a span of its own.  The buffer is
     reused: copy what you keep.  f needs read(n), or readinto(buffer)."""
-    buf = bytearray(BLOCK)
-    try:
-        filled = _fill(f, buf, 0)
-        if not filled:
-            return
-        head = min(filled, 5)  # a file shorter than "From " may be a torn first From line
-        if buf[:head] != b"From "[:head]:
-            raise DataError(f"{name}: not an mbox file (it does not start with \"From \")")
-        start = search = 0
+    with _reading(name):
+        window, offset = Window(f, base), base
+        index = _first(window, offset, name)
+        while index < window.filled:
+            end, last = window.span(offset)
+            yield window.buf, offset - window.base, end - window.base, offset, last
+            offset = end
+            index = window.hold(offset, offset + 1)
+
+
+class HeldScan:
+    """(offset, record) per message of a file from a raw offset on, records as
+    mboxrd.parse_held gives them.  Once iterated: end is the uncompressed offset after
+    the last whole message, and torn_at the offset of a torn last message (or None).
+
+    A message of ours whose least end (held_head) is followed by an empty line and a
+    From line ends there: its data is not read.  This trusts octets: a message as long
+    as that only because octets counts its quoted lines (a damaged length), or because
+    it is torn and another program appended after it, is taken as whole; at the end of
+    the file nothing is trusted.  Another message of ours has its lines read once for
+    quoted lines and the next From line (held_ends); any message that fails that, and
+    a foreign one, is held whole and parsed by parse_held, so that every error is the
+    one that reading from From line to From line gives."""
+
+    def __init__(self, raw, suffix, name, raw_start=0, base=0):
+        self.raw, self.suffix, self.name = raw, suffix, name
+        self.raw_start, self.end, self.torn_at = raw_start, base, None
+
+    def __iter__(self):
+        self.raw.seek(self.raw_start)
+        fd = None if self.suffix else _regular_fd(self.raw)
+        with _reading(self.name):
+            window = Window(_decompressed(self.raw, self.suffix), self.end, fd)
+            offset = self.end
+            index = _first(window, offset, self.name)
+            while index < window.filled:
+                held, end = held_head(window.buf, index, window.filled), None
+                if held:
+                    record, pos, least = held[0], window.base + held[1], window.base + held[2]
+                    if window.peek(offset, least - 2, len(NEXT)) == NEXT:
+                        end = least
+                    else:
+                        end = self._counted(window, offset, pos, least)
+                if end is None:
+                    end, record = self._whole(window, offset)
+                self.end = end
+                yield offset, record
+                offset = end
+                index = window.hold(offset, offset + BLOCK)
+
+    def _whole(self, window, offset):
+        """(end, record) of the message at offset, held whole and parsed by parse_held."""
+        end, last = window.span(offset)
+        try:
+            return end, parse_held(window.buf, offset - window.base, end - window.base)
+        except MboxError as exc:
+            if last:
+                self.torn_at = offset
+                raise TornTail(self.name, offset) from None
+            raise DataError(f"{self.name}: message at byte {offset}: {exc}") from None
+
+    @staticmethod
+    def _counted(window, offset, pos, least):
+        """The end of the message of ours at offset, whose data begins at pos and which
+        held_head measured, its lines read once for quoted lines and the next From line:
+        in a plain file piece by piece.  None where it does not end well (the last
+        message of a file, too), as parse_held would find."""
+        done, quoted = pos, 0
         while True:
-            cut = buf.find(SEPARATOR, search, filled)
-            if cut >= 0:
-                yield buf, start, cut + 1, base + start, False
-                start = search = cut + 1
-                continue
-            if start:  # keep only the message under way, at the front
-                buf[:filled - start] = buf[start:filled]
-                filled, base, start = filled - start, base + start, 0
-            search = max(filled - len(SEPARATOR) + 1, 0)
-            if filled == len(buf):
-                buf.extend(bytes(BLOCK))
-            more = _fill(f, buf, filled)
-            if not more:
-                cut = _cut_from_line(buf, filled)
-                if cut:
-                    yield buf, 0, cut, base, True
-                yield buf, cut, filled, base + cut, True
-                return
-            filled += more
+            base, buf = window.base, window.buf
+            lines = buf.rfind(b"\n", done - base, window.filled) + 1  # whole lines only
+            if lines > done - base:
+                more, found = quoted_until_from(buf, done - base, lines)
+                quoted += more
+                if found >= 0:
+                    return base + found if held_ends(buf, found, least - base, quoted) \
+                        else None
+                done = base + lines
+            if window.ended:
+                return None
+            # held_ends looks at the 3 bytes before the end; a stream is not read again
+            window.hold(offset if window.fd is None else done - 3,
+                        base + window.filled + BLOCK)
+
+
+def _regular_fd(raw):
+    """raw's file descriptor if it is a regular file (then read at any offset), or None."""
+    try:
+        fd = raw.fileno()
+    except (AttributeError, OSError):
+        return None
+    return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+
+
+@contextlib.contextmanager
+def _reading(name):
+    """A decompressor's complaint as DataError, a stream cut short as CutStream."""
+    try:
+        yield
     except EOFError:
         raise CutStream(name) from None
     except Exception as exc:
@@ -73,54 +147,98 @@ def spans(f, name, base=0):
         raise DataError(f"{name}: damaged compressed file: {exc}") from None
 
 
-def _cut_from_line(buf, end):
-    """Where buf[:end] ends in a From line cut short after 1 to 4 bytes, or 0."""
+def _first(window, offset, name):
+    """Hold the head of the first message, at offset, which must begin with "From " (or
+    a part of it: a file shorter than that may be a torn first From line)."""
+    index = window.hold(offset, offset + BLOCK)
+    head = window.buf[index:min(window.filled, index + 5)]
+    if head != b"From "[:len(head)]:
+        raise DataError(f"{name}: not an mbox file (it does not start with \"From \")")
+    return index
+
+
+class Window:
+    """The bytes of a file from some offset on, in one reused buffer: buf[:filled] are
+    those from offset base.  A plain file (fd) is read at any offset, so what is skipped
+    is never read; any other stream in order."""
+
+    def __init__(self, stream, base, fd=None):
+        self.stream, self.fd, self.base = stream, fd, base
+        self.buf, self.filled, self.ended = bytearray(), 0, False
+
+    def hold(self, start, end):
+        """Hold the bytes from start up to end, fewer where the file ends first; those
+        before start may go.  Only a plain file goes back before base.  Returns start's
+        index in buf."""
+        if self.fd is not None and not self.base <= start <= self.base + self.filled:
+            self.base, self.filled, self.ended = start, 0, False
+        while self.base + self.filled < end and not self.ended:
+            want = max(end - self.base - self.filled, BLOCK)
+            if len(self.buf) - self.filled < want and start > self.base:
+                drop = start - self.base  # make room: what is kept moves to the front
+                self.buf[:self.filled - drop] = self.buf[drop:self.filled]
+                self.base, self.filled = start, self.filled - drop
+            if len(self.buf) - self.filled < want:  # grow by half at least
+                self.buf.extend(bytes(max(want - len(self.buf) + self.filled,
+                                          len(self.buf) // 2)))
+            with memoryview(self.buf) as view, view[self.filled:] as space:
+                if self.fd is None:
+                    more = _fill(self.stream, space)
+                else:
+                    more = os.preadv(self.fd, [space[:want]], self.base + self.filled)
+            self.filled += more
+            self.ended = not more
+        return start - self.base
+
+    def peek(self, start, at, size):
+        """The size bytes at offset at (fewer where the file ends), holding those from
+        start on where the file is not a plain one."""
+        if self.fd is not None and at + size > self.base + self.filled:
+            return os.pread(self.fd, size, at)
+        index = self.hold(start, at + size) + at - start
+        return bytes(self.buf[index:min(index + size, self.filled)])
+
+    def span(self, start):
+        """(end, last) of the stored message from start on, then held whole: it ends at
+        the next From line, else where the file does (then it is last, as is a message
+        followed by a From line cut short: see spans)."""
+        search = self.hold(start, start) + self.base
+        while True:
+            found = self.buf.find(SEPARATOR, search - self.base, self.filled)
+            if found >= 0:
+                return self.base + found + 1, False
+            if self.ended:
+                cut = _cut_from_line(self.buf, start - self.base, self.filled)
+                return self.base + (cut or self.filled), True
+            search = max(search, self.base + self.filled - len(SEPARATOR) + 1)
+            self.hold(start, self.base + self.filled + BLOCK)
+
+
+def _cut_from_line(buf, start, end):
+    """Where buf[start:end] ends in a From line cut short after 1 to 4 bytes, or 0."""
     for size in range(1, len(SEPARATOR) - 1):
-        if end - size > 1 and buf[end - size - 1:end] == SEPARATOR[:size + 1]:
+        if end - size > start + 1 and buf[end - size - 1:end] == SEPARATOR[:size + 1]:
             return end - size
     return 0
 
 
 def compression_damage(exc):
-    """Whether exc is a decompressor's complaint (lzma is imported only when needed)."""
-    lzma = sys.modules.get("lzma")
+    """Whether exc is a decompressor's complaint (lzma and isal are imported only when
+    needed)."""
+    lzma, isal = sys.modules.get("lzma"), sys.modules.get("isal.isal_zlib")
     return (isinstance(exc, (EOFError, zlib.error)) or lzma and isinstance(exc, lzma.LZMAError)
+            or isal and isinstance(exc, isal.error)
             or isinstance(exc, OSError) and exc.errno is None)
 
 
-def _fill(f, buf, at):
-    """Read into buf from index at, up to its end; returns how many bytes came."""
+def _fill(f, space):
+    """Read into the memoryview space; returns how many bytes came."""
     readinto = getattr(f, "readinto", None)
     if readinto:
-        with memoryview(buf) as view, view[at:] as free:
-            return readinto(free) or 0
-    data = f.read(len(buf) - at)
-    buf[at:at + len(data)] = data
+        return readinto(space) or 0
+    data = f.read(len(space))
+    space[:len(data)] = data
     return len(data)
-
-
-class HeldScan:
-    """(offset, record) per message of a file from a raw offset on, records as
-    mboxrd.parse_held gives them.  Once iterated: end is the uncompressed offset after
-    the last whole message, and torn_at the offset of a torn last message (or None)."""
-
-    def __init__(self, raw, suffix, name, raw_start=0, base=0):
-        self.raw, self.suffix, self.name = raw, suffix, name
-        self.raw_start, self.end, self.torn_at = raw_start, base, None
-
-    def __iter__(self):
-        self.raw.seek(self.raw_start)
-        stream = _decompressed(self.raw, self.suffix)
-        for buf, start, end, offset, last in spans(stream, self.name, self.end):
-            try:
-                record = parse_held(buf, start, end)
-            except MboxError as exc:
-                if last:
-                    self.torn_at = offset
-                    raise TornTail(self.name, offset) from None
-                raise DataError(f"{self.name}: message at byte {offset}: {exc}") from None
-            self.end = offset + end - start
-            yield offset, record
 
 
 def _decompressed(raw, suffix):
@@ -136,11 +254,13 @@ def _decompressed(raw, suffix):
 
 
 class GzipMembers:
-    """The members of a gzip file one after another, inflated by zlib, which checks each
-    member's CRC and length (about 1.5x the speed of gzip.GzipFile)."""
+    """The members of a gzip file one after another, inflated by ISA-L (isal_zlib, zlib's
+    interface at about twice its speed), which checks each member's CRC and length."""
 
     def __init__(self, raw):
+        from isal import isal_zlib  # imported here: only gzip files need it
         self.raw, self.pending, self.inflate, self.within = raw, b"", None, False
+        self.decompressobj = isal_zlib.decompressobj
 
     def read(self, size):
         while True:
@@ -155,7 +275,7 @@ class GzipMembers:
                 self.pending = self.pending.lstrip(b"\0")  # padding after the last member
                 if not self.pending:
                     continue
-                self.inflate, self.within = zlib.decompressobj(31), True
+                self.inflate, self.within = self.decompressobj(31), True
             data = self.inflate.decompress(self.pending, size)
             if self.inflate.eof:
                 self.pending, self.within = self.inflate.unused_data, False

@@ -3,7 +3,6 @@
 import re
 
 _MESSAGE_ID = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def header_section(data):
@@ -13,12 +12,17 @@ def header_section(data):
 
 def header_end(data, start=0, end=None):
     """Where the header section of data[start:end] ends (an index into data); data may
-    be bytes or any buffer with find and slicing, such as an mmap."""
+    be bytes or any buffer with find and slicing, such as an mmap: one byte into the
+    first match of \\r?\\n\\r?\\n, found here with two finds, not a regex."""
     end = len(data) if end is None else end
     if data[start:start + 1] == b"\n" or data[start:start + 2] == b"\r\n":
         return start
-    match = _HEADER_END.search(data, start, end)
-    return match.start() + 1 if match else end
+    found = end
+    for blank in (b"\n\n", b"\n\r\n"):
+        at = data.find(blank, start, min(end, found + len(blank)))
+        if at >= 0:
+            found = min(found, at - 1 if at > start and data[at - 1] == 0x0D else at)
+    return found + 1 if found < end else end
 
 
 def message_id(header):

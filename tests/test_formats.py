@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from imapstream.cli import DataError
 from imapstream.folders import file_stem, folder_name
 from imapstream.mboxfile import TornTail, iter_messages
 from imapstream.mboxrd import format_message, parse_message
-from imapstream.message import header_section, message_id, to_lf
+from imapstream.message import header_end, header_section, message_id, to_lf
 from imapstream.stream import read_messages, write_message
 
 # Lines that stress the format: mbox separators, quoted ones, our own and Dovecot's
@@ -134,3 +135,16 @@ def test_long_folder_names_are_cut_with_a_digest():
     a, b = "x" * 1000, "x" * 999 + "y"
     assert len(file_stem(a, "/").encode()) <= 240
     assert file_stem(a, "/") != file_stem(b, "/")
+
+
+@given(st.binary(max_size=40).map(lambda b: b.translate(bytes.maketrans(b"abcd", b"\r\n\r\n"))),
+       st.data())
+def test_header_end_is_one_byte_into_the_first_empty_line(data, draw):
+    start = draw.draw(st.integers(0, len(data)))
+    end = draw.draw(st.integers(start, len(data)))
+    if data[start:start + 1] == b"\n" or data[start:start + 2] == b"\r\n":
+        expected = start
+    else:
+        match = re.compile(rb"\r?\n\r?\n").search(data, start, end)
+        expected = match.start() + 1 if match else end
+    assert header_end(data, start, end) == expected
