@@ -97,16 +97,13 @@ class Holdings:
         """keep_index: the caller holds the file's lock (mbox-merge), so the holdings
         may write its sidecar (see sidecar.py) after a scan."""
         self.path, self.name = path, name or path
-        self.uids = set()
-        self.by_id = defaultdict(Counter)
+        self._uids = self._by_id = None  # built when first asked (mbox-ids lists without)
         self.by_digest = None
         self.torn_at = self.cut_stream = None
         self.marks = {}  # folder checkpoints given in this visit, for the sidecar
         self.index = sidecar.Index(None, 0, 0, [])
         if os.path.exists(path):
             self.index = self._read_index(sidecar.load(path), keep_index)
-            for row in self.index.rows:
-                self._add(sidecar.record(row))
         self.appended, self.appended_end = [], self.index.end
 
     def records(self):
@@ -198,9 +195,25 @@ class Holdings:
         except DataError:
             pass  # the next reader reports it
 
-    def _add(self, record):
-        self.add_uid(record)
-        self.by_id[_generation(record)][_record_key(record)] += 1
+    @property
+    def uids(self):
+        """{(folder, uidvalidity, uid)} of the messages held."""
+        self._build_keys()
+        return self._uids
+
+    @property
+    def by_id(self):
+        """{generation: Counter of _record_key} of the messages held."""
+        self._build_keys()
+        return self._by_id
+
+    def _build_keys(self):
+        if self._uids is None:
+            self._uids, self._by_id = set(), defaultdict(Counter)
+            for row in self.index.rows:
+                record = sidecar.record(row)
+                self.add_uid(record)
+                self._by_id[_generation(record)][_record_key(record)] += 1
 
     def add_uid(self, record):
         """Count a message appended now as held by its folder, UIDVALIDITY and UID."""

@@ -123,6 +123,20 @@ def test_message_id_rule():
     assert message_id(b"Subject: none\n") is None
 
 
+HEADER_LINES = st.lists(st.sampled_from([
+    b"Message-ID: <a@x>", b"message-id:<b@x>", b"MESSAGE-ID \t: <c@x>", b" <folded@x>",
+    b"X-Original-Message-ID: <d@x>", b"Message-IDs: <e@x>", b"Subject: message-id: <f@x>",
+    b"Message-ID:", b"\tmore", b"From: a@b", b""]), max_size=8)
+
+
+@given(HEADER_LINES, st.sampled_from([b"\n", b"\r\n"]))
+def test_message_id_is_the_first_match_of_the_rule(lines, newline):
+    header = newline.join(lines) + newline
+    match = re.search(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", header, re.I | re.M)
+    expected = b" ".join(match.group(1).split()).decode() or None if match else None
+    assert message_id(header) == expected
+
+
 @given(st.text(max_size=60), st.sampled_from(["/", "."]))
 def test_folder_file_names_are_safe_and_reversible(folder, delimiter):
     name = file_stem(folder, delimiter) + ".mbox"
