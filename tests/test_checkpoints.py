@@ -162,3 +162,44 @@ def test_imap_append_passes_over_checkpoints(account):
     assert stream.count(b'"checkpoint":true') == 1
     status, out = run(imap_append, ["--dry-run", "Restored"], stream)
     assert status == 0 and len(records(out)) == 2
+
+
+def test_a_reconnect_during_a_listing_vouches_for_nothing(account, monkeypatch, tmp_path,
+                                                          capsys):
+    """Sequence numbers may shift across a reconnect, so the folder's checkpoint after
+    it is false, and mbox-merge records none."""
+    append_all(account, "INBOX", AWKWARD)
+    monkeypatch.setattr("imapstream.imap_list.CHUNK", 4)
+    monkeypatch.setattr("imapstream.session.BACKOFF_SECONDS", (0, 0, 0))
+    fetch, calls = imap_list._fetch_by_number, []
+
+    def dropped_once(client, numbers):
+        calls.append(numbers)
+        if len(calls) == 2:
+            raise ConnectionResetError("cut by the test")
+        return fetch(client, numbers)
+
+    monkeypatch.setattr("imapstream.imap_list._fetch_by_number", dropped_once)
+    status, listing = run(imap_list, ["--all", "--since", os.devnull])
+    assert status == 0 and "reconnecting" in capsys.readouterr().err
+    every = records(listing)
+    assert [r["uid"] for r in every if "uid" in r] == list(range(1, len(AWKWARD) + 1))
+    assert every[-1]["checkpoint"] is False
+    backup_dir = str(tmp_path / "backup")
+    _, stream = run(imap_fetch, [], listing)
+    assert run(mbox_merge, ["-d", backup_dir], stream)[0] == 0
+    assert run(mbox_ids, ["--folders", "-d", backup_dir])[1] == b""
+
+
+def test_bad_since_and_checkpoint_records_are_errors(account, tmp_path, capsys):
+    since = tmp_path / "since.ndjson"
+    since.write_bytes(b'{"folder": "INBOX", "uidvalidity": 1, "uidnext": 2}\nnot json\n')
+    assert run(imap_list, ["--all", "--since", str(since)])[0] == 65
+    assert capsys.readouterr().err.startswith(f"imap-list: {since}: line 2: not a JSON")
+    bad = b'{"folder": "INBOX", "uidnext": 3, "checkpoint": true}\n'
+    assert run(mbox_ids, ["--missing", "-d", str(tmp_path)], bad)[0] == 65
+    assert run(imap_fetch, [], bad)[0] == 65
+    assert run(mbox_merge, ["-d", str(tmp_path)], bad)[0] == 65
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and all("line 1: folder checkpoint without positive integers"
+                                   in line for line in lines)
