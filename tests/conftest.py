@@ -4,8 +4,10 @@ Fixtures:
   dovecot   session-scoped running ``dovecot.Dovecot`` (users alice/bob/carol)
   new_user  factory: ``new_user(layout="fs"|"maildir++"|"mbox") -> (name, password)``
   imap_user a fresh "fs" user, ``(name, password)``
+  sample_account  module-scoped: a user holding the sample mail, as command_env gives it
 Helper:
-  env_for(dovecot, user) -> IMAP_* environment variables for the plumbing commands
+  command_env(dovecot, user, home=None) -> the environment to run bin/imapbackup and the
+  installed commands against the user: IMAP_* set, bin/ and the venv first on PATH
 """
 
 from __future__ import annotations
@@ -13,14 +15,26 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
+import sample_mail
 from dovecot import Dovecot, DovecotError
 
+REPO = Path(__file__).resolve().parent.parent
 
-def env_for(server: Dovecot, user: str) -> dict[str, str]:
-    return server.env(user)
+
+def command_env(server: Dovecot, user: str, home: Path | None = None) -> dict[str, str]:
+    """os.environ with the user's IMAP_* variables, bin/ and this venv's scripts first on
+    PATH, and HOME (where ~/.netrc would be) moved to home if given."""
+    env = dict(os.environ, **server.env(user))
+    env["PATH"] = os.pathsep.join([str(REPO / "bin"), os.path.dirname(sys.executable),
+                                   env["PATH"]])
+    if home is not None:
+        env["HOME"] = str(home)
+    return env
 
 
 def _unavailable(message: str) -> None:
@@ -56,6 +70,15 @@ def dovecot(tmp_path_factory):
 @pytest.fixture
 def new_user(dovecot):
     return dovecot.new_user
+
+
+@pytest.fixture(scope="module")
+def sample_account(dovecot, tmp_path_factory):
+    """A user with the sample mail: the environment for commands that back it up."""
+    user, _password = dovecot.new_user("fs")
+    with dovecot.client(user) as client:
+        sample_mail.append_sample_mail(client)
+    return command_env(dovecot, user, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture

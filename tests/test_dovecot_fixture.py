@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import imapclient
 import pytest
@@ -173,12 +174,14 @@ def test_mbox_flags_as_dovecot_sees_them(dovecot, new_user):
         assert body == b">From the start\r\n"
 
 
-def test_env_for(dovecot, imap_user):
-    from conftest import env_for
+def test_command_env(dovecot, imap_user, tmp_path):
+    from conftest import REPO, command_env
 
     user, password = imap_user
-    env = env_for(dovecot, user)
-    assert env == {
+    env = command_env(dovecot, user, tmp_path)
+    assert env["HOME"] == str(tmp_path)
+    assert env["PATH"].startswith(str(REPO / "bin") + os.pathsep)
+    assert {key: env[key] for key in env if key.startswith("IMAP_")} == {
         "IMAP_SERVER": f"127.0.0.1:{dovecot.port}",
         "IMAP_USER": user,
         "IMAP_PASSWORD": password,

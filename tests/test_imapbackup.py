@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sample_mail
+from conftest import command_env
 
 from imapstream.archive import mbox_files
 from imapstream.mboxfile import scan
@@ -26,13 +27,6 @@ REPO = Path(__file__).resolve().parent.parent
 IMAPBACKUP = REPO / "bin" / "imapbackup"
 ALL_FILES = {"INBOX.mbox", "Sent.mbox", "Drafts.mbox", "Archive.mbox", "Personal.mbox",
              "Personal.2005.Q3.mbox", "Entwürfe.mbox", 'Projects & "Ideas" (2024).mbox'}
-
-
-def environment(dovecot, user, home):
-    """What imapbackup needs to reach the server, with a HOME of its own (no ~/.netrc)."""
-    env = dict(os.environ, **dovecot.env(user), HOME=str(home))
-    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env["PATH"]])
-    return env
 
 
 def imapbackup(env, *args):
@@ -52,15 +46,6 @@ def contents(directory):
     """{mbox file name: its bytes}, leaving out what else the plumbing keeps there."""
     return {os.path.basename(path): Path(path).read_bytes()
             for path in mbox_files(str(directory))}
-
-
-@pytest.fixture(scope="module")
-def sample_account(dovecot, tmp_path_factory):
-    """A user with the sample mail: the environment for imapbackup to back it up."""
-    user, _password = dovecot.new_user("fs")
-    with dovecot.client(user) as client:
-        sample_mail.append_sample_mail(client)
-    return environment(dovecot, user, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +91,7 @@ def test_new_mail_is_listed_alone_and_yes_overwrite_keeps_the_checkpoints(
     user, _password = dovecot.new_user("fs")
     with dovecot.client(user) as client:
         sample_mail.append_sample_mail(client)
-    env = environment(dovecot, user, tmp_path)
+    env = command_env(dovecot, user, tmp_path)
     backup = tmp_path / "backup"
     assert imapbackup(env, "-d", backup, "-y").returncode == 0
     listed = subprocess.run(["mbox-ids", "--folders", "-d", str(backup)], env=env,
@@ -181,7 +166,7 @@ def test_a_folder_deleted_before_its_fetch_fails_alone(dovecot, tmp_path):
         f"{dovecot.doveadm_binary} -c {dovecot.conf} mailbox delete -u {user} Sent\n"
         f'exec {real} "$@" <{tmp_path}/records\n')
     (shim / "imap-fetch").chmod(0o755)
-    env = environment(dovecot, user, tmp_path)
+    env = command_env(dovecot, user, tmp_path)
     env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
     done = imapbackup(env, "-d", tmp_path / "backup")
     assert done.returncode == 1

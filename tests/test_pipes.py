@@ -1,20 +1,14 @@
 """The installed commands through real pipes: the whole-account pipeline, and streaming
 (a record goes out as soon as it is complete, not when the input ends)."""
 
-import os
 import select
 import subprocess
-import sys
 
+from conftest import command_env
 from plumbing import AWKWARD, append_all, backup_messages, server_messages
 
 PIPELINE = ("imap-list --all | mbox-ids --missing -d backup | imap-fetch "
             "| mbox-merge -d backup --json")
-
-
-def environment(dovecot, user):
-    scripts = os.path.dirname(sys.executable)
-    return dict(os.environ, **dovecot.env(user), PATH=scripts + os.pathsep + os.environ["PATH"])
 
 
 def sh(command, env, cwd):
@@ -28,7 +22,7 @@ def test_the_pipeline_through_real_pipes(dovecot, new_user, tmp_path):
     client.create_folder("Personal.2005.Q3")
     append_all(client, "INBOX", AWKWARD)
     append_all(client, "Personal.2005.Q3", AWKWARD[:4])
-    env = environment(dovecot, user)
+    env = command_env(dovecot, user)
     done = sh(PIPELINE, env, tmp_path)
     assert done.returncode == 0, done.stderr
     assert b"APPEND: Appended 4 messages to Personal.2005.Q3.mbox" in done.stderr
@@ -45,7 +39,7 @@ def test_imap_fetch_streams_record_by_record(dovecot, new_user, tmp_path):
     user, _ = new_user("fs")
     client = dovecot.client(user)
     append_all(client, "INBOX", AWKWARD[:2])
-    env = environment(dovecot, user)
+    env = command_env(dovecot, user)
     records = subprocess.run(["imap-list", "INBOX"], env=env, capture_output=True,
                              check=True).stdout.splitlines(keepends=True)
     fetch = subprocess.Popen(["imap-fetch"], env=env, stdin=subprocess.PIPE,

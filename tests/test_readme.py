@@ -5,15 +5,13 @@ Each tested code block in README.md follows a line
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
 import sample_mail
+from conftest import command_env
 
 from imapstream.archive import mbox_files
 from imapstream.mboxfile import scan
@@ -21,13 +19,6 @@ from imapstream.mboxfile import scan
 REPO = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"<!-- tested by tests/test_readme.py: (\S+) -->\n```\w*\n(.*?)```", re.S)
 EXAMPLES = dict(BLOCK.findall((REPO / "README.md").read_text()))
-
-
-def environment(dovecot, user, home):
-    env = dict(os.environ, **dovecot.env(user), HOME=str(home))
-    env["PATH"] = os.pathsep.join([str(REPO / "bin"), os.path.dirname(sys.executable),
-                                   env["PATH"]])
-    return env
 
 
 def run(script, env, cwd):
@@ -39,14 +30,6 @@ def run(script, env, cwd):
 
 def messages_in(path):
     return Counter(record["folder"] for _offset, record, _data in scan(str(path)))
-
-
-@pytest.fixture(scope="module")
-def sample_account(dovecot, tmp_path_factory):
-    user, _password = dovecot.new_user("fs")
-    with dovecot.client(user) as client:
-        sample_mail.append_sample_mail(client)
-    return environment(dovecot, user, tmp_path_factory.mktemp("home"))
 
 
 def test_the_readme_marks_these_examples():
@@ -102,7 +85,7 @@ def test_makefile_backs_up_two_accounts_side_by_side(dovecot, tmp_path, program)
         (passwords / user).chmod(0o600)
         users.append(user)
     (tmp_path / "Makefile").write_text(EXAMPLES["Makefile"])
-    env = environment(dovecot, users[0], tmp_path)
+    env = command_env(dovecot, users[0], tmp_path)
     for key in ("IMAP_SERVER", "IMAP_USER", "IMAP_PASSWORD"):  # all from the Makefile
         del env[key]
     done = subprocess.run(
