@@ -7,7 +7,7 @@ import sys
 from . import cli, connection, sidecar
 from .archive import mbox_files
 from .message import message_id
-from .records import parse_record, read_records, write_record
+from .records import parse_record, positive_int, read_records, write_record
 from .session import Session
 
 PROG = "imap-list"
@@ -192,15 +192,11 @@ def _read_since(path):
                                                 ("folder", "uidvalidity", "uidnext"))
                 if not isinstance(folder, str):
                     raise cli.DataError(f"line {lineno}: record without a \"folder\" string")
-                if _positive(uidvalidity) and _positive(uidnext):
+                if positive_int(uidvalidity) and positive_int(uidnext):
                     known[folder] = (uidvalidity, uidnext)
     except cli.DataError as exc:
         raise cli.DataError(f"{path}: {exc}") from None
     return known
-
-
-def _positive(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _list_since(session, name, delimiter, known, stdout):
@@ -223,13 +219,13 @@ def _list_since(session, name, delimiter, known, stdout):
     reconnects = session.reconnects
     selected = session.examine(name)
     if since is not None and (session.uidvalidity != known[0]
-                              or not _positive(selected.get(b"UIDNEXT"))):
+                              or not positive_int(selected.get(b"UIDNEXT"))):
         since = None  # changed since STATUS, or a server that does not say
     count = _list_messages(session, name, delimiter, stdout, selected, since)
     uidnext = selected.get(b"UIDNEXT")
     write_record(stdout, dict(checkpoint, uidvalidity=session.uidvalidity, uidnext=uidnext,
                               messages=selected.get(b"EXISTS", 0), since=since,
-                              checkpoint=_positive(uidnext)
+                              checkpoint=positive_int(uidnext)
                               and session.reconnects == reconnects))
     return count, since
 

@@ -46,6 +46,11 @@ def read_records(inp, idle=None):
             yield lineno, parse_record(line, lineno)
 
 
+def positive_int(value):
+    """Whether value is a JSON integer above 0 (not a boolean, which Python counts)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def checkpoint_key(record, lineno):
     """For a folder checkpoint (a record with "checkpoint" and no "uid"), check its fields
     and return its folder; None for any other record.  A checkpoint that vouches for its
@@ -55,9 +60,8 @@ def checkpoint_key(record, lineno):
     folder = record.get("folder")
     if not isinstance(folder, str):
         raise DataError(f"line {lineno}: folder checkpoint without a \"folder\" string")
-    if record["checkpoint"] is True and not all(
-            isinstance(record.get(k), int) and not isinstance(record.get(k), bool)
-            and record[k] > 0 for k in ("uidvalidity", "uidnext")):
+    if record["checkpoint"] is True and not (positive_int(record.get("uidvalidity"))
+                                             and positive_int(record.get("uidnext"))):
         raise DataError(f"line {lineno}: folder checkpoint without positive integers "
                         f"\"uidvalidity\" and \"uidnext\"")
     return folder
@@ -68,10 +72,10 @@ def message_key(record, lineno):
     folder, uid = record.get("folder"), record.get("uid")
     if not isinstance(folder, str):
         raise DataError(f"line {lineno}: message record without a \"folder\" string")
-    if not isinstance(uid, int) or isinstance(uid, bool) or uid <= 0:
+    if not positive_int(uid):
         raise DataError(f"line {lineno}: message record without a positive integer \"uid\"")
     uidvalidity = record.get("uidvalidity")
-    if uidvalidity is not None and (not isinstance(uidvalidity, int) or uidvalidity <= 0):
+    if uidvalidity is not None and not positive_int(uidvalidity):
         raise DataError(f"line {lineno}: \"uidvalidity\" must be a positive integer")
     return folder, uid
 

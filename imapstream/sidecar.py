@@ -33,7 +33,7 @@ import contextlib
 import hashlib
 import os
 
-from .records import orjson
+from .records import orjson, positive_int
 
 VERSION = 1
 WINDOW = 4096
@@ -137,7 +137,7 @@ def _from_header(line):
     for entry in header.get("folders", ()):
         folder, delimiter, uidvalidity, uidnext = entry
         if not (isinstance(folder, str) and isinstance(delimiter, str | None)
-                and _positive(uidvalidity) and _positive(uidnext)):
+                and positive_int(uidvalidity) and positive_int(uidnext)):
             raise ValueError("bad folder checkpoint")
         folders[folder] = [folder, delimiter, uidvalidity, uidnext]
     st = _Stat(header["ino"], header["size"], header["mtime_ns"])
@@ -146,8 +146,6 @@ def _from_header(line):
     return index, header["count"], header["sha1"]
 
 
-def _positive(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def save(mbox, index):
