@@ -162,16 +162,13 @@ class Holdings:
         """Note a folder checkpoint that vouches for its folder, given after the
         folder's messages, each held now (see imapstream(7)).  One listed from "since"
         on counts only where the file has the folder's UIDs below since; a checkpoint
-        never moves the folder's uidnext back.  Returns whether it counted."""
+        never moves the folder's uidnext back."""
         folder, uidvalidity, uidnext = record["folder"], record["uidvalidity"], record["uidnext"]
         since = record.get("since")
         mark = self.marks.get(folder) or self.index.folders.get(folder)
         same = mark is not None and mark[2] == uidvalidity
-        if since is not None and not (same and mark[3] >= since):
-            return False
-        if not (same and mark[3] >= uidnext):
+        if (since is None or same and mark[3] >= since) and not (same and mark[3] >= uidnext):
             self.marks[folder] = [folder, record.get("delimiter"), uidvalidity, uidnext]
-        return True
 
     def save_index(self):
         """Write the sidecar once the Appender has closed: from the noted messages when
