@@ -4,9 +4,9 @@ bzip2 or xz, told by their magic numbers)."""
 
 import io
 
-from . import cli
-from .mboxfile import iter_messages
-from .mboxscan import compression_damage
+from . import errors
+from .mbox.reader import iter_messages
+from .mbox.scan import compression_damage
 from .stream import read_messages
 
 
@@ -28,11 +28,11 @@ def incoming_messages(stdin):
             for _offset, record, data in iter_messages(inp, "standard input"):
                 yield record, data, True
         elif head:
-            raise cli.DataError("standard input is neither a message stream nor an mbox")
+            raise errors.DataError("standard input is neither a message stream nor an mbox")
     except Exception as exc:
         if not compression_damage(exc):
             raise
-        raise cli.DataError(f"standard input: damaged compressed data: {exc}") from None
+        raise errors.DataError(f"standard input: damaged compressed data: {exc}") from None
 
 
 def _as_sent(message):

@@ -5,7 +5,7 @@ import functools
 import os
 import select
 
-from .cli import DataError
+from .errors import DataError
 
 
 @functools.cache

@@ -3,7 +3,7 @@ is the exact number of raw bytes that follow, then those bytes as the server sen
 then one LF.  Lossless, no quoting, framed by counting (after git cat-file --batch).
 A folder checkpoint (records.checkpoint_key) is its record line alone."""
 
-from .cli import DataError
+from .errors import DataError
 from .records import checkpoint_key, dumps, parse_record
 
 

@@ -4,9 +4,9 @@ what the server and the backup hold."""
 import datetime as dt
 import io
 
-from imapstream import imap_fetch, imap_list, mbox_ids, mbox_merge
-from imapstream.archive import mbox_files
-from imapstream.mboxfile import scan
+from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.mbox.archive import mbox_files
+from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
 
 UTC = dt.UTC

@@ -15,7 +15,7 @@ from plumbing import (
     server_messages,
 )
 
-from imapstream import imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
 
 
 def sizes(directory):

@@ -6,8 +6,9 @@ import os
 import pytest
 from plumbing import AWKWARD, append_all, backup, backup_messages, one_line, run, server_messages
 
-from imapstream import cli, imap_fetch, imap_list, mbox_ids, mbox_merge
-from imapstream.mboxfile import scan
+from imapstream import errors
+from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.mbox.reader import scan
 from imapstream.stream import write_message
 
 GOOD = b'{"folder":"INBOX","delimiter":"/","uidvalidity":1,"uid":%d,"size":3}\n'
@@ -16,11 +17,11 @@ GOOD = b'{"folder":"INBOX","delimiter":"/","uidvalidity":1,"uid":%d,"size":3}\n'
 def test_malformed_ndjson_names_the_line(tmp_path, capsys):
     stdin = GOOD % 1 + GOOD % 2 + b'{"folder": "INBOX", "uid": \n' + GOOD % 4
     status, out = run(mbox_ids, ["--missing", "-d", str(tmp_path)], stdin)
-    assert status == cli.DATAERR
+    assert status == errors.DATAERR
     assert "mbox-ids: line 3: not a JSON object" in one_line(capsys, "mbox-ids")
     assert out == GOOD % 1 + GOOD % 2  # streamed before the bad line; nothing after it
     status, out = run(mbox_ids, ["--missing", "-d", str(tmp_path)], b'{"folder":"INBOX"}\n')
-    assert status == cli.DATAERR and out == b""
+    assert status == errors.DATAERR and out == b""
     assert 'line 1: message record without a positive integer "uid"' in capsys.readouterr().err
 
 
@@ -28,11 +29,11 @@ def test_a_truncated_stream_appends_no_partial_message(tmp_path, capsys):
     stream = b"".join(_frame({"folder": "INBOX", "delimiter": "/", "uidvalidity": 1,
                               "uid": uid}, body) for uid, body in enumerate(AWKWARD[:3], 1))
     status, _ = run(mbox_merge, ["-d", str(tmp_path)], stream[:-20])
-    assert status == cli.DATAERR
+    assert status == errors.DATAERR
     assert "truncated message stream" in capsys.readouterr().err
     held = backup_messages(str(tmp_path))["INBOX"]
     assert len(held) == 2
-    assert run(mbox_merge, ["-d", str(tmp_path)], stream)[0] == cli.OK
+    assert run(mbox_merge, ["-d", str(tmp_path)], stream)[0] == errors.OK
     assert len(backup_messages(str(tmp_path))["INBOX"]) == 3
 
 
@@ -46,13 +47,13 @@ def _frame(record, body):
 def test_a_file_that_is_not_an_mbox(tmp_path, capsys):
     zip_file = tmp_path / "INBOX.mbox"
     zip_file.write_bytes(b"PK\x03\x04 not mail")
-    assert run(mbox_ids, [str(zip_file)])[0] == cli.DATAERR
+    assert run(mbox_ids, [str(zip_file)])[0] == errors.DATAERR
     assert "not an mbox file" in one_line(capsys, "mbox-ids")
     stream = _frame({"folder": "INBOX", "uid": 1, "uidvalidity": 1}, b"Subject: x\r\n\r\n")
-    assert run(mbox_merge, [str(zip_file)], stream)[0] == cli.DATAERR
+    assert run(mbox_merge, [str(zip_file)], stream)[0] == errors.DATAERR
     assert "not an mbox file" in one_line(capsys, "mbox-merge")
     assert zip_file.read_bytes() == b"PK\x03\x04 not mail"
-    assert run(mbox_merge, [str(tmp_path / "x.mbox")], b"hello\n")[0] == cli.DATAERR
+    assert run(mbox_merge, [str(tmp_path / "x.mbox")], b"hello\n")[0] == errors.DATAERR
     assert "neither a message stream nor an mbox" in one_line(capsys, "mbox-merge")
 
 
@@ -61,7 +62,7 @@ def test_a_torn_tail_is_repaired_by_the_next_run(account, tmp_path, capsys):
     backup(str(tmp_path))
     inbox = tmp_path / "INBOX.mbox"
     os.truncate(inbox, inbox.stat().st_size - 7)
-    assert run(mbox_ids, [str(inbox)])[0] == cli.DATAERR
+    assert run(mbox_ids, [str(inbox)])[0] == errors.DATAERR
     assert "is cut short" in capsys.readouterr().err
     assert backup(str(tmp_path))[0] == (0, 0, 0, 0)
     assert "cut off a torn last message" in capsys.readouterr().err
@@ -75,11 +76,11 @@ def test_a_vanished_folder_fails_alone(account, capsys):
     _, listed = run(imap_list, ["Gone", "Keep"])
     account.delete_folder("Gone")
     status, stream = run(imap_fetch, [], listed)
-    assert status == cli.PARTIAL
+    assert status == errors.PARTIAL
     assert stream.count(b'"folder":"Keep"') == 2 and b'"folder":"Gone"' not in stream
     assert "imap-fetch: Gone: " in one_line(capsys, "imap-fetch")
     status, listed = run(imap_list, ["Gone", "Keep"])
-    assert status == cli.PARTIAL and listed.count(b"\n") == 2
+    assert status == errors.PARTIAL and listed.count(b"\n") == 2
     assert "imap-list: Gone: " in one_line(capsys, "imap-list")
 
 
@@ -88,13 +89,13 @@ def test_a_stale_uidvalidity_is_refused(account, capsys):
     _, listed = run(imap_list, ["INBOX"])
     stale = listed.replace(b'"uidvalidity":', b'"uidvalidity":1', 1)
     status, stream = run(imap_fetch, [], stale)
-    assert status == cli.PARTIAL and stream == b""
+    assert status == errors.PARTIAL and stream == b""
     assert "UIDVALIDITY is now" in one_line(capsys, "imap-fetch")
 
 
 def test_wrong_password(account, monkeypatch, capsys):
     monkeypatch.setenv("IMAP_PASSWORD", "not-the-Secret-42")
-    assert run(imap_list, [])[0] == cli.NOPERM
+    assert run(imap_list, [])[0] == errors.NOPERM
     err = one_line(capsys, "imap-list")
     assert "login as" in err and "not-the-Secret-42" not in err
 
@@ -105,19 +106,19 @@ def test_untrusted_certificate_and_tls_modes(dovecot, account, monkeypatch, caps
     monkeypatch.setenv("IMAP_TLS", "imaps")
     assert run(imap_list, ["INBOX"])[1].count(b"\n") == 2
     monkeypatch.delenv("IMAP_CAFILE")
-    assert run(imap_list, [])[0] == cli.UNAVAILABLE
+    assert run(imap_list, [])[0] == errors.UNAVAILABLE
     assert "--cafile" in one_line(capsys, "imap-list")
     monkeypatch.setenv("IMAP_SERVER", f"{dovecot.host}:{dovecot.port}")
     monkeypatch.setenv("IMAP_TLS", "starttls")
-    assert run(imap_list, [])[0] == cli.UNAVAILABLE
+    assert run(imap_list, [])[0] == errors.UNAVAILABLE
     monkeypatch.setenv("IMAP_TLS", "none")
-    assert run(imap_list, [])[0] == cli.OK
+    assert run(imap_list, [])[0] == errors.OK
 
 
 def test_usage_errors(capsys):
-    assert run(mbox_ids, ["--missing"])[0] == cli.USAGE
+    assert run(mbox_ids, ["--missing"])[0] == errors.USAGE
     assert "mbox-ids: --missing takes exactly one FILE or -d DIR" in one_line(capsys, "mbox-ids")
-    assert run(imap_list, ["--bogus"])[0] == cli.USAGE
+    assert run(imap_list, ["--bogus"])[0] == errors.USAGE
     one_line(capsys, "imap-list")
 
 
@@ -131,7 +132,7 @@ def test_a_cut_compressed_stream_is_repaired(account, tmp_path, capsys, compress
     path = tmp_path / ("INBOX.mbox" + suffix)
     whole = path.stat().st_size
     os.truncate(path, whole - 9)  # the second member or stream is cut short
-    assert run(mbox_ids, [str(path)])[0] == cli.DATAERR
+    assert run(mbox_ids, [str(path)])[0] == errors.DATAERR
     capsys.readouterr()
     assert backup(str(tmp_path))[0] == (0, 0, 0, 0)
     assert "cut off a compressed stream" in capsys.readouterr().err
@@ -144,12 +145,12 @@ def test_a_file_that_is_not_an_mbox_fails_alone(account, tmp_path, capsys):
     append_all(account, "Other", AWKWARD[:3])
     (tmp_path / "INBOX.mbox").write_bytes(b"PK\x03\x04 not mail")
     statuses, _, _ = backup(str(tmp_path))
-    assert statuses == (cli.OK, cli.DATAERR, cli.OK, cli.OK)
+    assert statuses == (errors.OK, errors.DATAERR, errors.OK, errors.OK)
     assert "INBOX.mbox: not an mbox file" in capsys.readouterr().err
     assert len(list(scan(str(tmp_path / "Other.mbox")))) == 3
     # mbox-merge alone refuses that file too, and appends the other folders.
     (tmp_path / "Other.mbox").unlink()
     _, stream = run(imap_fetch, [], run(imap_list, ["--all"])[1])
-    assert run(mbox_merge, ["-d", str(tmp_path)], stream)[0] == cli.DATAERR
+    assert run(mbox_merge, ["-d", str(tmp_path)], stream)[0] == errors.DATAERR
     assert len(list(scan(str(tmp_path / "Other.mbox")))) == 3
     assert (tmp_path / "INBOX.mbox").read_bytes() == b"PK\x03\x04 not mail"

@@ -11,7 +11,7 @@ import sys
 import orjson
 from fake_imap import FakeIMAP
 
-from imapstream import imap_list
+from imapstream.commands import imap_list
 
 FIRST_UID = 4_000_000_000
 MESSAGE = b"Subject: one of many\r\nMessage-ID: <many@big>\r\n\r\nx\r\n"

@@ -9,9 +9,11 @@ import subprocess
 import pytest
 from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_messages
 
-from imapstream import cli, imap_fetch, imap_list, mbox_ids, mbox_merge, mboxappend
-from imapstream.archive import mbox_files
-from imapstream.mboxfile import scan
+from imapstream import errors
+from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.mbox import append
+from imapstream.mbox.archive import mbox_files
+from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
 from imapstream.stream import write_message
 
@@ -100,7 +102,7 @@ def test_compressed_standard_input(tmp_path, compressor):
     target = str(tmp_path / "in.mbox")
     assert run(mbox_merge, [target], compressor(foreign))[0] == 0
     assert run(mbox_ids, [target])[1].count(b"\n") == 2
-    assert run(mbox_merge, [target], compressor(foreign)[:-6])[0] == cli.DATAERR
+    assert run(mbox_merge, [target], compressor(foreign)[:-6])[0] == errors.DATAERR
 
 
 @pytest.mark.parametrize("suffix, kind", [(".gz", gzip.GzipFile), (".bz2", bz2.BZ2File),
@@ -116,7 +118,7 @@ def test_a_big_message_reaches_the_compressor_in_pieces(tmp_path, monkeypatch, s
                         or write(self, piece))
     target = tmp_path / f"big.mbox{suffix}"
     assert run(mbox_merge, [str(target)], stream.getvalue())[0] == 0
-    assert sum(sizes) > 3 * mboxappend.PIECE
-    assert max(sizes) <= mboxappend.PIECE
+    assert sum(sizes) > 3 * append.PIECE
+    assert max(sizes) <= append.PIECE
     [(_offset, _record, held)] = scan(str(target))
     assert held == to_lf(data)

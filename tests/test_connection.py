@@ -9,8 +9,9 @@ import sys
 import pytest
 from plumbing import run
 
-from imapstream import cli, imap_list
-from imapstream.connection import server_address
+from imapstream import errors
+from imapstream.commands import imap_list
+from imapstream.imap.connection import server_address
 
 IMAP_LIST = os.path.join(os.path.dirname(sys.executable), "imap-list")
 
@@ -21,9 +22,9 @@ def test_server_address():
     assert server_address("h", "starttls") == ("h", 143, "starttls")
     assert server_address("[::1]:1993", "imaps") == ("::1", 1993, "imaps")
     for bad in ("h:0", "h:x", "h:70000"):
-        with pytest.raises(cli.UsageError):
+        with pytest.raises(errors.UsageError):
             server_address(bad, None)
-    with pytest.raises(cli.UsageError, match="IMAP_SERVER"):
+    with pytest.raises(errors.UsageError, match="IMAP_SERVER"):
         server_address(None, None)
 
 
@@ -42,10 +43,10 @@ def test_password_file_and_command(login, tmp_path, capsys):
     secret = tmp_path / "secret"
     secret.write_text(password + "\n")
     secret.chmod(0o600)
-    assert run(imap_list, ["--password-file", str(secret)])[0] == cli.OK
+    assert run(imap_list, ["--password-file", str(secret)])[0] == errors.OK
     command = f"{sys.executable} -c 'print(\"{password}\")'"
-    assert run(imap_list, ["--password-command", command])[0] == cli.OK
-    assert run(imap_list, ["--password-command", "false"])[0] == cli.NOPERM
+    assert run(imap_list, ["--password-command", command])[0] == errors.OK
+    assert run(imap_list, ["--password-command", "false"])[0] == errors.NOPERM
     assert "--password-command exited with status 1" in capsys.readouterr().err
 
 
@@ -54,20 +55,20 @@ def test_netrc(login, tmp_path):
     netrc = tmp_path / ".netrc"
     netrc.write_text(f"machine 127.0.0.1 login {user} password {password}\n")
     netrc.chmod(0o600)
-    assert run(imap_list, [])[0] == cli.OK
+    assert run(imap_list, [])[0] == errors.OK
 
 
 def test_environment_wins(login, tmp_path, monkeypatch):
     _user, password = login
     (tmp_path / "wrong").write_text("wrong\n")
     monkeypatch.setenv("IMAP_PASSWORD", password)
-    assert run(imap_list, ["--password-file", str(tmp_path / "wrong")])[0] == cli.OK
+    assert run(imap_list, ["--password-file", str(tmp_path / "wrong")])[0] == errors.OK
 
 
 def test_no_terminal_no_password(login, capsys):
     done = subprocess.run([IMAP_LIST], env=os.environ,
                           capture_output=True, start_new_session=True, timeout=60)
-    assert done.returncode == cli.USAGE
+    assert done.returncode == errors.USAGE
     assert done.stderr.decode().startswith("imap-list: no password: set IMAP_PASSWORD")
 
 
@@ -104,8 +105,8 @@ def test_folder_selection(dovecot, new_user, monkeypatch):
     assert names(run(imap_list, ["--include", "^Archive/"])[1]) == ["Archive/2005",
                                                                    "Archive/2006"]
     assert "Spam" not in names(run(imap_list, ["--exclude", "Spam"])[1])
-    assert run(imap_list, ["--include", "("])[0] == cli.USAGE
+    assert run(imap_list, ["--include", "("])[0] == errors.USAGE
     client.append("Spam", b"Subject: s\r\n\r\nx\r\n")
     listed = run(imap_list, ["-"], b'Spam\n{"folder":"Archive/2005"}\n')[1]
     assert listed.count(b'"folder":"Spam"') == 1 and listed.count(b"\n") == 1
-    assert run(imap_list, ["-"], b"{oops\n")[0] == cli.DATAERR
+    assert run(imap_list, ["-"], b"{oops\n")[0] == errors.DATAERR

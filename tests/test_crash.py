@@ -15,8 +15,8 @@ import time
 import pytest
 from plumbing import append_all, backup_messages, server_messages
 
-from imapstream.cli import DataError
-from imapstream.mboxfile import TornTail, scan
+from imapstream.errors import DataError
+from imapstream.mbox.reader import TornTail, scan
 
 PIPELINE = ("imap-list --all | mbox-ids --missing -d backup | imap-fetch "
             "| mbox-merge -d backup -z {compression}")

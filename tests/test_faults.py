@@ -9,7 +9,8 @@ import pytest
 from cutting_proxy import CuttingProxy
 from plumbing import append_all, backup, backup_messages, run, server_messages
 
-from imapstream import cli, imap_fetch, imap_list, mbox_merge
+from imapstream import errors
+from imapstream.commands import imap_fetch, imap_list, mbox_merge
 
 BIG = [b"Subject: big %d\r\nMessage-ID: <big%d@x>\r\n\r\n" % (n, n) + b"x" * 76 + b"\r\n"
        for n in range(24)]
@@ -21,15 +22,15 @@ def test_imap_fetch_resumes_after_four_cuts(dovecot, account, monkeypatch, tmp_p
     _, listed = run(imap_list, ["INBOX"])
     proxy = CuttingProxy(dovecot.port, after_bytes=1_500_000, cuts=4)
     monkeypatch.setenv("IMAP_SERVER", f"127.0.0.1:{proxy.port}")
-    monkeypatch.setattr("imapstream.session.BACKOFF_SECONDS", (0, 0, 0))
+    monkeypatch.setattr("imapstream.imap.session.BACKOFF_SECONDS", (0, 0, 0))
     try:
         status, stream = run(imap_fetch, [], listed)
     finally:
         proxy.close()
     assert proxy.cuts_done == 4
-    assert status == cli.OK, capsys.readouterr().err
+    assert status == errors.OK, capsys.readouterr().err
     assert capsys.readouterr().err.count("reconnecting") == 4
-    assert run(mbox_merge, ["-d", str(tmp_path)], stream)[0] == cli.OK
+    assert run(mbox_merge, ["-d", str(tmp_path)], stream)[0] == errors.OK
     assert backup_messages(str(tmp_path)) == server_messages(account)
 
 
@@ -39,12 +40,12 @@ def test_a_link_that_keeps_failing_ends_with_a_clear_error(dovecot, account, mon
     _, listed = run(imap_list, ["INBOX"])
     proxy = CuttingProxy(dovecot.port, after_bytes=1200, cuts=100)
     monkeypatch.setenv("IMAP_SERVER", f"127.0.0.1:{proxy.port}")
-    monkeypatch.setattr("imapstream.session.BACKOFF_SECONDS", (0, 0, 0))
+    monkeypatch.setattr("imapstream.imap.session.BACKOFF_SECONDS", (0, 0, 0))
     try:
         status, _ = run(imap_fetch, [], listed)
     finally:
         proxy.close()
-    assert status == cli.TEMPFAIL
+    assert status == errors.TEMPFAIL
     assert capsys.readouterr().err.splitlines()[-1].startswith("imap-fetch: connection lost")
 
 
@@ -55,7 +56,7 @@ def test_a_stalled_server_hits_the_timeout(account, monkeypatch, capsys):
     monkeypatch.setenv("IMAP_SERVER", f"127.0.0.1:{silent.getsockname()[1]}")
     monkeypatch.setenv("IMAP_TLS", "none")
     try:
-        assert run(imap_list, ["-t", "1"])[0] == cli.TEMPFAIL
+        assert run(imap_list, ["-t", "1"])[0] == errors.TEMPFAIL
     finally:
         silent.close()
     assert capsys.readouterr().err == "imap-list: timed out waiting for the server\n"
@@ -80,7 +81,7 @@ def test_a_full_disk_leaves_the_mbox_intact(account, tmp_path, capsys):
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old)
-    assert statuses[3] == cli.IOERR
+    assert statuses[3] == errors.IOERR
     assert capsys.readouterr().err.count("mbox-merge: ") == 1
     assert (tmp_path / "INBOX.mbox").read_bytes() == before
     assert backup(str(tmp_path))[0] == (0, 0, 0, 0)

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from imapclient.response_parser import parse_fetch_response
 
-from imapstream.fetchparse import parse_simple
+from imapstream.imap.fetchparse import parse_simple
 
 flags = st.lists(st.sampled_from([b"\\Seen", b"\\Flagged", b"$label1", b"Junk", b"\\Recent"]),
                  unique=True, max_size=4)

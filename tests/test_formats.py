@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imapstream.cli import DataError
-from imapstream.folders import file_stem, folder_name
-from imapstream.mboxfile import TornTail, iter_messages
-from imapstream.mboxrd import format_message, parse_message
+from imapstream.errors import DataError
+from imapstream.mbox.folders import file_stem, folder_name
+from imapstream.mbox.mboxrd import format_message, parse_message
+from imapstream.mbox.reader import TornTail, iter_messages
 from imapstream.message import header_end, header_section, message_id, to_lf
 from imapstream.stream import read_messages, write_message
 

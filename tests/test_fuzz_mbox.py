@@ -16,11 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imapstream import cli, mbox_merge, mboxscan
-from imapstream.cli import DataError
-from imapstream.mboxfile import Holdings, iter_messages, scan
-from imapstream.mboxrd import format_message, quote_from
-from imapstream.mboxscan import HeldScan
+from imapstream import errors
+from imapstream.commands import mbox_merge
+from imapstream.errors import DataError
+from imapstream.mbox import scan as scan_module
+from imapstream.mbox.mboxrd import format_message, quote_from
+from imapstream.mbox.reader import Holdings, iter_messages, scan
+from imapstream.mbox.scan import HeldScan
 from imapstream.stream import write_message
 
 LINES = [b"From a@b Sat Jul  1 10:00:00 2005", b">From x", b"From ", b"Status: RO",
@@ -92,14 +94,14 @@ def read(stream):
     return got
 
 
-blocks = st.sampled_from([8, 64, mboxscan.BLOCK])
+blocks = st.sampled_from([8, 64, scan_module.BLOCK])
 
 
 @settings(max_examples=300, deadline=None)
 @given(damaged(), blocks)
 def test_iter_messages_keeps_every_whole_message(case, block):
     items, file, intact, _cut_only = case
-    with mock.patch.object(mboxscan, "BLOCK", block):
+    with mock.patch.object(scan_module, "BLOCK", block):
         expected = read(io.BytesIO(b"".join(items)))
         assert len(expected) == len(items)
         assert read(io.BytesIO(file))[:intact] == expected[:intact]
@@ -128,7 +130,7 @@ def holdings(path, keep_index=False):
 def test_held_scan_and_holdings_keep_every_whole_message(case, block):
     items, file, intact, cut_only = case
     with tempfile.TemporaryDirectory() as directory, \
-            mock.patch.object(mboxscan, "BLOCK", block):
+            mock.patch.object(scan_module, "BLOCK", block):
         good, bad = os.path.join(directory, "good.mbox"), os.path.join(directory, "bad.mbox")
         for path, data in ((good, b"".join(items)), (bad, file)):
             with open(path, "wb") as f:
@@ -187,7 +189,7 @@ def test_a_crash_within_the_first_from_line_is_a_torn_tail(tmp_path, capsys):
     stdin = io.BytesIO()
     write_message(stdin, {"folder": "INBOX", "uidvalidity": 7, "uid": 1}, b"Subject: x\r\n")
     stdin.seek(0)
-    assert mbox_merge.main([str(target)], stdin, io.BytesIO()) == cli.OK
+    assert mbox_merge.main([str(target)], stdin, io.BytesIO()) == errors.OK
     assert capsys.readouterr().err.startswith(
         f"mbox-merge: {target}: cut off a torn last message at byte 0\n")
     assert [(r["uid"], data) for _o, r, data in scan(str(target))] == [

@@ -11,9 +11,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imapstream import cli, mbox_merge
-from imapstream.cli import DataError
-from imapstream.mboxfile import scan
+from imapstream import errors
+from imapstream.commands import mbox_merge
+from imapstream.errors import DataError
+from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
 from imapstream.records import message_key, read_records
 from imapstream.stream import read_messages, write_message
@@ -137,7 +138,7 @@ def test_mbox_merge_stores_the_whole_messages_and_fails_only_as_documented(pairs
     with tempfile.TemporaryDirectory() as directory:
         target = os.path.join(directory, "INBOX.mbox")
         status = mbox_merge.main([target], io.BytesIO(whole[:cut] + damage), io.BytesIO())
-        assert status in (cli.OK, cli.DATAERR)
+        assert status in (errors.OK, errors.DATAERR)
         stored = [body for _offset, _record, body in scan(target)] \
             if os.path.exists(target) else []
     assert stored[:len(intact)] == intact

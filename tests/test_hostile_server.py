@@ -14,8 +14,11 @@ import pytest
 from fake_imap import FakeIMAP
 from plumbing import run
 
-from imapstream import archive, cli, folders, imap_fetch, imap_list, mbox_ids, mbox_merge, transport
-from imapstream.mboxfile import scan
+from imapstream import errors
+from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.imap import transport
+from imapstream.mbox import archive, folders
+from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
 from imapstream.records import read_records
 
@@ -50,7 +53,7 @@ def pipeline(directory):
 
 def test_records_carry_hostile_names_faithfully(hostile):
     status, out = run(imap_list, [])
-    assert status == cli.OK
+    assert status == errors.OK
     assert [record["folder"] for _, record in read_records(out.splitlines(True))] == HOSTILE
 
 
@@ -58,7 +61,7 @@ def test_hostile_names_become_safe_distinct_reversible_files_inside_the_backup(h
                                                                               tmp_path):
     backup = tmp_path / "deep" / "backup"
     cwd_before = sorted(os.listdir())
-    assert pipeline(backup) == [cli.OK] * 3
+    assert pipeline(backup) == [errors.OK] * 3
     assert sorted(os.listdir()) == cwd_before
     assert set(tmp_path.rglob("*")) == {tmp_path / "deep", backup} | set(backup.iterdir())
     assert all(p.is_file() and not p.is_symlink() for p in backup.iterdir())
@@ -75,9 +78,9 @@ def test_hostile_names_become_safe_distinct_reversible_files_inside_the_backup(h
             assert folders.folder_name(name, "/") == record["folder"]
     assert held == {name: to_lf(message(n)) for n, name in enumerate(HOSTILE)}
     status, listed = run(mbox_ids, ["-d", str(backup)])
-    assert status == cli.OK and listed.count(b"\n") == len(HOSTILE)
+    assert status == errors.OK and listed.count(b"\n") == len(HOSTILE)
     before = {name: (backup / name).read_bytes() for name in names}
-    assert pipeline(backup) == [cli.OK] * 3
+    assert pipeline(backup) == [errors.OK] * 3
     assert {name: (backup / name).read_bytes() for name in names} == before
     assert len(archive.mbox_files(str(backup))) == len(HOSTILE)
 
@@ -87,7 +90,7 @@ def test_dot_versus_delimiter_under_a_dot_delimiter(monkeypatch, tmp_path):
                   delimiter=".") as server:
         for key, value in server.env().items():
             monkeypatch.setenv(key, value)
-        assert pipeline(tmp_path) == [cli.OK] * 3
+        assert pipeline(tmp_path) == [errors.OK] * 3
     assert [os.path.basename(p) for p in archive.mbox_files(str(tmp_path))] == [
         "a%2Fb.mbox", "a.b.mbox", "a.mbox"]
     assert folders.folder_name("a%2Fb.mbox", ".") == "a/b"
@@ -105,18 +108,18 @@ def test_a_file_system_that_ignores_case_gives_each_folder_its_own_file(hostile,
 
     monkeypatch.setattr(archive.os.path, "lexists", ignoring_case)
     hostile.mailbox = {name: [message(n)] for n, name in enumerate(("Case", "case", "CASE"))}
-    assert pipeline(tmp_path) == [cli.OK] * 3
+    assert pipeline(tmp_path) == [errors.OK] * 3
     names = [os.path.basename(p) for p in archive.mbox_files(str(tmp_path))]
     assert len({n.lower() for n in names}) == 3 and "Case.mbox" in names
     for name in names:
         [(_offset, record, _data)] = list(scan(str(tmp_path / name)))
         assert archive.folder_path(str(tmp_path), record["folder"], "/") == str(tmp_path / name)
-    assert pipeline(tmp_path) == [cli.OK] * 3
+    assert pipeline(tmp_path) == [errors.OK] * 3
     assert [os.path.basename(p) for p in archive.mbox_files(str(tmp_path))] == names
 
 
 def test_control_characters_never_reach_the_terminal(hostile, capsys):
-    assert run(imap_list, ["--all", "-v"])[0] == cli.OK
+    assert run(imap_list, ["--all", "-v"])[0] == errors.OK
     err = capsys.readouterr().err
     assert err.count("\n") == len(HOSTILE) and not any(c in err for c in "\x1b\x07\x00\r\x85")
     assert "IMAP: Found 1 messages in bell\\x07\\x1b[31mred\\x0d\\x0anext line\n" in err
@@ -125,7 +128,7 @@ def test_control_characters_never_reach_the_terminal(hostile, capsys):
         session.send(tag + b" NO [NONEXISTENT] \x1b]0;owned\x07 gone\r\n")
 
     hostile.handlers["EXAMINE"] = refuse
-    assert run(imap_list, ["--all"])[0] == cli.PARTIAL
+    assert run(imap_list, ["--all"])[0] == errors.PARTIAL
     err = capsys.readouterr().err
     assert err.count("\n") == len(HOSTILE) and not any(c in err for c in "\x1b\x07\x00\r\x85")
     assert "imap-list: bell\\x07\\x1b[31mred\\x0d\\x0anext line: select failed: [NONEXISTENT] " \
@@ -148,7 +151,7 @@ def test_a_10_gb_literal_is_refused_before_it_is_read(monkeypatch):
         done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "imap-fetch")],
                               input=RECORD, env=dict(os.environ, **server.env()),
                               capture_output=True, preexec_fn=one_gigabyte_of_memory, timeout=60)
-    assert done.returncode == cli.UNAVAILABLE
+    assert done.returncode == errors.UNAVAILABLE
     assert done.stderr == (b"imap-fetch: refusing a response of more than 1073741824 bytes from "
                            b"the server (it announced a literal of 10737418240 bytes)\n")
     assert done.stdout == b"" and time.monotonic() - began < 10
@@ -170,11 +173,11 @@ def test_a_response_that_adds_up_past_the_limit_is_refused(monkeypatch, capsys):
             as server:
         for key, value in server.env().items():
             monkeypatch.setenv(key, value)
-        assert run(imap_fetch, [], RECORD) == (cli.UNAVAILABLE, b"")
+        assert run(imap_fetch, [], RECORD) == (errors.UNAVAILABLE, b"")
         assert capsys.readouterr().err == (
             "imap-fetch: refusing a response of more than 1048576 bytes from the server (it "
             "announced a literal of 300000 bytes)\n")
-        assert run(imap_list, [])[0] == cli.UNAVAILABLE
+        assert run(imap_list, [])[0] == errors.UNAVAILABLE
         assert capsys.readouterr().err == (
             f"imap-list: the server sent a line of more than {transport.LINE_LIMIT} bytes\n")
 
@@ -208,7 +211,7 @@ def test_a_malformed_response_is_one_clear_line(monkeypatch, capsys, command, ha
         for key, value in server.env().items():
             monkeypatch.setenv(key, value)
         began = time.monotonic()
-        assert run(module, [], RECORD)[0] == cli.UNAVAILABLE
+        assert run(module, [], RECORD)[0] == errors.UNAVAILABLE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"{module.PROG}: {words}"), err
     assert time.monotonic() - began < 5
@@ -219,13 +222,13 @@ def test_a_server_that_stalls_mid_response_hits_the_timeout(monkeypatch, capsys)
         session.send(b"* 1 FETCH (UID 1 BODY[] {100}\r\nonly the start")
         session.stall()
 
-    monkeypatch.setattr("imapstream.session.BACKOFF_SECONDS", (0, 0, 0))
+    monkeypatch.setattr("imapstream.imap.session.BACKOFF_SECONDS", (0, 0, 0))
     with FakeIMAP({"INBOX": [b"abc"]}, handlers={"UID FETCH": stall, "LIST": stall}) as server:
         for key, value in server.env().items():
             monkeypatch.setenv(key, value)
         for module, stdin in ((imap_fetch, RECORD), (imap_list, b"")):
             began = time.monotonic()
-            assert run(module, ["-t", "1"], stdin)[0] == cli.TEMPFAIL
+            assert run(module, ["-t", "1"], stdin)[0] == errors.TEMPFAIL
             assert time.monotonic() - began < 10  # a try and its retries, 1 s each
             err = capsys.readouterr().err.splitlines()
             assert err[-1] == f"{module.PROG}: timed out waiting for the server"

@@ -14,7 +14,8 @@ import orjson
 import pytest
 from plumbing import AWKWARD, append_all, backup, run
 
-from imapstream import cli, imap_append, imap_fetch, imap_list
+from imapstream import errors
+from imapstream.commands import imap_append, imap_fetch, imap_list
 from imapstream.stream import read_messages, write_message
 
 UTC = dt.UTC
@@ -117,7 +118,7 @@ def test_a_restore_gives_back_bytes_flags_keywords_and_dates(account, target, tm
     restored = target()
     appends = count_appends(monkeypatch)
     status, out = run(imap_append, ["-d", str(tmp_path), "--json"])
-    assert status == cli.OK
+    assert status == errors.OK
     assert holdings(restored) == original
     # One MULTIAPPEND per folder.
     assert sorted(appends) == sorted(len(items) for items in original.values())
@@ -138,17 +139,17 @@ def test_a_second_restore_adds_nothing(account, target, tmp_path):
     fill(account)
     backup(str(tmp_path))
     restored = target()
-    assert run(imap_append, ["-d", str(tmp_path)])[0] == cli.OK
+    assert run(imap_append, ["-d", str(tmp_path)])[0] == errors.OK
     before = holdings(restored)
-    assert run(imap_append, ["-d", str(tmp_path), "--json"]) == (cli.OK, b"")
-    assert run(imap_append, ["-d", str(tmp_path), "--dry-run"]) == (cli.OK, b"")
+    assert run(imap_append, ["-d", str(tmp_path), "--json"]) == (errors.OK, b"")
+    assert run(imap_append, ["-d", str(tmp_path), "--dry-run"]) == (errors.OK, b"")
     assert holdings(restored) == before
     # Identical copies count: the folder holds two, so of three in the input one is
     # appended, once.
     stream = frame({"folder": "INBOX"}, AWKWARD[3]) * 3
     status, out = run(imap_append, ["--from-stream", "--json"], stream)
-    assert status == cli.OK and len(records(out)) == 1
-    assert run(imap_append, ["INBOX", "--json"], stream) == (cli.OK, b"")
+    assert status == errors.OK and len(records(out)) == 1
+    assert run(imap_append, ["INBOX", "--json"], stream) == (errors.OK, b"")
     assert sum(body == AWKWARD[3] for body, _, _ in holdings(restored)["INBOX"]) == 3
 
 
@@ -160,12 +161,12 @@ def test_an_interrupted_restore_resumes(account, target, tmp_path, capsys):
     ends = message_ends(stream)
     cut = stream[: stream.index(b"\n", ends[len(ends) // 2]) + 10]  # inside a message
     status, out = run(imap_append, ["--from-stream", "--json"], cut)
-    assert status == cli.DATAERR
+    assert status == errors.DATAERR
     assert "truncated message stream" in capsys.readouterr().err
     partial = sum(len(items) for items in holdings(restored).values())
     assert 0 < partial == len(records(out)) < sum(len(items) for items in original.values())
     status, out = run(imap_append, ["--from-stream", "--json"], stream)
-    assert status == cli.OK and partial + len(records(out)) == sum(map(len, original.values()))
+    assert status == errors.OK and partial + len(records(out)) == sum(map(len, original.values()))
     assert holdings(restored) == original
 
 
@@ -175,14 +176,14 @@ def test_a_compressed_backup_and_compressed_stdin(account, target, tmp_path):
     assert "INBOX.mbox.gz" in os.listdir(tmp_path)
     original = holdings(account)
     restored = target()
-    assert run(imap_append, ["-d", str(tmp_path)])[0] == cli.OK
+    assert run(imap_append, ["-d", str(tmp_path)])[0] == errors.OK
     assert holdings(restored) == original
     # An mbox on stdin, compressed, into a folder named on the command line.
     inbox = (tmp_path / "INBOX.mbox.gz").read_bytes()
     status, out = run(imap_append, ["Copy", "--json"], inbox)
-    assert status == cli.OK and len(records(out)) == len(original["INBOX"])
+    assert status == errors.OK and len(records(out)) == len(original["INBOX"])
     assert holdings(restored)["Copy"] == original["INBOX"]
-    assert run(imap_append, ["Copy", "--json"], gzip.decompress(inbox)) == (cli.OK, b"")
+    assert run(imap_append, ["Copy", "--json"], gzip.decompress(inbox)) == (errors.OK, b"")
 
 
 def test_a_torn_backup_file_is_reported_and_the_others_restored(account, target, tmp_path,
@@ -195,7 +196,7 @@ def test_a_torn_backup_file_is_reported_and_the_others_restored(account, target,
     archive.write_bytes(archive.read_bytes()[:-10])
     restored = target()
     capsys.readouterr()
-    assert run(imap_append, ["-d", str(tmp_path)])[0] == cli.DATAERR
+    assert run(imap_append, ["-d", str(tmp_path)])[0] == errors.DATAERR
     [err] = capsys.readouterr().err.splitlines()
     assert err.startswith(f"imap-append: {archive}: the last message (at byte ")
     assert {folder: len(items) for folder, items in holdings(restored).items()} == {
@@ -207,7 +208,7 @@ def test_nested_folders_across_delimiters(account, target, tmp_path):
     backup(str(tmp_path))
     original = holdings(account)
     restored = target("maildir++")
-    assert run(imap_append, ["-d", str(tmp_path)])[0] == cli.OK
+    assert run(imap_append, ["-d", str(tmp_path)])[0] == errors.OK
     names = {name for _flags, _delimiter, name in restored.list_folders()}
     assert {"Personal.2005.Q3", "Entwürfe", "Archive"} <= names
     assert holdings(restored, ".") == original
@@ -215,7 +216,7 @@ def test_nested_folders_across_delimiters(account, target, tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "Old.Mail.mbox").write_bytes(b"From a@b Sat Jul  1 10:00:00 2005\nSubject: o\n\nx\n")
-    assert run(imap_append, ["-d", str(plain)])[0] == cli.OK
+    assert run(imap_append, ["-d", str(plain)])[0] == errors.OK
     assert len(holdings(restored)["Old.Mail"]) == 1
 
 
@@ -246,7 +247,7 @@ def test_mbox_headers_give_flags_and_the_from_line_the_date(target):
             b"Subject: old\n\n>From the body\n\n"
             b"From a@b Sun Jul  2 11:00:00 2006\nSubject: unread\n\nx\n")
     status, out = run(imap_append, ["INBOX", "--json"], mbox)
-    assert status == cli.OK and len(records(out)) == 2
+    assert status == errors.OK and len(records(out)) == 2
     assert holdings(restored)["INBOX"] == [
         (b"Subject: old\r\n\r\nFrom the body\r\n",
          [b"Work", b"\\Answered", b"\\Flagged", b"\\Seen"],
@@ -261,7 +262,7 @@ def test_rejected_messages_are_reported_and_the_rest_go_on(target, capsys):
               + frame({"folder": "INBOX"}, b"")
               + frame({"folder": "INBOX", "flags": ["bad(keyword"]}, AWKWARD[1]))
     status, out = run(imap_append, ["--from-stream", "--json"], stream)
-    assert status == cli.PARTIAL
+    assert status == errors.PARTIAL
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "imap-append: message 3 (folder INBOX): dropped flags IMAP cannot " \
                      "carry: bad(keyword"
@@ -280,7 +281,7 @@ def test_one_append_per_message_without_multiappend(target, monkeypatch):
     stream = b"".join(frame({"folder": "INBOX", "flags": ["\\Flagged"]}, body)
                       for body in AWKWARD)
     status, out = run(imap_append, ["--from-stream", "--json"], stream)
-    assert status == cli.OK and appends == [1] * len(AWKWARD)
+    assert status == errors.OK and appends == [1] * len(AWKWARD)
     assert [r["uid"] for r in records(out)] == list(range(1, len(AWKWARD) + 1))
     held = holdings(restored)["INBOX"]
     assert [body for body, _, _ in held] == sorted(AWKWARD)
@@ -290,7 +291,7 @@ def test_one_append_per_message_without_multiappend(target, monkeypatch):
 def test_no_create_refuses_a_missing_folder(target, capsys):
     restored = target()
     stream = frame({"folder": "Gone"}, AWKWARD[0]) + frame({"folder": "INBOX"}, AWKWARD[1])
-    assert run(imap_append, ["--from-stream", "--no-create"], stream)[0] == cli.PARTIAL
+    assert run(imap_append, ["--from-stream", "--no-create"], stream)[0] == errors.PARTIAL
     assert "imap-append: Gone: no such folder, and --no-create\n" == capsys.readouterr().err
     assert [name for _f, _d, name in restored.list_folders()] == ["INBOX"]
     assert len(holdings(restored)["INBOX"]) == 1
@@ -301,7 +302,7 @@ def test_dry_run_touches_nothing(target):
     stream = frame({"folder": "New/Sub", "delimiter": "/", "flags": ["\\Seen"],
                     "internaldate": "2005-07-01T12:00:00+02:00"}, AWKWARD[1])
     status, out = run(imap_append, ["--from-stream", "--dry-run"], stream)
-    assert status == cli.OK
+    assert status == errors.OK
     assert records(out) == [{"folder": "New/Sub", "uidvalidity": None, "uid": None,
                              "message_id": "<shared@x>", "size": len(AWKWARD[1]),
                              "flags": ["\\Seen"], "internaldate": "2005-07-01T12:00:00+02:00"}]
@@ -310,14 +311,14 @@ def test_dry_run_touches_nothing(target):
 
 def test_bad_input_and_usage(target, capsys):
     target()
-    assert run(imap_append, ["INBOX"], b"hello\n")[0] == cli.DATAERR
+    assert run(imap_append, ["INBOX"], b"hello\n")[0] == errors.DATAERR
     assert capsys.readouterr().err == ("imap-append: standard input is neither a message "
                                        "stream nor an mbox\n")
-    assert run(imap_append, ["INBOX"], b"\x1f\x8b\x08\x00garbage")[0] == cli.DATAERR
+    assert run(imap_append, ["INBOX"], b"\x1f\x8b\x08\x00garbage")[0] == errors.DATAERR
     assert "damaged compressed data" in capsys.readouterr().err
-    assert run(imap_append, ["--from-stream"], frame({"uid": 1}, AWKWARD[0]))[0] == cli.DATAERR
+    assert run(imap_append, ["--from-stream"], frame({"uid": 1}, AWKWARD[0]))[0] == errors.DATAERR
     assert capsys.readouterr().err == ("imap-append: message 1: no folder in its record; "
                                        "give FOLDER\n")
-    assert run(imap_append, [])[0] == cli.USAGE
-    assert run(imap_append, ["INBOX", "--from-stream"])[0] == cli.USAGE
-    assert run(imap_append, ["INBOX"], b"")[0] == cli.OK
+    assert run(imap_append, [])[0] == errors.USAGE
+    assert run(imap_append, ["INBOX", "--from-stream"])[0] == errors.USAGE
+    assert run(imap_append, ["INBOX"], b"")[0] == errors.OK

@@ -19,8 +19,8 @@ import pytest
 import sample_mail
 from conftest import command_env
 
-from imapstream.archive import mbox_files
-from imapstream.mboxfile import scan
+from imapstream.mbox.archive import mbox_files
+from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
 
 REPO = Path(__file__).resolve().parent.parent

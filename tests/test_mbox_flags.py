@@ -5,7 +5,7 @@ import datetime as dt
 
 from plumbing import append_all, backup, run
 
-from imapstream import mbox_ids
+from imapstream.commands import mbox_ids
 
 UTC = dt.UTC
 FLAG_SETS = [[], [b"\\Seen"], [b"\\Seen", b"\\Answered"], [b"\\Flagged"], [b"\\Draft"],

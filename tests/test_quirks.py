@@ -10,8 +10,10 @@ import pytest
 from fake_imap import FakeIMAP, literal
 from plumbing import run
 
-from imapstream import archive, cli, imap_fetch, imap_list, mbox_ids, mbox_merge
-from imapstream.mboxfile import scan
+from imapstream import errors
+from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.mbox import archive
+from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
 from imapstream.records import read_records
 
@@ -83,10 +85,10 @@ def test_exchange_sends_flags_unasked(flagged, tmp_path):
     flagged.handlers.update(with_extras(lambda number, by_uid: b"* %d FETCH (FLAGS (%s))\r\n"
                                         % (number, b" ".join(FLAGS[number - 1]))))
     status, out = run(imap_list, ["INBOX"])
-    assert status == cli.OK
+    assert status == errors.OK
     assert [(r["uid"], r["flags"]) for r in records(out)] == [
         (n + 2, [f.decode() for f in FLAGS[n - 1]]) for n in range(1, 6)]
-    assert pipeline(str(tmp_path)) == [cli.OK] * 4
+    assert pipeline(str(tmp_path)) == [errors.OK] * 4
     assert held(str(tmp_path)) == {"INBOX.mbox": expected_inbox()}
 
 
@@ -101,9 +103,9 @@ def test_unsolicited_responses_in_the_middle_of_a_fetch(flagged, tmp_path):
         return b"".join(line + b"\r\n" for line in lines)
 
     flagged.handlers.update(with_extras(noise))
-    assert pipeline(str(tmp_path)) == [cli.OK] * 4
+    assert pipeline(str(tmp_path)) == [errors.OK] * 4
     assert held(str(tmp_path)) == {"INBOX.mbox": expected_inbox()}
-    assert pipeline(str(tmp_path)) == [cli.OK] * 4
+    assert pipeline(str(tmp_path)) == [errors.OK] * 4
     assert held(str(tmp_path)) == {"INBOX.mbox": expected_inbox()}
 
 
@@ -119,9 +121,9 @@ def test_folder_names_sent_as_atoms_quoted_strings_and_literals(monkeypatch, tmp
     with serve(monkeypatch, {name: [message(n)] for n, name in enumerate(names)},
                handlers={"LIST": mixed}):
         status, out = run(imap_list, [])
-        assert status == cli.OK
+        assert status == errors.OK
         assert [r["folder"] for r in records(out)] == names
-        assert pipeline(str(tmp_path)) == [cli.OK] * 4
+        assert pipeline(str(tmp_path)) == [errors.OK] * 4
     assert {name: [(f, data) for f, _uid, _flags, data in items]
             for name, items in held(str(tmp_path)).items()} == {
         "INBOX.mbox": [("INBOX", to_lf(message(0)))],
@@ -138,20 +140,20 @@ def test_a_nil_delimiter(monkeypatch, tmp_path):
     with serve(monkeypatch, {name: [message(n)] for n, name in enumerate(names)},
                delimiter=None):
         status, out = run(imap_list, [])
-        assert status == cli.OK
+        assert status == errors.OK
         assert [(r["folder"], r["delimiter"]) for r in records(out)] == [
             (name, None) for name in names]
         status, out = run(imap_list, ["--all"])
         assert {r["delimiter"] for r in records(out)} == {None}
-        assert pipeline(str(tmp_path)) == [cli.OK] * 4
+        assert pipeline(str(tmp_path)) == [errors.OK] * 4
         assert sorted(held(str(tmp_path))) == ["INBOX.mbox", "a%2Fb%2Ec.mbox", "x%2Ey.mbox"]
         before = {p: p.read_bytes() for p in tmp_path.iterdir()}
         _status, listed = run(imap_list, ["--all"])
-        assert run(mbox_ids, ["--missing", "-d", str(tmp_path)], listed) == (cli.OK, b"")
-        assert pipeline(str(tmp_path)) == [cli.OK] * 4
+        assert run(mbox_ids, ["--missing", "-d", str(tmp_path)], listed) == (errors.OK, b"")
+        assert pipeline(str(tmp_path)) == [errors.OK] * 4
         assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
     status, out = run(mbox_ids, ["-d", str(tmp_path)])
-    assert status == cli.OK and {r["delimiter"] for r in records(out)} == {None}
+    assert status == errors.OK and {r["delimiter"] for r in records(out)} == {None}
 
 
 def test_a_server_that_sets_seen_despite_peek_is_warned_about_once_per_folder(
@@ -160,7 +162,7 @@ def test_a_server_that_sets_seen_despite_peek_is_warned_about_once_per_folder(
                "Other": [message(6), message(7)]}
     flags = {("Read", 1): [b"\\Seen"], ("Read", 2): [b"\\Seen"], ("Other", 2): [b"\\Seen"]}
     with serve(monkeypatch, mailbox, flags=flags, marks_seen=True):
-        assert pipeline(str(tmp_path)) == [cli.OK] * 4
+        assert pipeline(str(tmp_path)) == [errors.OK] * 4
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if line.startswith("imap-fetch:")]
     assert warnings == [
@@ -175,7 +177,7 @@ def test_a_server_that_sets_seen_despite_peek_is_warned_about_once_per_folder(
 def test_a_record_without_flags_gives_no_seen_warning(monkeypatch, capsys):
     with serve(monkeypatch, {"INBOX": [message(1)]}, marks_seen=True):
         status, out = run(imap_fetch, [], b'{"folder":"INBOX","uid":1}\n')
-    assert status == cli.OK and out.count(b"\\\\Seen") == 1
+    assert status == errors.OK and out.count(b"\\\\Seen") == 1
     assert capsys.readouterr().err == ""
 
 
@@ -194,7 +196,7 @@ def invalid_names(monkeypatch):
 @pytest.mark.parametrize("argv", [[], ["--all"]], ids=["folders", "all"])
 def test_a_folder_name_that_is_not_modified_utf7_is_skipped(invalid_names, capsys, argv):
     status, out = run(imap_list, argv)
-    assert status == cli.PARTIAL
+    assert status == errors.PARTIAL
     assert {r["folder"] for r in records(out)} == {"INBOX", "ok"}
     assert capsys.readouterr().err.splitlines() == [
         f"imap-list: {shown}: the server's name for this folder is not valid modified "
@@ -202,17 +204,17 @@ def test_a_folder_name_that_is_not_modified_utf7_is_skipped(invalid_names, capsy
 
 
 def test_invalid_names_leave_the_rest_of_the_backup_whole(invalid_names, tmp_path, capsys):
-    assert pipeline(str(tmp_path)) == [cli.PARTIAL, cli.OK, cli.OK, cli.OK]
+    assert pipeline(str(tmp_path)) == [errors.PARTIAL, errors.OK, errors.OK, errors.OK]
     assert sorted(held(str(tmp_path))) == ["INBOX.mbox", "ok.mbox"]
     capsys.readouterr()
-    assert run(imap_list, ["INBOX"])[0] == cli.OK
-    assert run(imap_list, ["--all", "--exclude", "&|bad"])[0] == cli.OK
+    assert run(imap_list, ["INBOX"])[0] == errors.OK
+    assert run(imap_list, ["--all", "--exclude", "&|bad"])[0] == errors.OK
     assert capsys.readouterr().err == ""
 
 
 def test_a_folder_argument_that_is_not_utf8_is_skipped(invalid_names, capsys):
     """As the shell passes the bytes of imap-list $'\\xff' INBOX."""
     status, out = run(imap_list, ["\udcff", "INBOX"])
-    assert status == cli.PARTIAL and [r["folder"] for r in records(out)] == ["INBOX"]
+    assert status == errors.PARTIAL and [r["folder"] for r in records(out)] == ["INBOX"]
     assert capsys.readouterr().err == ("imap-list: \\xff: not a folder name: it is not valid "
                                        "UTF-8; skipped\n")

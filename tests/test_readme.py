@@ -13,8 +13,8 @@ from pathlib import Path
 import sample_mail
 from conftest import command_env
 
-from imapstream.archive import mbox_files
-from imapstream.mboxfile import scan
+from imapstream.mbox.archive import mbox_files
+from imapstream.mbox.reader import scan
 
 REPO = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"<!-- tested by tests/test_readme.py: (\S+) -->\n```\w*\n(.*?)```", re.S)

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imapstream import mboxscan
-from imapstream.cli import DataError
-from imapstream.mboxrd import MboxError, format_message, parse_held
-from imapstream.mboxscan import CutStream, HeldScan, TornTail, spans
+from imapstream.errors import DataError
+from imapstream.mbox import scan
+from imapstream.mbox.mboxrd import MboxError, format_message, parse_held
+from imapstream.mbox.scan import CutStream, HeldScan, TornTail, spans
 
 LINES = [b"From a@b Sat Jul  1 10:00:00 2005", b">From x", b">>From y", b"From ", b"a From b",
          b"Status: RO", b">X-Status: F", b"X-Imapstream: uid=1; octets=9", b"Message-ID: <m@x>",
@@ -30,7 +30,7 @@ records = st.fixed_dictionaries({"folder": st.sampled_from(["INBOX", "a b"]),
 FOREIGN = b"From someone@example.org Fri Jul  1 10:00:00 2005\nSubject: f\n\n>From z\nbody\n\n"
 texts = st.one_of(st.builds(lambda r, b: format_message(b, r), records, bodies),
                   st.just(FOREIGN))
-blocks = st.sampled_from([8, 256, mboxscan.BLOCK])
+blocks = st.sampled_from([8, 256, scan.BLOCK])
 
 
 def reference(data):
@@ -79,7 +79,7 @@ def test_held_scan_reads_as_from_line_to_from_line(tmp_path_factory, items, bloc
     whole = b"".join(items)
     cut = data.draw(st.sampled_from([len(whole), data.draw(st.integers(0, len(whole)))]))
     tmp_path = tmp_path_factory.mktemp("scan")
-    with mock.patch.object(mboxscan, "BLOCK", block):
+    with mock.patch.object(scan, "BLOCK", block):
         assert held(write(tmp_path, whole[:cut], suffix), suffix) == reference(whole[:cut])
 
 
@@ -103,7 +103,7 @@ def test_a_length_that_lies_is_the_error_it_always_was(tmp_path_factory, items, 
         items[number][match.end(1):]
     lying = b"".join(items)
     tmp_path = tmp_path_factory.mktemp("lie")
-    with mock.patch.object(mboxscan, "BLOCK", block):
+    with mock.patch.object(scan, "BLOCK", block):
         assert held(write(tmp_path, lying, suffix), suffix) == reference(lying)
 
 

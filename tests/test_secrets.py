@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from plumbing import AWKWARD, append_all, backup, one_line, private_file, run
 
-from imapstream import auth, cli, imap_fetch, imap_list, mbox_merge
+from imapstream import errors
+from imapstream.commands import imap_fetch, imap_list, mbox_merge
+from imapstream.imap import auth
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = os.path.dirname(sys.executable)
@@ -37,12 +39,12 @@ def test_a_password_file_others_can_read_is_refused(no_password, tmp_path, capsy
     secret.write_text(no_password + "\n")
     for mode in (0o644, 0o640, 0o604):
         secret.chmod(mode)
-        assert run(imap_list, ["--password-file", str(secret)])[0] == cli.USAGE
+        assert run(imap_list, ["--password-file", str(secret)])[0] == errors.USAGE
         assert (f"--password-file {secret}: group or others can read it (mode {mode:04o}); "
                 f"make it private with chmod 600") in one_line(capsys)
     for mode in (0o600, 0o400):
         secret.chmod(mode)
-        assert run(imap_list, ["--password-file", str(secret)])[0] == cli.OK
+        assert run(imap_list, ["--password-file", str(secret)])[0] == errors.OK
 
 
 def test_a_netrc_others_can_read_is_named(no_password, tmp_path, capsys):
@@ -50,7 +52,7 @@ def test_a_netrc_others_can_read_is_named(no_password, tmp_path, capsys):
     netrc.write_text(f"machine 127.0.0.1 login {os.environ['IMAP_USER']} password "
                      f"{no_password}\n")
     netrc.chmod(0o644)
-    assert run(imap_list, [])[0] == cli.USAGE
+    assert run(imap_list, [])[0] == errors.USAGE
     err = one_line(capsys)
     assert "imap-list: ~/.netrc: " in err and "permissions" in err and no_password not in err
 
@@ -120,17 +122,18 @@ def test_an_internal_error_does_not_show_the_password(account, monkeypatch, caps
         raise ValueError(f"cannot log in as {user} with {secret!r}")
 
     monkeypatch.setattr(auth, "log_in", broken)
-    assert run(imap_list, [])[0] == cli.SOFTWARE
+    assert run(imap_list, [])[0] == errors.SOFTWARE
     err = one_line(capsys)
     assert "internal error: ValueError: cannot log in as" in err and "'***'" in err
     assert password not in err
-    code = ("from imapstream import auth, imap_list\n"
+    code = ("from imapstream.commands import imap_list\n"
+            "from imapstream.imap import auth\n"
             "def broken(*args): raise RuntimeError(repr(args))\n"
             "auth.log_in = broken\n"
             "imap_list.run()\n")
     done = subprocess.run([sys.executable, "-c", code], env=os.environ, capture_output=True,
                           timeout=60)
-    assert done.returncode == cli.SOFTWARE
+    assert done.returncode == errors.SOFTWARE
     assert done.stderr.startswith(b"imap-list: internal error: RuntimeError: ")
     assert done.stderr.count(b"\n") == 1 and password.encode() not in done.stderr
 
@@ -146,7 +149,7 @@ def test_no_secret_in_logs_or_records(dovecot, account, monkeypatch, tmp_path, c
     for argv in (["--auth", "login"], ["--auth", "plain"], ["--auth", "cram-md5"],
                  [*command, "--auth", "xoauth2"], command):
         status, listed = run(imap_list, ["INBOX", *argv])
-        assert status == cli.OK
+        assert status == errors.OK
         outputs += [listed, run(imap_fetch, argv, listed)[1]]
     assert "LOGIN" in caplog.text and "AUTHENTICATE" in caplog.text  # it was logging
     for value in (password, token):
@@ -184,6 +187,6 @@ def test_a_planted_symlink_is_not_followed(account, tmp_path, capsys):
     _, listed = run(imap_list, ["Planted"])
     _, stream = run(imap_fetch, [], listed)
     status, _ = run(mbox_merge, ["-d", str(directory)], stream)
-    assert status == cli.IOERR
+    assert status == errors.IOERR
     assert "Planted.mbox: Too many levels of symbolic links" in one_line(capsys, "mbox-merge")
     assert target.read_bytes() == b"not yours\n" and (directory / "Planted.mbox").is_symlink()

@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imapstream import mbox_ids, mbox_merge, sidecar
-from imapstream.archive import mbox_files
-from imapstream.cli import DataError
-from imapstream.mboxfile import Holdings, iter_messages, scan
-from imapstream.mboxrd import format_message, parse_held, quote_from, unquote_from
-from imapstream.mboxscan import GzipMembers, spans
+from imapstream.commands import mbox_ids, mbox_merge
+from imapstream.errors import DataError
+from imapstream.mbox import sidecar
+from imapstream.mbox.archive import mbox_files
+from imapstream.mbox.mboxrd import format_message, parse_held, quote_from, unquote_from
+from imapstream.mbox.reader import Holdings, iter_messages, scan
+from imapstream.mbox.scan import GzipMembers, spans
 from imapstream.message import header_section, message_id
 from imapstream.stream import write_message
 
@@ -77,7 +78,7 @@ def test_merge_writes_a_private_hidden_sidecar_that_matches_a_full_scan(mbox):
 def test_a_sidecar_alone_answers_a_rerun(mbox, monkeypatch):
     def no_scan(*_args, **_kw):
         raise AssertionError("the mbox was read")
-    monkeypatch.setattr("imapstream.mboxfile.HeldScan", no_scan)
+    monkeypatch.setattr("imapstream.mbox.reader.HeldScan", no_scan)
     assert len(held(mbox)) == len(AWKWARD)
 
 

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from imapstream import cli
-from imapstream.archive import mbox_files
-from imapstream.mboxfile import scan
+from imapstream import errors
+from imapstream.mbox.archive import mbox_files
+from imapstream.mbox.reader import scan
 from imapstream.stream import write_message
 
 MERGE = os.path.join(os.path.dirname(sys.executable), "mbox-merge")
@@ -66,12 +66,12 @@ def test_writers_with_the_same_stream_store_each_message_once(tmp_path, compress
     backup = tmp_path / "backup"
     data = stream(range(1, 61))
     results = merge_at_once([data] * 3, ["-z", compression, "-d", str(backup)], tmp_path)
-    assert [status for status, _err in results] == [cli.OK] * 3, results
+    assert [status for status, _err in results] == [errors.OK] * 3, results
     assert {folder: sorted(uids) for folder, uids in held(backup).items()} == {
         folder: list(range(1, 61)) for folder in FOLDERS}
     assert not list(backup.glob("*.lock"))
     sizes = {p.name: p.stat().st_size for p in backup.iterdir()}
-    assert merge_at_once([data], ["-d", str(backup)], tmp_path)[0][0] == cli.OK
+    assert merge_at_once([data], ["-d", str(backup)], tmp_path)[0][0] == errors.OK
     assert {p.name: p.stat().st_size for p in backup.iterdir()} == sizes
 
 
@@ -79,7 +79,7 @@ def test_writers_with_overlapping_streams_store_the_union(tmp_path):
     backup = tmp_path / "backup"
     streams = [stream(range(1, 81)), stream(range(41, 121)), stream(range(120, 0, -1))]
     results = merge_at_once(streams, ["-d", str(backup)], tmp_path)
-    assert [status for status, _err in results] == [cli.OK] * 3, results
+    assert [status for status, _err in results] == [errors.OK] * 3, results
     appended = sum(int(line.split()[2]) for _status, err in results
                    for line in err.splitlines() if line.startswith("APPEND: Appended"))
     assert appended == 2 * 120
@@ -91,7 +91,7 @@ def test_writers_on_one_file(tmp_path):
     target = tmp_path / "all.mbox"
     streams = [stream(range(1, 41)), stream(range(21, 61))]
     results = merge_at_once(streams, [str(target)], tmp_path)
-    assert [status for status, _err in results] == [cli.OK] * 2, results
+    assert [status for status, _err in results] == [errors.OK] * 2, results
     assert sorted((r["folder"], r["uid"]) for _o, r, _d in scan(str(target))) == sorted(
         (folder, uid) for uid in range(1, 61) for folder in FOLDERS)
 
@@ -115,7 +115,7 @@ def test_a_dotlock_held_by_another_program_is_waited_for(tmp_path):
         assert still_waiting(writer, target, 0)
     finally:
         lock.unlink()
-    assert writer.wait(30) == cli.OK
+    assert writer.wait(30) == errors.OK
     assert [r["uid"] for _o, r, _d in scan(str(target))] == [1, 1]
     assert not lock.exists()
 
@@ -130,7 +130,7 @@ def test_an_flock_held_by_another_program_is_waited_for(tmp_path):
         writer.stdin.write(stream([1]))
         writer.stdin.close()
         assert still_waiting(writer, target, 0)
-    assert writer.wait(30) == cli.OK
+    assert writer.wait(30) == errors.OK
     assert len(list(scan(str(target)))) == 2
 
 
@@ -142,7 +142,7 @@ def merge_past(lock_pid, tmp_path, age=0):
     os.utime(lock, (time.time() - age, time.time() - age))
     writer = subprocess.run([MERGE, str(target)], input=stream([1]), capture_output=True,
                             timeout=30)
-    return writer.returncode == cli.OK and len(list(scan(str(target)))) == 2 \
+    return writer.returncode == errors.OK and len(list(scan(str(target)))) == 2 \
         and not lock.exists()
 
 
@@ -186,5 +186,5 @@ def test_our_dotlock_left_by_a_killed_writer_is_broken_at_once(tmp_path):
     finally:
         newcomer.kill()
         newcomer.wait()
-    assert writer.returncode == cli.OK and len(list(scan(str(target)))) == 2
+    assert writer.returncode == errors.OK and len(list(scan(str(target)))) == 2
     assert not lock.exists()

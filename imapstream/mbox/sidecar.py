@@ -33,7 +33,7 @@ import contextlib
 import hashlib
 import os
 
-from .records import orjson, positive_int
+from ..records import orjson, positive_int
 
 VERSION = 1
 WINDOW = 4096

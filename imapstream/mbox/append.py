@@ -8,9 +8,9 @@ import gzip
 import os
 import time
 
-from . import cli
-from .cli import DataError
-from .mboxfile import _opener
+from .. import diagnostics
+from ..errors import DataError
+from .reader import _opener
 
 PIECE = 1 << 20  # written at a time: zlib, bz2 and lzma hold their whole output twice
 
@@ -157,7 +157,7 @@ def take_dotlock(path):
                 continue
             if time.monotonic() > tell_at:
                 tell_at = float("inf")
-                cli.warn("mbox-merge", f"waiting for {lock}, held by another process")
+                diagnostics.warn("mbox-merge", f"waiting for {lock}, held by another process")
             time.sleep(0.05)
             continue
         with os.fdopen(fd, "w") as f:

@@ -9,7 +9,8 @@ tried; the error says what it offers."""
 
 import hmac
 
-from .cli import NOPERM, CommandError, UsageError, server_text
+from ..diagnostics import server_text
+from ..errors import NOPERM, CommandError, UsageError
 
 PASSWORD_MECHANISMS = ("login", "plain", "cram-md5")
 TOKEN_MECHANISMS = ("oauthbearer", "xoauth2")

@@ -27,7 +27,8 @@ from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 from imapclient.tls import IMAP4_TLS
 
-from .cli import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, UsageError, server_text
+from ..diagnostics import server_text
+from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, UsageError
 from .fetchparse import parse_simple
 
 LINE_LIMIT = 1 << 20

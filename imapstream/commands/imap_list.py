@@ -4,11 +4,13 @@ import os
 import re
 import sys
 
-from . import cli, connection, sidecar
-from .archive import mbox_files
-from .message import message_id
-from .records import parse_record, positive_int, read_records, write_record
-from .session import Session
+from .. import cli, diagnostics, errors
+from ..imap import connection
+from ..imap.session import Session
+from ..mbox import sidecar
+from ..mbox.archive import mbox_files
+from ..message import message_id
+from ..records import parse_record, positive_int, read_records, write_record
 
 PROG = "imap-list"
 SPECIAL_USE = {"\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash"}
@@ -48,12 +50,12 @@ def main(argv, stdin=None, stdout=None):
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if options.all and options.folders:
-        raise cli.UsageError("give FOLDER... or --all, not both")
+        raise errors.UsageError("give FOLDER... or --all, not both")
     try:
         include = [re.compile(r) for r in options.include]
         exclude = [re.compile(r) for r in options.exclude]
     except re.error as exc:
-        raise cli.UsageError(f"bad regular expression: {exc}") from None
+        raise errors.UsageError(f"bad regular expression: {exc}") from None
 
     def selected(name):
         return ((not include or any(r.search(name) for r in include))
@@ -65,7 +67,7 @@ def _main(argv, stdin, stdout):
         named += _folders_from(stdin)
     failed = 0
     for name in filter(_SURROGATE.search, named):
-        cli.warn(PROG, f"{_shown(name)}: not a folder name: it is not valid UTF-8; skipped")
+        diagnostics.warn(PROG, f"{_shown(name)}: not a folder name: it is not valid UTF-8; skipped")
         failed += 1
     named = [name for name in named if not _SURROGATE.search(name)]
     session = Session(options, PROG)
@@ -76,12 +78,12 @@ def _main(argv, stdin, stdout):
             # A name the server sends that is not valid modified UTF-7 cannot be written
             # as JSON nor named in EXAMINE: its folder is skipped, and the others listed.
             for shown in filter(selected, unreadable):
-                cli.warn(PROG, f"{shown}: the server's name for this folder is not valid "
+                diagnostics.warn(PROG, f"{shown}: the server's name for this folder is not valid "
                                f"modified UTF-7; skipped")
                 failed += 1
         if not (options.all or options.folders):
             failed += _write_folders(session, folders, stdout)
-            return cli.PARTIAL if failed else cli.OK
+            return errors.PARTIAL if failed else errors.OK
         if options.all:
             wanted = [f["folder"] for f in folders if not f["noselect"]]
         else:
@@ -98,13 +100,13 @@ def _main(argv, stdin, stdout):
                     count, listed_from = _list_since(session, name, delimiter,
                                                      since.get(name), stdout)
                     new = "new " if listed_from else ""
-            except cli.ServerError as exc:
-                cli.warn(PROG, str(exc))
+            except errors.ServerError as exc:
+                diagnostics.warn(PROG, str(exc))
                 failed += 1
                 continue
             if options.verbose:
-                cli.inform(f"IMAP: Found {count} {new}messages in {name}")
-        return cli.PARTIAL if failed else cli.OK
+                diagnostics.inform(f"IMAP: Found {count} {new}messages in {name}")
+        return errors.PARTIAL if failed else errors.OK
     finally:
         session.close()
 
@@ -115,8 +117,8 @@ def _write_folders(session, folders, stdout):
     for folder in folders:
         try:
             record = session.call(lambda client, f=folder: _with_status(client, f))
-        except cli.ServerError as exc:
-            cli.warn(PROG, f"{folder['folder']}: {exc}")
+        except errors.ServerError as exc:
+            diagnostics.warn(PROG, f"{folder['folder']}: {exc}")
             failed += 1
             continue
         write_record(stdout, record)
@@ -130,7 +132,7 @@ def _folders_from(stdin):
         if text.lstrip().startswith("{"):
             name = parse_record(line, lineno).get("folder")
             if not isinstance(name, str):
-                raise cli.DataError(f"line {lineno}: record without a \"folder\" string")
+                raise errors.DataError(f"line {lineno}: record without a \"folder\" string")
             names.append(name)
         elif text.strip():
             names.append(text)
@@ -191,11 +193,11 @@ def _read_since(path):
                 folder, uidvalidity, uidnext = (record.get(k) for k in
                                                 ("folder", "uidvalidity", "uidnext"))
                 if not isinstance(folder, str):
-                    raise cli.DataError(f"line {lineno}: record without a \"folder\" string")
+                    raise errors.DataError(f"line {lineno}: record without a \"folder\" string")
                 if positive_int(uidvalidity) and positive_int(uidnext):
                     known[folder] = (uidvalidity, uidnext)
-    except cli.DataError as exc:
-        raise cli.DataError(f"{path}: {exc}") from None
+    except errors.DataError as exc:
+        raise errors.DataError(f"{path}: {exc}") from None
     return known
 
 

@@ -2,13 +2,14 @@
 
 import sys
 
-from . import cli, connection
-from .mboxrd import format_pieces
-from .message import header_section, message_id, to_lf
-from .progress import Progress
-from .records import checkpoint_key, message_key, read_records, write_record
-from .session import Session
-from .stream import write_message
+from .. import cli, diagnostics, errors
+from ..imap import connection
+from ..imap.session import Session
+from ..mbox.mboxrd import format_pieces
+from ..message import header_section, message_id, to_lf
+from ..progress import Progress
+from ..records import checkpoint_key, message_key, read_records, write_record
+from ..stream import write_message
 
 PROG = "imap-fetch"
 FETCH_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
@@ -45,14 +46,14 @@ def _main(argv, stdin, stdout):
                     continue
                 message_key(record, lineno)
                 fetcher.add(record)
-        except cli.DataError:
+        except errors.DataError:
             fetcher.flush()  # the records before a malformed line are still fetched
             raise
         fetcher.flush()
     finally:
         fetcher.progress.clear()
         session.close()
-    return cli.PARTIAL if fetcher.failed else cli.OK
+    return errors.PARTIAL if fetcher.failed else errors.OK
 
 
 class Fetcher:
@@ -96,7 +97,7 @@ class Fetcher:
 
     def warn(self, message):
         self.progress.clear()
-        cli.warn(PROG, message)
+        diagnostics.warn(PROG, message)
 
     def fail(self, message, count=1):
         self.warn(message)
@@ -108,7 +109,7 @@ class Fetcher:
             self.selected = folder
             try:
                 self.uidvalidity = self.session.examine(folder)[b"UIDVALIDITY"]
-            except cli.ServerError as exc:
+            except errors.ServerError as exc:
                 self.uidvalidity = None
                 self.fail(str(exc), 0)
         if self.uidvalidity is None:
@@ -127,7 +128,7 @@ class Fetcher:
                     lambda client, records=current: client.fetch(
                         [r["uid"] for r in records[:self.limit]], FETCH_ITEMS),
                     on_retry=lambda records=current: self.shrink(len(records)))
-            except cli.ServerError as exc:
+            except errors.ServerError as exc:
                 self.selected = None
                 self.fail(str(exc), len(current))
                 return

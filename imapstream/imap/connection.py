@@ -9,7 +9,7 @@ Password sources, first found wins: $IMAP_PASSWORD, --password-file (refused whe
 or others may read it), --password-command (run without a shell), ~/.netrc, then a
 prompt on /dev/tty.  It is read once per process and kept for reconnecting.  An OAuth2
 access token comes from --oauth2-token-command, run again for each connection since
-tokens expire.  Secrets are never put in argv, messages or records; cli.secret makes
+tokens expire.  Secrets are never put in argv, messages or records; diagnostics.secret makes
 every message hide them.
 
 The IMAP and TLS libraries (imapclient, imaplib, ssl: ~60 ms) are imported by connect,
@@ -21,8 +21,10 @@ import os
 import shlex
 import stat
 
-from . import auth, cli
-from .cli import NOPERM, UNAVAILABLE, CommandError, UsageError, server_text
+from .. import diagnostics, errors
+from ..diagnostics import server_text
+from ..errors import NOPERM, UNAVAILABLE, CommandError, UsageError
+from . import auth
 
 DEFAULT_PORTS = {"imaps": 993, "starttls": 143, "none": 143}
 
@@ -173,9 +175,9 @@ def _secret(options, host):
         token = _run_for_secret("--oauth2-token-command", options.oauth2_token_command)
         if not token:
             raise CommandError("--oauth2-token-command printed no token", NOPERM)
-        return cli.secret(token)
+        return diagnostics.secret(token)
     if options.kept_password is None:
-        options.kept_password = _Kept(cli.secret(password(options, host)))
+        options.kept_password = _Kept(diagnostics.secret(password(options, host)))
     return options.kept_password.value
 
 
@@ -199,7 +201,7 @@ def connect(options):
     if tls != "none":
         context = transport.tls_context(options.cafile, options.fingerprint, options.insecure)
         if options.insecure:
-            cli.warn(options.prog, f"WARNING: --insecure: the certificate of {host} is not "
+            diagnostics.warn(options.prog, f"WARNING: --insecure: the certificate of {host} is not "
                                    f"checked; anyone on the way can read the password and "
                                    f"the mail")
     try:
@@ -211,7 +213,7 @@ def connect(options):
         if tls == "starttls":
             _starttls(client, host, context)
         elif tls == "none" and not transport.on_loopback(client):
-            cli.warn(options.prog, f"warning: --tls none: the mail and the login cross the "
+            diagnostics.warn(options.prog, f"warning: --tls none: the mail and the login cross the "
                                    f"network to {host} unencrypted")
         mechanism = auth.choose(client.capabilities(), tls != "none", options.auth,
                                 bool(options.oauth2_token_command), host)
@@ -256,10 +258,10 @@ def examine(client, name):
     try:
         return client.select_folder(name, readonly=True)
     except Exception as exc:
-        message, status = cli.describe(exc)
-        if status != cli.PARTIAL:
+        message, status = errors.describe(exc)
+        if status != errors.PARTIAL:
             raise
-        raise cli.ServerError(f"{name}: {message.removeprefix('server error: ')}") from None
+        raise errors.ServerError(f"{name}: {message.removeprefix('server error: ')}") from None
 
 
 def logout(client):

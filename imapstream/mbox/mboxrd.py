@@ -25,7 +25,7 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
-from .message import crlf_size, header_end, header_section, message_id
+from ..message import crlf_size, header_end, header_section, message_id
 
 RESERVED = (b"status|x-status|x-keywords|x-imapstream|x-uid|x-imap|x-imapbase|content-length")
 _RESERVED_ESCAPE = re.compile(rb"^(>*(?:" + RESERVED + rb")[ \t]*:)", re.MULTILINE | re.I)

@@ -8,11 +8,11 @@ import stat
 from collections import Counter, defaultdict
 from datetime import datetime
 
+from ..errors import DataError
+from ..message import header_section, message_id
 from . import sidecar
-from .cli import DataError
 from .mboxrd import MboxError, parse_held, parse_message
-from .mboxscan import CutStream, HeldScan, Prefix, TornTail, complete_streams_end, spans
-from .message import header_section, message_id
+from .scan import CutStream, HeldScan, Prefix, TornTail, complete_streams_end, spans
 
 _OPENERS = {".gz": ("gzip", "GzipFile"), ".bz2": ("bz2", "BZ2File"), ".xz": ("lzma", "LZMAFile")}
 
@@ -35,7 +35,7 @@ def open_for_reading(path):
 def iter_messages(f, name):
     """Yield (offset, record, data) per message of an mbox stream; the record has the
     message's Message-ID.  A torn last message raises TornTail after the others (see
-    mboxscan.spans for what counts as last)."""
+    scan.spans for what counts as last)."""
     for buf, start, end, offset, last in spans(f, name):
         with memoryview(buf) as view, view[start:end] as text:
             copy = bytes(text)

@@ -12,13 +12,14 @@ from typing import NamedTuple
 import imapclient
 from imapclient import exceptions as imap_errors
 
-from . import cli, connection
-from .archive import mbox_files
-from .folders import folder_name
-from .incoming import incoming_messages
-from .mboxfile import scan
-from .message import crlf_size, header_section, message_id
-from .records import write_record
+from .. import cli, diagnostics, errors
+from ..imap import connection
+from ..incoming import incoming_messages
+from ..mbox.archive import mbox_files
+from ..mbox.folders import folder_name
+from ..mbox.reader import scan
+from ..message import crlf_size, header_section, message_id
+from ..records import write_record
 
 PROG = "imap-append"
 HELD_ITEMS = ["RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
@@ -63,7 +64,7 @@ def main(argv, stdin=None, stdout=None):
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if (options.folder is not None) + options.from_stream + (options.directory is not None) != 1:
-        raise cli.UsageError("give one of FOLDER, --from-stream or -d DIR")
+        raise errors.UsageError("give one of FOLDER, --from-stream or -d DIR")
     files = mbox_files(options.directory) if options.directory else None
     client = connection.connect(options)
     try:
@@ -77,8 +78,8 @@ def _main(argv, stdin, stdout):
             fallback = folder_name(os.path.basename(path), restorer.delimiter)
             try:
                 restorer.add_all(f"{path}: ", incoming, fallback=fallback)
-            except cli.DataError as exc:
-                cli.warn(PROG, str(exc))
+            except errors.DataError as exc:
+                diagnostics.warn(PROG, str(exc))
                 restorer.bad_input = True
         return restorer.status()
     finally:
@@ -112,10 +113,10 @@ class Restorer:
         self.failed, self.bad_input = 0, False
 
     def status(self):
-        return cli.DATAERR if self.bad_input else cli.PARTIAL if self.failed else cli.OK
+        return errors.DATAERR if self.bad_input else errors.PARTIAL if self.failed else errors.OK
 
     def fail(self, message):
-        cli.warn(PROG, message)
+        diagnostics.warn(PROG, message)
         self.failed += 1
 
     def add_all(self, prefix, incoming, folder=None, fallback=None):
@@ -126,7 +127,7 @@ class Restorer:
                 target = folder or self.target(record, fallback, where)
                 self.add(f"{where} (folder {target})", target, record,
                          BARE_LF.sub(b"\r\n", data) if lf else data)
-        except cli.DataError:
+        except errors.DataError:
             self.flush()  # the messages before bad input are still appended
             raise
         self.flush()
@@ -137,7 +138,7 @@ class Restorer:
         if not isinstance(folder, str):
             if fallback:
                 return fallback
-            raise cli.DataError(f"{where}: no folder in its record; give FOLDER")
+            raise errors.DataError(f"{where}: no folder in its record; give FOLDER")
         if isinstance(delimiter, str) and delimiter and self.delimiter:
             return self.delimiter.join(folder.split(delimiter))
         return folder
@@ -145,12 +146,12 @@ class Restorer:
     def add(self, where, folder, record, wire):
         flags = record.get("flags") or []
         if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
-            raise cli.DataError(f"{where}: \"flags\" must be a list of strings")
+            raise errors.DataError(f"{where}: \"flags\" must be a list of strings")
         kept = tuple(f for f in flags if f.lower() in SYSTEM_FLAGS
                      or not f.startswith("\\") and KEYWORD.fullmatch(f))
         dropped = [f for f in flags if f not in kept and f.lower() != "\\recent"]
         if dropped:
-            cli.warn(PROG, f"{where}: dropped flags IMAP cannot carry: {' '.join(dropped)}")
+            diagnostics.warn(PROG, f"{where}: dropped flags IMAP cannot carry: {' '.join(dropped)}")
         try:
             date = datetime.fromisoformat(record["internaldate"]) if record.get(
                 "internaldate") else None
@@ -189,7 +190,7 @@ class Restorer:
     def _list_held(self, folder):
         if folder.upper() != "INBOX" and folder not in self.existing:
             if self.options.no_create:
-                cli.warn(PROG, f"{folder}: no such folder, and --no-create")
+                diagnostics.warn(PROG, f"{folder}: no such folder, and --no-create")
                 return None
             if not self.options.dry_run:
                 try:
@@ -197,13 +198,13 @@ class Restorer:
                 except imap_errors.IMAPClientAbortError:
                     raise
                 except imap_errors.IMAPClientError as exc:
-                    cli.warn(PROG, f"{folder}: cannot create it: {cli.describe(exc)[0]}")
+                    diagnostics.warn(PROG, f"{folder}: cannot create it: {errors.describe(exc)[0]}")
                     return None
             return Counter()
         try:
             selected = connection.examine(self.client, folder)
-        except cli.ServerError as exc:
-            cli.warn(PROG, str(exc))
+        except errors.ServerError as exc:
+            diagnostics.warn(PROG, str(exc))
             return None
         held, exists = Counter(), selected.get(b"EXISTS", 0)
         self.client.use_uid = False
@@ -223,12 +224,12 @@ class Restorer:
             try:
                 self._report(batch, self._append(batch))
                 return
-            except cli.ServerError:
+            except errors.ServerError:
                 pass  # MULTIAPPEND is all or nothing: find the messages refused one by one
         for message in batch:
             try:
                 self._report([message], self._append([message]))
-            except cli.ServerError as exc:
+            except errors.ServerError as exc:
                 self.fail(f"{message.where}: server said {exc}")
 
     def _append(self, batch):
@@ -241,11 +242,12 @@ class Restorer:
             raise
         except imap_errors.IMAPClientError as exc:
             # After BAD the server may have read the rest of a LITERAL+ as commands.
-            raise cli.CommandError(f"{batch[0].where}: server said "
-                                   f"{cli.server_text(exc)}; stopping", cli.PARTIAL) from None
+            reason = diagnostics.server_text(exc)
+            raise errors.CommandError(f"{batch[0].where}: server said {reason}; stopping",
+                                      errors.PARTIAL) from None
         text = b" ".join(d for d in data if isinstance(d, bytes))
         if typ != "OK":
-            raise cli.ServerError(cli.server_text(text.decode("utf-8", "replace")))
+            raise errors.ServerError(diagnostics.server_text(text.decode("utf-8", "replace")))
         match = APPENDUID.search(text) if self.uidplus else None
         uids = _uid_set(match.group(2).decode()) if match else []
         return (int(match.group(1)), uids) if len(uids) == len(batch) else (None, None)

@@ -3,10 +3,11 @@
 import os
 import sys
 
-from . import cli, sidecar
-from .archive import folder_path, mbox_files
-from .mboxfile import Holdings
-from .records import checkpoint_key, message_key, read_records, write_record
+from .. import cli, diagnostics, errors
+from ..mbox import sidecar
+from ..mbox.archive import folder_path, mbox_files
+from ..mbox.reader import Holdings
+from ..records import checkpoint_key, message_key, read_records, write_record
 
 PROG = "mbox-ids"
 
@@ -32,32 +33,32 @@ def main(argv, stdin=None, stdout=None):
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if options.missing and options.folders:
-        raise cli.UsageError("give --missing or --folders, not both")
+        raise errors.UsageError("give --missing or --folders, not both")
     if options.missing:
         if bool(options.directory) == bool(options.files) or len(options.files) > 1:
-            raise cli.UsageError("--missing takes exactly one FILE or -d DIR")
+            raise errors.UsageError("--missing takes exactly one FILE or -d DIR")
         return _missing(options, stdin, stdout)
     if not options.files and not options.directory:
-        raise cli.UsageError("give FILE... or -d DIR")
+        raise errors.UsageError("give FILE... or -d DIR")
     files = list(options.files)
     if options.directory:
         files += mbox_files(options.directory)
     if options.folders:
         return _folders(files, stdout)
-    status = cli.OK
+    status = errors.OK
     for path in files:
         os.stat(path)  # a missing FILE is an error here, not an empty one
         holdings = Holdings(path)
         for offset, record in holdings.records():
             write_record(stdout, dict(record, file=path, offset=offset))
         if holdings.torn_at is not None:
-            cli.warn(PROG, f"{path}: the last message (at byte {holdings.torn_at}) is cut "
+            diagnostics.warn(PROG, f"{path}: the last message (at byte {holdings.torn_at}) is cut "
                            f"short; the next mbox-merge repairs it")
-            status = cli.DATAERR
+            status = errors.DATAERR
         if holdings.cut_stream is not None:
-            cli.warn(PROG, f"{path}: the last compressed stream is cut short; the next "
+            diagnostics.warn(PROG, f"{path}: the last compressed stream is cut short; the next "
                            f"mbox-merge repairs it")
-            status = cli.DATAERR
+            status = errors.DATAERR
     return status
 
 
@@ -69,7 +70,7 @@ def _folders(files, stdout):
             write_record(stdout, {"folder": folder, "delimiter": delimiter,
                                   "uidvalidity": uidvalidity, "uidnext": uidnext,
                                   "file": path})
-    return cli.OK
+    return errors.OK
 
 
 def _missing(options, stdin, stdout):
@@ -87,12 +88,12 @@ def _missing(options, stdin, stdout):
         if path not in holdings:
             try:
                 holdings[path] = Holdings(path)
-            except cli.DataError as exc:
-                cli.warn(PROG, f"{exc}; its folder's records are held back")
+            except errors.DataError as exc:
+                diagnostics.warn(PROG, f"{exc}; its folder's records are held back")
                 holdings[path] = None
         if holdings[path] is not None and not holdings[path].holds_record(record):
             write_record(stdout, record)
-    return cli.DATAERR if None in holdings.values() else cli.OK
+    return errors.DATAERR if None in holdings.values() else errors.OK
 
 
 def _path(options, folder, record):

@@ -5,24 +5,11 @@ libraries are loaded at the first call (see connection.py)."""
 
 import time
 
-from . import cli, connection
+from .. import diagnostics, errors
+from . import connection
 
 RETRIES = 3
 BACKOFF_SECONDS = (1, 2, 4)
-
-
-def transient(exc):
-    import imaplib
-    import socket
-    import ssl
-
-    from imapclient import exceptions as imap_errors
-
-    if isinstance(exc, (ssl.SSLCertVerificationError, cli.CommandError)):
-        return False
-    return isinstance(exc, (imaplib.IMAP4.abort, imap_errors.IMAPClientAbortError,
-                            ConnectionError, EOFError, TimeoutError, socket.timeout,
-                            ssl.SSLError))
 
 
 class Session:
@@ -57,19 +44,19 @@ class Session:
                     self._reconnect()
                 return operation(self.client)
             except (imaplib.IMAP4.error, imap_errors.IMAPClientError) as exc:
-                if not transient(exc):
+                if not errors.transient(exc):
                     where = f"{self.folder}: " if self.folder else ""
-                    reason = cli.describe(exc)[0].removeprefix("server error: ")
-                    raise cli.ServerError(where + reason) from None
+                    reason = errors.describe(exc)[0].removeprefix("server error: ")
+                    raise errors.ServerError(where + reason) from None
                 failures = self._retry_or_raise(exc, failures, on_retry)
             except Exception as exc:
                 failures = self._retry_or_raise(exc, failures, on_retry)
 
     def _retry_or_raise(self, exc, failures, on_retry):
-        if not transient(exc) or failures >= RETRIES:
+        if not errors.transient(exc) or failures >= RETRIES:
             raise exc
-        message, _status = cli.describe(exc)
-        cli.warn(self.prog, f"{message}; reconnecting")
+        message, _status = errors.describe(exc)
+        diagnostics.warn(self.prog, f"{message}; reconnecting")
         if self.client is not None:
             connection.logout(self.client)
             self.client = None
@@ -84,7 +71,7 @@ class Session:
         if self.folder is not None:
             selected = connection.examine(self.client, self.folder)
             if selected[b"UIDVALIDITY"] != self.uidvalidity:
-                raise cli.ServerError(f"{self.folder}: UIDVALIDITY changed while "
+                raise errors.ServerError(f"{self.folder}: UIDVALIDITY changed while "
                                       f"reconnecting; list it again")
 
     def close(self):

@@ -9,7 +9,7 @@ import stat
 import sys
 import zlib
 
-from .cli import DataError
+from ..errors import DataError
 from .mboxrd import MboxError, held_ends, held_head, parse_held, quoted_until_from
 
 BLOCK = 256 << 10  # read at least this much at a time: holds most messages' header

@@ -4,15 +4,15 @@ message twice."""
 import os
 import sys
 
-from . import cli
-from .archive import folder_path
-from .folders import COMPRESSION_SUFFIX
-from .incoming import incoming_messages
-from .mboxappend import Appender
-from .mboxfile import Holdings
-from .mboxrd import format_message
-from .message import to_lf
-from .records import write_record
+from .. import cli, diagnostics, errors
+from ..incoming import incoming_messages
+from ..mbox.append import Appender
+from ..mbox.archive import folder_path
+from ..mbox.folders import COMPRESSION_SUFFIX
+from ..mbox.mboxrd import format_message
+from ..mbox.reader import Holdings
+from ..message import to_lf
+from ..records import write_record
 
 PROG = "mbox-merge"
 
@@ -39,13 +39,13 @@ def main(argv, stdin=None, stdout=None):
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if bool(options.file) == bool(options.directory):
-        raise cli.UsageError("give FILE or -d DIR")
+        raise errors.UsageError("give FILE or -d DIR")
     merger = Merger(options, stdout)
     try:
         merger.add_all(_incoming(stdin))
     finally:
         merger.close()
-    return cli.DATAERR if merger.refused else cli.OK
+    return errors.DATAERR if merger.refused else errors.OK
 
 
 def _incoming(stdin):
@@ -70,7 +70,7 @@ class Merger:
             return self.options.file
         folder = record.get("folder")
         if not isinstance(folder, str):
-            raise cli.DataError("a message without a folder cannot go to -d DIR; give FILE")
+            raise errors.DataError("a message without a folder cannot go to -d DIR; give FILE")
         return folder_path(self.options.directory, folder, record.get("delimiter"),
                            self.options.compress)
 
@@ -105,8 +105,8 @@ class Merger:
             self.close()
             try:
                 self._open(path)
-            except cli.DataError as exc:
-                cli.warn(PROG, f"{exc}; its messages are skipped")
+            except errors.DataError as exc:
+                diagnostics.warn(PROG, f"{exc}; its messages are skipped")
                 self.refused.add(path)
                 return False
         return True
@@ -129,7 +129,7 @@ class Merger:
             raise
         self.appender, self.path, self.given = appender, path, 0
         if self.holdings.torn_at is not None:
-            cli.warn(PROG, f"{path}: cut off a torn last message at byte "
+            diagnostics.warn(PROG, f"{path}: cut off a torn last message at byte "
                            f"{self.holdings.torn_at}")
             self.appender.cut_torn_tail(self.holdings.torn_at)
 
@@ -137,7 +137,8 @@ class Merger:
     def _holdings(appender, path):
         holdings = Holdings(path, keep_index=True)
         if holdings.cut_stream is not None and appender.cut_torn_stream(holdings.cut_stream):
-            cli.warn(PROG, f"{path}: cut off a compressed stream left unfinished by a crash")
+            diagnostics.warn(PROG, f"{path}: cut off a compressed stream left unfinished "
+                                   f"by a crash")
         return holdings
 
     def close(self):
@@ -157,7 +158,7 @@ class Merger:
             else self.path
         largest = (f", of which the largest message was {appender.largest} bytes"
                    if appender.messages else "")
-        cli.inform(f"APPEND: Appended {appender.messages} messages to {name} "
+        diagnostics.inform(f"APPEND: Appended {appender.messages} messages to {name} "
                    f"({appender.bytes} bytes{largest})")
         if self.options.json:
             write_record(self.stdout, {"file": self.path, "messages": appender.messages,
