@@ -5,9 +5,10 @@ one certificate instead (no CA or host name check: the pin is stronger); --insec
 checks nothing and says so loudly.  --tls starttls never falls back to plain text, and
 --tls none warns unless the server is on this machine.
 
-Password sources, first found wins: $IMAP_PASSWORD, --password-file (refused when group
-or others may read it), --password-command (run without a shell), ~/.netrc, then a
-prompt on /dev/tty.  It is read once per process and kept for reconnecting.  An OAuth2
+Password sources, first found wins: what the command line gives (--password-file, refused
+when group or others may read it, or --password-command, run without a shell), then
+$IMAP_PASSWORD, ~/.netrc, then a prompt on /dev/tty, asked again after a refused login up
+to PROMPTS times.  It is read once per process and kept for reconnecting.  An OAuth2
 access token comes from --oauth2-token-command, run again for each connection since
 tokens expire.  Secrets are never put in argv, messages or records; diagnostics.secret makes
 every message hide them.
@@ -27,6 +28,7 @@ from ..errors import NOPERM, UNAVAILABLE, CommandError, UsageError
 from . import auth
 
 DEFAULT_PORTS = {"imaps": 993, "starttls": 143, "none": 143}
+PROMPTS = 3
 
 
 def add_options(parser):
@@ -58,6 +60,12 @@ def add_options(parser):
                        help="trust only the certificate with this SHA-256 fingerprint (hex, "
                             "colons optional, several separated by commas); no CA or host "
                             "name check then, as the pin is stronger (env IMAP_FINGERPRINT)")
+    group.add_argument("--certfile", metavar="FILE", default=os.environ.get("IMAP_CERTFILE"),
+                       help="present the TLS client certificate in FILE (PEM; it may hold "
+                            "the key too), as some servers require (env IMAP_CERTFILE)")
+    group.add_argument("--keyfile", metavar="FILE", default=os.environ.get("IMAP_KEYFILE"),
+                       help="the private key of --certfile, when FILE does not hold it "
+                            "(env IMAP_KEYFILE)")
     group.add_argument("--insecure", action="store_true",
                        help="do not check the server's certificate at all: anyone on the "
                             "way can read the password and the mail (warns every time)")
@@ -93,6 +101,12 @@ def _check_options(options, tls):
                          "certificate is checked; leave out --insecure")
     if options.fingerprint and tls == "none":
         raise UsageError("--fingerprint needs TLS: use --tls imaps or starttls")
+    if (options.certfile or options.keyfile) and tls == "none":
+        raise UsageError("a client certificate needs TLS: use --tls imaps or starttls")
+    if options.keyfile and not options.certfile:
+        raise UsageError("--keyfile is the key of --certfile FILE: give that too")
+    if options.password_file and options.password_command:
+        raise UsageError("give --password-file or --password-command, not both")
     token = bool(options.oauth2_token_command)
     if options.auth in auth.TOKEN_MECHANISMS and not token:
         raise UsageError(f"--auth {options.auth} needs --oauth2-token-command CMD")
@@ -102,15 +116,16 @@ def _check_options(options, tls):
 
 
 def password(options, host):
-    if os.environ.get("IMAP_PASSWORD"):
-        return os.environ["IMAP_PASSWORD"]
+    """The password and whether it was typed at the prompt (then it may be asked again)."""
     if options.password_file:
-        return _password_file(options.password_file)
+        return _password_file(options.password_file), False
     if options.password_command:
-        return _run_for_secret("--password-command", options.password_command)
+        return _run_for_secret("--password-command", options.password_command), False
+    if os.environ.get("IMAP_PASSWORD"):
+        return os.environ["IMAP_PASSWORD"], False
     found = _netrc_entry(host)
     if found and found[2] and found[0] in (None, "", options.user):
-        return found[2]
+        return found[2], False
     try:
         with open("/dev/tty", "r+b", buffering=0):
             pass
@@ -119,7 +134,7 @@ def password(options, host):
                          "--password-command or ~/.netrc") from None
     import getpass
 
-    return getpass.getpass(f"Password for {options.user}@{host}: ")
+    return getpass.getpass(f"Password for {options.user}@{host}: "), True
 
 
 def _password_file(path):
@@ -161,10 +176,11 @@ def _netrc_entry(host):
 
 
 class _Kept:
-    """The password, kept for reconnecting; shows nothing when printed."""
+    """The password, kept for reconnecting, and whether it was typed at the prompt;
+    shows nothing when printed."""
 
-    def __init__(self, value):
-        self.value = value
+    def __init__(self, value, typed):
+        self.value, self.typed = value, typed
 
     def __repr__(self):
         return "<password>"
@@ -177,14 +193,13 @@ def _secret(options, host):
             raise CommandError("--oauth2-token-command printed no token", NOPERM)
         return diagnostics.secret(token)
     if options.kept_password is None:
-        options.kept_password = _Kept(diagnostics.secret(password(options, host)))
+        value, typed = password(options, host)
+        options.kept_password = _Kept(diagnostics.secret(value), typed)
     return options.kept_password.value
 
 
 def connect(options):
     """A logged-in client, or a typed exception for the command edge."""
-    import ssl
-
     from imapclient.exceptions import LoginError
 
     from . import transport
@@ -196,14 +211,38 @@ def connect(options):
         options.user = entry[0] if entry else None
     if not options.user:
         raise UsageError("no user: give -u USER or set IMAP_USER")
-    secret = _secret(options, host)
     context = None
     if tls != "none":
-        context = transport.tls_context(options.cafile, options.fingerprint, options.insecure)
+        context = transport.tls_context(options.cafile, options.fingerprint, options.insecure,
+                                        options.certfile, options.keyfile)
         if options.insecure:
             diagnostics.warn(options.prog, f"WARNING: --insecure: the certificate of {host} is not "
                                    f"checked; anyone on the way can read the password and "
                                    f"the mail")
+    for attempt in range(1, PROMPTS + 1):
+        secret = _secret(options, host)
+        try:
+            client = _log_in(options, host, port, tls, context, secret)
+            break
+        except LoginError as exc:
+            refused = f"login as {options.user} on {host} failed: {server_text(exc)}"
+            kept = options.kept_password
+            if kept is None or not kept.typed or attempt == PROMPTS:
+                raise CommandError(refused, NOPERM) from None
+            diagnostics.warn(options.prog, f"{refused}; try again")
+            options.kept_password = None
+    client.normalise_times = False
+    return client
+
+
+def _log_in(options, host, port, tls, context, secret):
+    """A new connection, logged in; a refused login is imapclient's LoginError."""
+    import ssl
+
+    from imapclient.exceptions import LoginError
+
+    from . import transport
+
     try:
         client = transport.Client(host, port=port, ssl=tls == "imaps", ssl_context=context,
                                   timeout=options.timeout)
@@ -218,17 +257,15 @@ def connect(options):
         mechanism = auth.choose(client.capabilities(), tls != "none", options.auth,
                                 bool(options.oauth2_token_command), host)
         auth.log_in(client, mechanism, options.user, secret, host, port)
-    except LoginError as exc:
+    except LoginError:
         _shutdown(client)
-        raise CommandError(f"login as {options.user} on {host} failed: {server_text(exc)}",
-                           NOPERM) from None
+        raise
     except ssl.SSLCertVerificationError as exc:
         _shutdown(client)
         raise _untrusted(host, exc) from None
     except BaseException:
         _shutdown(client)
         raise
-    client.normalise_times = False
     return client
 
 

@@ -278,18 +278,41 @@ class PinnedContext(ssl.SSLContext):
         return tls
 
 
-def tls_context(cafile, fingerprints, insecure):
+def tls_context(cafile, fingerprints, insecure, certfile=None, keyfile=None):
     """The SSL context for a connection: pinned, unchecked (insecure) or verified
-    against cafile or the system's CAs."""
+    against cafile or the system's CAs; presenting the client certificate in certfile
+    (PEM, with its key there or in keyfile) if given."""
     if fingerprints:
         context = PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
         context.pins = parse_fingerprints(fingerprints)
     else:
-        context = ssl.create_default_context(cafile=cafile)
+        try:
+            context = ssl.create_default_context(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"--cafile {cafile}: {_load_error(exc)}") from None
     if fingerprints or insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    if certfile:
+        try:
+            context.load_cert_chain(certfile, keyfile, password=_no_passphrase)
+        except (OSError, ssl.SSLError) as exc:
+            which = f"--certfile {certfile}" + (f" --keyfile {keyfile}" if keyfile else "")
+            raise UsageError(f"{which}: {_load_error(exc)}") from None
     return context
+
+
+def _no_passphrase():
+    raise UsageError("the key of the client certificate is encrypted; give it without a "
+                     "passphrase (openssl pkey -in KEY -out PLAIN.key), private to you")
+
+
+def _load_error(exc):
+    if isinstance(exc, ssl.SSLError):
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            return "the key does not belong to the certificate"
+        return f"not a PEM certificate and key ({exc.reason or exc})"
+    return exc.strerror or str(exc)
 
 
 def on_loopback(client):
