@@ -91,8 +91,9 @@ class DovecotError(RuntimeError):
 
 
 class Dovecot:
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, extra_config: str = ""):
         self.dir = Path(directory).resolve()
+        self.extra_config = extra_config  # appended to dovecot.conf
         self.host, self.port, self.ssl_port = HOST, 0, 0
         self.conf = self.dir / "dovecot.conf"
         self.log = self.dir / "dovecot.log"
@@ -280,7 +281,7 @@ service anvil {{
     mode = 0
   }}
 }}
-""")
+{self.extra_config}""")
 
     def _write_oauth2_config(self) -> None:
         keys = self.dir / "oauth2-keys"
