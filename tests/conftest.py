@@ -25,6 +25,11 @@ from dovecot import Dovecot, DovecotError
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The tests never see the mail settings of the shell that runs them: each test sets the
+# IMAP_* variables it wants (command_env, the account fixture, monkeypatch).
+for _name in [name for name in os.environ if name.startswith("IMAP_")]:
+    del os.environ[_name]
+
 
 def command_env(server: Dovecot, user: str, home: Path | None = None) -> dict[str, str]:
     """os.environ with the user's IMAP_* variables, bin/ and this venv's scripts first on

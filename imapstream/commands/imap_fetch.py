@@ -26,6 +26,7 @@ def parser():
     p.add_argument("--no-progress", action="store_true",
                    help="no progress line, even when stderr is a terminal")
     connection.add_options(p)
+    p.environment.append(("TERM", "dumb turns the progress line off"))
     return p
 
 

@@ -29,6 +29,17 @@ from . import auth
 
 DEFAULT_PORTS = {"imaps": 993, "starttls": 143, "none": 143}
 PROMPTS = 3
+ENVIRONMENT = [
+    ("IMAP_SERVER", "default for --server"),
+    ("IMAP_USER", "default for --user"),
+    ("IMAP_PASSWORD", "the password, unless --password-file or --password-command is given"),
+    ("IMAP_TLS", "default for --tls"),
+    ("IMAP_CAFILE", "default for --cafile"),
+    ("IMAP_FINGERPRINT", "default for --fingerprint"),
+    ("IMAP_CERTFILE", "default for --certfile"),
+    ("IMAP_KEYFILE", "default for --keyfile"),
+    ("HOME", "where .netrc is"),
+]
 
 
 def add_options(parser):
@@ -72,6 +83,7 @@ def add_options(parser):
     group.add_argument("-t", "--timeout", type=float, default=60.0, metavar="SECONDS",
                        help="network timeout (default 60)")
     parser.set_defaults(prog=parser.prog, kept_password=None)
+    parser.environment += ENVIRONMENT
 
 
 def server_address(text, tls):
