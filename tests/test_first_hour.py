@@ -4,11 +4,13 @@ tests never see the user's IMAP_* settings."""
 
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, _unavailable
 
 from imapstream import __version__
 
@@ -62,3 +64,86 @@ def test_the_tests_never_see_the_users_mail_settings():
          "print(sorted(k for k in os.environ if k.startswith('IMAP_')))"],
         cwd=REPO, env=shell, capture_output=True, text=True, timeout=60)
     assert (seen.returncode, seen.stdout) == (0, "[]\n"), seen.stderr
+
+
+def _pythons():
+    """The Pythons make install is tried with: python3 on PATH (pyenv's here), and
+    Debian's /usr/bin/python3 when it is another one."""
+    path = os.environ["PATH"].replace(os.path.dirname(sys.executable) + os.pathsep, "")
+    found = {os.path.realpath(p) for p in (shutil.which("python3", path=path),
+                                           "/usr/bin/python3") if p and os.path.exists(p)}
+    return sorted(found)
+
+
+@pytest.mark.parametrize("python", _pythons())
+def test_make_install_gives_working_commands_and_man_pages(python, tmp_path, sample_account):
+    """make install PREFIX=... DESTDIR=..., then the staged tree moved where PREFIX says
+    (as a package would be unpacked): the installed commands run with nothing else on
+    PATH, imapbackup finds the plumbing beside it, man -l reads the pages."""
+    if subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode:
+        _unavailable(f"{python} has no pip (apt-get install python3-pip)")
+    prefix, stage = tmp_path / "prefix", tmp_path / "stage"
+    made = subprocess.run(["make", "-s", "install", f"PYTHON={python}", f"PREFIX={prefix}",
+                           f"DESTDIR={stage}"], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert made.returncode == 0, made.stderr
+    assert not prefix.exists()
+    os.rename(stage / str(prefix).lstrip("/"), prefix)
+    env = dict(sample_account, PATH="/usr/bin:/bin")
+    for command in COMMANDS:
+        shown = subprocess.run([prefix / "bin" / command, "--version"], env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert shown.stdout == f"{command} {__version__}\n", shown.stderr
+    page = subprocess.run(["man", "-l", prefix / "share/man/man1/imap-list.1"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert page.returncode == 0 and "imap-list" in page.stdout
+    assert (prefix / "share/man/man7/imapstream.7").exists()
+    backup = tmp_path / "backup"
+    ran = subprocess.run([prefix / "bin/imapbackup", "-d", backup, "-f", "INBOX"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert (backup / "INBOX.mbox").stat().st_size > 0
+
+
+def test_skipped_tests_are_counted_loudly_with_their_reasons(tmp_path):
+    (tmp_path / "conftest.py").write_text(
+        "import importlib.util, sys\n"
+        f"sys.path.insert(0, {str(REPO / 'tests')!r})\n"
+        f"spec = importlib.util.spec_from_file_location('repo_conftest', "
+        f"{str(REPO / 'tests/conftest.py')!r})\n"
+        "repo_conftest = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(repo_conftest)\n"
+        "pytest_terminal_summary = repo_conftest.pytest_terminal_summary\n")
+    (tmp_path / "test_probe.py").write_text(
+        "import pytest\n"
+        "def test_a(): pytest.skip('no dovecot here')\n"
+        "def test_b(): pytest.skip('no dovecot here')\n"
+        "def test_c(): pytest.skip('no jq')\n"
+        "def test_d(): pass\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout
+    assert "3 TESTS SKIPPED, NOT PASSED" in done.stdout
+    assert "    2 skipped: no dovecot here\n    1 skipped: no jq\n" in done.stdout
+
+
+def test_demo_server_prints_the_environment_and_runs_until_interrupted():
+    server = subprocess.Popen([sys.executable, str(REPO / "tests/demo.py"), "--server"],
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        lines = []
+        while not lines or not lines[-1].startswith("Ctrl-C"):
+            line = server.stdout.readline()
+            assert line, f"the demo server ended early: {lines}"
+            lines.append(line)
+        script = "".join(line for line in lines if line.startswith("export "))
+        listed = subprocess.run(["bash", "-c", script + "imap-list"], capture_output=True,
+                                text=True, timeout=60, env={"PATH": os.environ["PATH"],
+                                                            "HOME": os.environ["HOME"]})
+        assert listed.returncode == 0, listed.stderr
+        assert '"folder":"Personal/2005/Q3"' in listed.stdout
+    finally:
+        server.send_signal(signal.SIGINT)
+        rest, _ = server.communicate(timeout=60)
+    assert server.returncode == 0 and rest.endswith("demo server stopped\n")
