@@ -259,7 +259,7 @@ def _log_in(options, host, port, tls, context, secret):
         client = transport.Client(host, port=port, ssl=tls == "imaps", ssl_context=context,
                                   timeout=options.timeout)
     except ssl.SSLCertVerificationError as exc:
-        raise _untrusted(host, exc) from None
+        raise _untrusted(options, host, port, tls, exc) from None
     try:
         if tls == "starttls":
             _starttls(client, host, context)
@@ -274,16 +274,23 @@ def _log_in(options, host, port, tls, context, secret):
         raise
     except ssl.SSLCertVerificationError as exc:
         _shutdown(client)
-        raise _untrusted(host, exc) from None
+        raise _untrusted(options, host, port, tls, exc) from None
     except BaseException:
         _shutdown(client)
         raise
     return client
 
 
-def _untrusted(host, exc):
-    return CommandError(f"the certificate of {host} is not trusted: {exc.verify_message}; use "
-                        f"--cafile FILE for a private CA or self-signed certificate, or "
+def _untrusted(options, host, port, tls, exc):
+    """The refusal of an untrusted certificate, with the certificate's fingerprint (the
+    form --fingerprint takes), subject and expiry, read over a second connection."""
+    from . import transport
+
+    der = transport.peer_certificate(host, port, tls, options.timeout)
+    shown = f" (it shows {transport.describe_certificate(der)})" if der else ""
+    return CommandError(f"the certificate of {host} is not trusted: {exc.verify_message}"
+                        f"{shown}; use --cafile FILE for a private CA or self-signed "
+                        f"certificate, or, once you have checked the fingerprint, "
                         f"--fingerprint SHA256 to pin it", UNAVAILABLE)
 
 
