@@ -36,9 +36,11 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
+    progress = Progress("FETCH", False if options.no_progress else None)
+    if progress.enabled:
+        options.on_data = progress.arrived
     session = Session(options, PROG, lazy=True)
-    fetcher = Fetcher(session, stdout, options.mbox,
-                      Progress("FETCH", False if options.no_progress else None))
+    fetcher = Fetcher(session, stdout, options.mbox, progress)
     try:
         try:
             for lineno, record in read_records(stdin, idle=fetcher.flush):
@@ -52,7 +54,7 @@ def _main(argv, stdin, stdout):
             raise
         fetcher.flush()
     finally:
-        fetcher.progress.clear()
+        progress.close()
         session.close()
     return errors.PARTIAL if fetcher.failed else errors.OK
 
@@ -77,6 +79,7 @@ class Fetcher:
             self.flush()
         self.batch.append(record)
         self.batch_bytes += record.get("size") or 0
+        self.progress.expect(record.get("size") or 0)
 
     def flush(self):
         if self.batch:
@@ -106,6 +109,7 @@ class Fetcher:
 
     def fetch(self, batch):
         folder = batch[0]["folder"]
+        self.progress.folder = folder
         if folder != self.selected:
             self.selected = folder
             try:

@@ -82,7 +82,7 @@ def add_options(parser):
                             "way can read the password and the mail (warns every time)")
     group.add_argument("-t", "--timeout", type=float, default=60.0, metavar="SECONDS",
                        help="network timeout (default 60)")
-    parser.set_defaults(prog=parser.prog, kept_password=None)
+    parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None)
     parser.environment += ENVIRONMENT
 
 
@@ -260,6 +260,7 @@ def _log_in(options, host, port, tls, context, secret):
                                   timeout=options.timeout)
     except ssl.SSLCertVerificationError as exc:
         raise _untrusted(options, host, port, tls, exc) from None
+    client.watch_literals(options.on_data)
     try:
         if tls == "starttls":
             _starttls(client, host, context)

@@ -32,6 +32,7 @@ from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, 
 from .fetchparse import parse_simple
 
 LINE_LIMIT = 1 << 20
+PIECE = 1 << 16
 RESPONSE_LIMIT = 1 << 30
 _RESPONSE_START = re.compile(rb"\d+ \(")  # "* 12 FETCH (" as imaplib keeps it: "12 ("
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -45,6 +46,8 @@ class ProtocolViolation(CommandError):
 
 class _Guarded:
     """Limits for imaplib.IMAP4: per line, and per command for all it receives."""
+
+    on_data = None  # called with the size of each piece of a literal as it arrives
 
     def __init__(self, *args, **kwargs):
         self._received = 0
@@ -99,7 +102,19 @@ class _Guarded:
 
     def read(self, size):
         self._take(size, f"it announced a literal of {size} bytes")
-        return super().read(size)
+        if self.on_data is None:
+            return super().read(size)
+        # Watched: in PIECE-sized reads, reported one by one (a progress line that moves
+        # while a large message arrives); the pieces are joined once, as read() would.
+        pieces, left = [], size
+        while left:
+            piece = super().read(min(left, PIECE))
+            if not piece:
+                break
+            pieces.append(piece)
+            left -= len(piece)
+            self.on_data(len(piece))
+        return b"".join(pieces)
 
     def _get_response(self):
         try:
@@ -131,6 +146,10 @@ class Client(imapclient.IMAPClient):
         # literal twice over, and once more the whole batch.
         if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
             self._imap.debug = 0
+
+    def watch_literals(self, on_data):
+        """Call on_data(size) for each piece of a literal as it arrives (None: do not)."""
+        self._imap.on_data = on_data
 
     def _create_IMAP4(self):
         timeout = self._timeout.connect
