@@ -26,7 +26,8 @@ def test_a_named_folder_the_server_lacks_fails_with_the_closest_names(sample_acc
     assert done.stdout == imap_list(sample_account, sample_mail.Q3).stdout != ""
     assert done.stderr == ("imap-list: Persnal/2005/Q3: no such folder on the server; the "
                            "closest: Personal/2005/Q3, Personal/2005, Personal\n")
-    verbose = imap_list(sample_account, "-v", "Persnal/2005/Q3")
+    assert imap_list(sample_account, "-v", "Persnal/2005/Q3").stderr == done.stderr
+    verbose = imap_list(sample_account, "-vv", "Persnal/2005/Q3")
     assert verbose.returncode == 1
     assert verbose.stderr.startswith("imap-list: Persnal/2005/Q3: no such folder on the "
                                      "server; the closest: Personal/2005/Q3, Personal/2005, "

@@ -39,7 +39,7 @@ def client_certificate(directory):
     return directory / "client.pem", directory / "client.key"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def strict_server(dovecot, tmp_path_factory):
     """A second Dovecot (the session's keeps its settings) that wants a client
     certificate; yields (server, certfile, keyfile, environment for its user)."""

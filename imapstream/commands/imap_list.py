@@ -41,9 +41,9 @@ def parser():
                    help="skip the folder named NAME exactly (INBOX in any case; "
                         "repeatable); a NAME the server does not list is reported with the "
                         "closest names it does")
-    p.add_argument("-v", "--verbose", action="store_true", help="say on stderr how many "
-                   "messages each listed folder has (\"IMAP: Found N messages in FOLDER\"), "
-                   "and the server's own words when it refuses a folder")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="say on stderr how "
+                   "many messages each listed folder has (\"IMAP: Found N messages in "
+                   "FOLDER\"); twice, also the server's own words when it refuses a folder")
     connection.add_options(p)
     return p
 
@@ -118,7 +118,7 @@ def _main(argv, stdin, stdout):
                 if name in delimiters:
                     diagnostics.warn(PROG, str(exc))
                 else:  # named, and not among the folders the server lists
-                    said = f" (the server: {exc})" if options.verbose else ""
+                    said = f" (the server: {exc})" if options.verbose > 1 else ""
                     diagnostics.warn(PROG, f"{name}: no such folder on the server"
                                            f"{_closest(name, listed)}{said}")
                 failed += 1
