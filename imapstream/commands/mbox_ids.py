@@ -24,8 +24,8 @@ def parser():
     p.add_argument("--folders", action="store_true", help="write instead the folder "
                    "checkpoints the files' sidecars hold, the FILE imap-list wants")
     p.add_argument("--check", action="store_true", help="compare the message records of "
-                   "a whole listing on stdin (imap-list --all) with the backup directory "
-                   "DIR: one record per folder with the messages on the server, in the "
+                   "a whole listing on stdin (imap-list of every folder) with the backup "
+                   "directory DIR: one record per folder with the messages on the server, in the "
                    "backup, missing from it and held only in it; exit 1 if any is missing")
     return p
 
