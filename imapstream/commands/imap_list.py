@@ -241,10 +241,7 @@ def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
     count = last_uid = 0
     start = 1
     if since is not None:
-        # UIDs grow with sequence numbers, and at most UIDNEXT - since messages have one
-        # from since on: they are among the last that many.
-        start = max(1, exists - (selected[b"UIDNEXT"] - since) + 1)
-        last_uid = since - 1
+        start, last_uid = _first_new(session, exists, selected[b"UIDNEXT"], since), since - 1
     for first in range(start, exists + 1, CHUNK):
         numbers = range(first, min(first + CHUNK - 1, exists) + 1)
         response = session.call(lambda client, numbers=numbers: _fetch_by_number(client,
@@ -259,10 +256,23 @@ def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
     return count
 
 
-def _fetch_by_number(client, numbers):
+def _first_new(session, exists, uidnext, since):
+    """The sequence number to list from so as to reach every UID from since on.  UIDs
+    grow with sequence numbers, so with a true UIDNEXT those messages are the last
+    UIDNEXT - since; but some servers' UIDNEXT lags behind their messages.  The server
+    is asked whether the message before holds a UID below since; if it does not (or it
+    is gone), the listing starts at 1 and the UIDs below since are left out."""
+    start = max(1, exists - (uidnext - since) + 1)
+    if start == 1:
+        return 1
+    before = session.call(lambda client: _fetch_by_number(client, [start - 1], ["UID"]))
+    return start if before.get(start - 1, {}).get(b"UID", since) < since else 1
+
+
+def _fetch_by_number(client, numbers, items=MESSAGE_ITEMS):
     client.use_uid = False
     try:
-        return client.fetch(numbers, MESSAGE_ITEMS)
+        return client.fetch(numbers, items)
     finally:
         client.use_uid = True
 
