@@ -6,6 +6,7 @@ import sys
 
 from .. import cli, diagnostics, errors
 from ..imap import connection
+from ..imap.fetchparse import record_fields
 from ..imap.session import Session
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
@@ -278,17 +279,18 @@ def _fetch_by_number(client, numbers, items=MESSAGE_ITEMS):
 
 
 def message_record(folder, delimiter, uidvalidity, item):
-    date = item.get(b"INTERNALDATE")
+    fields, left_out = record_fields(item)
+    for what in left_out:
+        diagnostics.warn(PROG, f"{folder}: UID {item[b'UID']}: left out {what}")
     return {
         "folder": folder,
         "delimiter": delimiter,
         "uidvalidity": uidvalidity,
         "uid": item[b"UID"],
         "message_id": message_id(item.get(HEADER_KEY) or b""),
-        "size": item.get(b"RFC822.SIZE"),
-        "flags": [f.decode("utf-8", "replace") for f in item.get(b"FLAGS", ())
-                  if f.lower() != b"\\recent"],
-        "internaldate": date.isoformat() if date else None,
+        "size": fields["size"],
+        "flags": fields["flags"],
+        "internaldate": fields["internaldate"],
     }
 
 

@@ -29,7 +29,7 @@ from imapclient.tls import IMAP4_TLS
 
 from ..diagnostics import server_text
 from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, UsageError
-from .fetchparse import parse_simple
+from .fetchparse import parse_simple, with_internaldate
 
 LINE_LIMIT = 1 << 20
 RESPONSE_LIMIT = 1 << 30
@@ -195,8 +195,9 @@ class Client(imapclient.IMAPClient):
         _typ, raw = self._imap._untagged_response(typ, raw, "FETCH")
         found = {}
         for response in _responses(raw):
-            parsed = (parse_simple(response, self.normalise_times)
-                      or parse_fetch_response(response, self.normalise_times, False))
+            parsed = parse_simple(response) or {
+                seq: with_internaldate(items, response)
+                for seq, items in parse_fetch_response(response, False, False).items()}
             for seq, items in parsed.items():
                 number = items.pop(b"UID", None) if self.use_uid else seq
                 if number in wanted:
