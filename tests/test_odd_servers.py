@@ -184,3 +184,43 @@ def test_a_size_that_is_no_number_costs_only_that_size(monkeypatch, tmp_path, ca
         assert pipeline(str(tmp_path)) == [errors.OK] * 4
         assert pipeline(str(tmp_path)) == [errors.OK] * 4
     assert held(str(tmp_path)) == {"INBOX.mbox": [(1, to_lf(inbox[0])), (2, to_lf(inbox[1]))]}
+
+
+def trickle(session, tag, args):
+    """UID FETCH answered one byte every 0.2 seconds, each within the read timeout."""
+    data = b"".join(r for _n, r in session.fetch(args, True)) + tag + b" OK done\r\n"
+    for byte in data:
+        session.send(bytes([byte]))
+        if session.server.closed.wait(0.2):
+            return False
+    return None
+
+
+def test_a_trickling_server_is_stopped_at_the_deadline(monkeypatch, tmp_path, capsys):
+    """A read timeout of 1 s, a byte every 0.2 s for the 3 messages (about 40 s), and
+    --deadline 2: imap-fetch stops with one line and exit 75, without reconnecting;
+    mbox-merge stores nothing; the next run, from a server that answers, stores all."""
+    inbox = [message(n) for n in range(1, 4)]
+    backup = str(tmp_path)
+    with serve(monkeypatch, {"INBOX": inbox}, handlers={"UID FETCH": trickle}) as server:
+        _, listed = run(imap_list, ["INBOX"])
+        _, missing = run(mbox_ids, ["--missing", "-d", backup], listed)
+        capsys.readouterr()
+        status, stream = run(imap_fetch, ["-t", "1", "--deadline", "2"], missing)
+        assert (status, stream) == (errors.TEMPFAIL, b"")
+        assert capsys.readouterr().err == (
+            "imap-fetch: stopped at the deadline of 2 seconds (--deadline); what was done is "
+            "kept, run again to go on\n")
+        assert sum(b" EXAMINE " in c for c in server.commands) == 2  # no reconnect
+        assert run(mbox_merge, ["-d", backup], stream)[0] == errors.OK
+        assert held(backup) == {}
+        del server.handlers["UID FETCH"]
+        assert pipeline(backup) == [errors.OK] * 4
+    assert held(backup) == {"INBOX.mbox": [(n, to_lf(message(n))) for n in range(1, 4)]}
+
+
+def test_a_deadline_below_zero_is_a_usage_error(capsys):
+    assert run(imap_list, ["--deadline", "-1", "-s", "localhost:1", "-u", "x"])[0] == \
+        errors.USAGE
+    assert capsys.readouterr().err == ("imap-list: --deadline wants seconds, 0 or more, "
+                                       "not -1\n")

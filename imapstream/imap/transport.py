@@ -27,6 +27,7 @@ from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 from imapclient.tls import IMAP4_TLS
 
+from .. import deadline
 from ..diagnostics import server_text
 from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, UsageError
 from .fetchparse import parse_simple, with_internaldate
@@ -91,7 +92,8 @@ class _Guarded:
                                   f"from the server ({what})")
 
     def readline(self):
-        line = self.file.readline(LINE_LIMIT + 1)
+        with deadline.reading():
+            line = self.file.readline(LINE_LIMIT + 1)
         if len(line) > LINE_LIMIT:
             raise self._violation(f"the server sent a line of more than {LINE_LIMIT} bytes")
         self._take(len(line), "too many lines")
@@ -99,7 +101,8 @@ class _Guarded:
 
     def read(self, size):
         self._take(size, f"it announced a literal of {size} bytes")
-        return super().read(size)
+        with deadline.reading():
+            return super().read(size)
 
     def _get_response(self):
         try:
