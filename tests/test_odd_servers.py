@@ -224,3 +224,22 @@ def test_a_deadline_below_zero_is_a_usage_error(capsys):
         errors.USAGE
     assert capsys.readouterr().err == ("imap-list: --deadline wants seconds, 0 or more, "
                                        "not -1\n")
+
+
+def test_a_delimiter_no_record_can_carry_skips_only_its_folder(monkeypatch, tmp_path, capsys):
+    """LIST gives INBOX the delimiter 0xFF and LF (as a literal): each is reported and
+    skipped (exit 1); the folder with "/" is backed up."""
+    def folders(session, tag, args):
+        session.send(b'* LIST () "\xff" INBOX\r\n* LIST () ' + literal(b"\n") + b' Odd\r\n'
+                     b'* LIST () "/" Good\r\n' + tag + b" OK done\r\n")
+
+    good = [message(1)]
+    with serve(monkeypatch, {"INBOX": [message(2)], "Odd": [message(3)], "Good": good},
+               handlers={"LIST": folders}):
+        assert pipeline(str(tmp_path)) == [errors.PARTIAL, 0, 0, 0]
+    assert capsys.readouterr().err.splitlines()[:2] == [
+        "imap-list: INBOX: the server's hierarchy delimiter for this folder (\\xff) is not "
+        "one 7-bit character; skipped",
+        "imap-list: Odd: the server's hierarchy delimiter for this folder (\\n) is not "
+        "one 7-bit character; skipped"]
+    assert held(str(tmp_path)) == {"Good.mbox": [(1, to_lf(message(1)))]}

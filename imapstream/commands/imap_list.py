@@ -5,6 +5,7 @@ import re
 import sys
 
 from .. import cli, diagnostics, errors
+from ..diagnostics import server_text
 from ..imap import connection
 from ..imap.fetchparse import record_fields
 from ..imap.session import Session
@@ -20,6 +21,7 @@ MESSAGE_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
 HEADER_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 CHUNK = 2000  # messages per FETCH: bounds each response, whatever the folder's size
 _SURROGATE = re.compile("[\ud800-\udfff]")  # in a name from undecodable bytes
+_DELIMITER = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]")
 
 
 def parser():
@@ -78,10 +80,10 @@ def _main(argv, stdin, stdout):
         if options.all or not options.folders:
             # A name the server sends that is not valid modified UTF-7 cannot be written
             # as JSON nor named in EXAMINE: its folder is skipped, and the others listed.
-            for shown in filter(selected, unreadable):
-                diagnostics.warn(PROG, f"{shown}: the server's name for this folder is not valid "
-                               f"modified UTF-7; skipped")
-                failed += 1
+            for shown, why in unreadable:
+                if selected(shown):
+                    diagnostics.warn(PROG, f"{shown}: {why}; skipped")
+                    failed += 1
         if not (options.all or options.folders):
             failed += _write_folders(session, folders, stdout)
             return errors.PARTIAL if failed else errors.OK
@@ -141,19 +143,27 @@ def _folders_from(stdin):
 
 
 def _folders(client):
-    """(folder records without STATUS, the names that are not valid modified UTF-7 as
-    the server sent them, with non-ASCII bytes as \\xNN)."""
+    """(folder records without STATUS, [(name, why)] for the folders no record can
+    carry: a name that is not valid modified UTF-7, shown as the server sent it with
+    non-ASCII bytes as \\xNN, or a delimiter that is not one 7-bit character other
+    than CR, LF and NUL (RFC 3501 QUOTED-CHAR))."""
     folders, unreadable = [], []
     for flags, delimiter, name in client.list_folders():
         if isinstance(name, bytes):
-            unreadable.append(name.decode("ascii", "backslashreplace"))
+            unreadable.append((name.decode("ascii", "backslashreplace"), "the server's name "
+                               "for this folder is not valid modified UTF-7"))
+            continue
+        if delimiter is not None and not (isinstance(delimiter, bytes)
+                                          and _DELIMITER.fullmatch(delimiter)):
+            unreadable.append((name, f"the server's hierarchy delimiter for this folder "
+                                     f"({server_text(delimiter)}) is not one 7-bit character"))
             continue
         flags = [f.decode() if isinstance(f, bytes) else f for f in flags]
         lowered = {f.lower() for f in flags}
         special = [f for f in flags if f.lower() in SPECIAL_USE]
         folders.append({
             "folder": name,
-            "delimiter": delimiter.decode() if isinstance(delimiter, bytes) else delimiter,
+            "delimiter": delimiter and delimiter.decode(),
             "flags": flags,
             "special_use": special[0] if special else None,
             "noselect": "\\noselect" in lowered or "\\nonexistent" in lowered,
