@@ -54,7 +54,8 @@ class _Guarded:
     def _create_socket(self, timeout=None):
         where = f"{self.host} port {self.port}"
         try:
-            return super()._create_socket(timeout)
+            with deadline.reading():  # and the TLS handshake, for IMAPS
+                return super()._create_socket(timeout)
         except socket.gaierror as exc:
             raise CommandError(f"cannot resolve {self.host}: {exc.strerror}",
                                UNAVAILABLE) from None
@@ -134,6 +135,10 @@ class Client(imapclient.IMAPClient):
         # literal twice over, and once more the whole batch.
         if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
             self._imap.debug = 0
+
+    def starttls(self, ssl_context=None):
+        with deadline.reading():  # the TLS handshake
+            return super().starttls(ssl_context)
 
     def _create_IMAP4(self):
         timeout = self._timeout.connect
