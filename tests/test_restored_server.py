@@ -82,3 +82,26 @@ def test_new_messages_on_uids_the_backup_holds_are_stored(server, tmp_path, sinc
     assert pipeline(backup, *options) == [0] * 4
     assert held(backup) == [(n, to_lf(mail(b"A", n))) for n in range(1, 7)] + [
         (5, to_lf(mail(b"B", 1))), (6, to_lf(mail(b"B", 2)))]
+
+
+def test_a_restored_server_that_caught_up_is_listed_whole(server, tmp_path, capsys):
+    """Restored (UIDNEXT 7 -> 5), then B1-B3 before the next run: UIDNEXT 8 is above the
+    checkpoint of 7, so --since would list UID 7 alone; the message the backup holds
+    with the highest UID below 7 (A6) is asked for, and the server's UID 6 is B2: the
+    folder is listed whole, with a warning, and B1-B3 are stored."""
+    append, snapshot, restore = server
+    backup = str(tmp_path / "backup")
+    append(b"A", range(1, 5))
+    snapshot()
+    append(b"A", range(5, 7))
+    assert pipeline(backup, "--since", backup) == [0] * 4
+    restore()
+    append(b"B", [1, 2, 3])
+    capsys.readouterr()
+    assert pipeline(backup, "--since", backup) == [0] * 4
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "imap-list: INBOX: UID 6 is another message than the backup holds: the server was "
+        "restored from a backup; listing it whole")
+    assert pipeline(backup, "--since", backup) == [0] * 4
+    assert held(backup) == [(n, to_lf(mail(b"A", n))) for n in range(1, 7)] + [
+        (n + 4, to_lf(mail(b"B", n))) for n in range(1, 4)]

@@ -11,6 +11,7 @@ from ..imap.fetchparse import record_fields
 from ..imap.session import Session
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
+from ..mbox.reader import same_message
 from ..message import message_id
 from ..records import parse_record, positive_int, read_records, write_record
 
@@ -187,16 +188,16 @@ def _with_status(client, folder):
 
 
 def _read_since(path):
-    """{folder: (uidvalidity, uidnext)} from the folder records in the file at path, or
-    from the folder checkpoints of the backup directory at path; nothing is known of a
-    path that does not exist yet (a first run)."""
+    """{folder: (uidvalidity, uidnext, mbox file or None)} from the folder records in
+    the file at path, or from the folder checkpoints of the backup directory at path;
+    nothing is known of a path that does not exist yet (a first run)."""
     known = {}
     if not os.path.exists(path):
         return known
     if os.path.isdir(path):
         for mbox in mbox_files(path):
             for folder, _delimiter, uidvalidity, uidnext in sidecar.checkpoints(mbox).values():
-                known[folder] = (uidvalidity, uidnext)
+                known[folder] = (uidvalidity, uidnext, mbox)
         return known
     try:
         with open(path, "rb") as f:
@@ -206,7 +207,7 @@ def _read_since(path):
                 if not isinstance(folder, str):
                     raise errors.DataError(f"line {lineno}: record without a \"folder\" string")
                 if positive_int(uidvalidity) and positive_int(uidnext):
-                    known[folder] = (uidvalidity, uidnext)
+                    known[folder] = (uidvalidity, uidnext, None)
     except errors.DataError as exc:
         raise errors.DataError(f"{path}: {exc}") from None
     return known
@@ -222,7 +223,7 @@ def _list_since(session, name, delimiter, known, stdout):
         status = session.call(lambda client: client.folder_status(
             name, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]))
         uidvalidity, uidnext = status.get(b"UIDVALIDITY"), status.get(b"UIDNEXT")
-        if (uidvalidity, uidnext) == known:
+        if (uidvalidity, uidnext) == known[:2]:
             write_record(stdout, dict(checkpoint, uidvalidity=uidvalidity, uidnext=uidnext,
                                       messages=status.get(b"MESSAGES"), since=uidnext,
                                       checkpoint=True))
@@ -234,6 +235,8 @@ def _list_since(session, name, delimiter, known, stdout):
     if since is not None and (session.uidvalidity != known[0]
                               or not positive_int(selected.get(b"UIDNEXT"))):
         since = None  # changed since STATUS, or a server that does not say
+    if since is not None and known[2] and _restored(session, name, known):
+        since = None
     count = _list_messages(session, name, delimiter, stdout, selected, since)
     uidnext = selected.get(b"UIDNEXT")
     write_record(stdout, dict(checkpoint, uidvalidity=session.uidvalidity, uidnext=uidnext,
@@ -241,6 +244,28 @@ def _list_since(session, name, delimiter, known, stdout):
                               checkpoint=positive_int(uidnext)
                               and session.reconnects == reconnects))
     return count, since
+
+
+def _restored(session, name, known):
+    """Whether the server was restored from a backup, as far as one FETCH can tell: the
+    message the backup's file holds with the highest UID below known's uidnext (under
+    its UIDVALIDITY) is on the server, but another message (imapstream(7))."""
+    uidvalidity, uidnext, mbox = known
+    index = sidecar.load(mbox)
+    held = max((r for r in map(sidecar.record, index.rows if index else ())
+                if r["folder"] == name and r["uidvalidity"] == uidvalidity
+                and isinstance(r["uid"], int) and r["uid"] < uidnext),
+               key=lambda r: r["uid"], default=None)
+    if held is None:
+        return False
+    item = session.call(lambda client: client.fetch([held["uid"]], MESSAGE_ITEMS)).get(
+        held["uid"])
+    if item is None or same_message(message_record(name, None, uidvalidity,
+                                                    {**item, b"UID": held["uid"]}), held):
+        return False
+    diagnostics.warn(PROG, f"{name}: UID {held['uid']} is another message than the backup "
+                           f"holds: the server was restored from a backup; listing it whole")
+    return True
 
 
 def _list_messages(session, name, delimiter, stdout, selected=None, since=None):

@@ -86,6 +86,11 @@ def digest(data):
     return hashlib.sha1(data, usedforsecurity=False).digest()
 
 
+def same_message(record, held):
+    """Whether a record agrees with a held message's record (see _agree)."""
+    return _agree(record, _record_key(held))
+
+
 def _agree(record, key):
     """Whether a record agrees with a held message's _record_key where both say: the
     Message-ID (if the record has the key), the size and INTERNALDATE (if both have one)."""
