@@ -22,7 +22,7 @@ import os
 import shlex
 import stat
 
-from .. import diagnostics, errors
+from .. import deadline, diagnostics, errors
 from ..diagnostics import server_text
 from ..errors import NOPERM, UNAVAILABLE, CommandError, UsageError
 from . import auth
@@ -40,6 +40,7 @@ ENVIRONMENT = [
     ("IMAP_KEYFILE", "default for --keyfile"),
     ("HOME", "where .netrc is"),
 ]
+DEADLINE = 6 * 3600.0  # seconds; see deadline.py
 
 
 def add_options(parser):
@@ -82,6 +83,9 @@ def add_options(parser):
                             "way can read the password and the mail (warns every time)")
     group.add_argument("-t", "--timeout", type=float, default=60.0, metavar="SECONDS",
                        help="network timeout (default 60)")
+    group.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
+                       help=f"stop (exit 75) this long after the first connection, "
+                            f"whatever the server does; 0 for never (default {DEADLINE:g})")
     parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None)
     parser.environment += ENVIRONMENT
 
@@ -108,6 +112,8 @@ def server_address(text, tls):
 
 
 def _check_options(options, tls):
+    if not options.deadline >= 0:
+        raise UsageError(f"--deadline wants seconds, 0 or more, not {options.deadline:g}")
     if options.fingerprint and options.insecure:
         raise UsageError("--fingerprint and --insecure contradict each other: the pinned "
                          "certificate is checked; leave out --insecure")
@@ -233,6 +239,7 @@ def connect(options):
                                    f"the mail")
     for attempt in range(1, PROMPTS + 1):
         secret = _secret(options, host)
+        deadline.start(options.deadline)  # after the prompt: the clock starts only once
         try:
             client = _log_in(options, host, port, tls, context, secret)
             break
@@ -285,10 +292,10 @@ def _log_in(options, host, port, tls, context, secret):
 def _untrusted(options, host, port, tls, exc):
     """The refusal of an untrusted certificate, with the certificate's fingerprint (the
     form --fingerprint takes), subject and expiry, read over a second connection."""
-    from . import transport
+    from . import certificate
 
-    der = transport.peer_certificate(host, port, tls, options.timeout)
-    shown = f" (it shows {transport.describe_certificate(der)})" if der else ""
+    der = certificate.peer_certificate(host, port, tls, options.timeout)
+    shown = f" (it shows {certificate.describe(der)})" if der else ""
     return CommandError(f"the certificate of {host} is not trusted: {exc.verify_message}"
                         f"{shown}; use --cafile FILE for a private CA or self-signed "
                         f"certificate, or, once you have checked the fingerprint, "

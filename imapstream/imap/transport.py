@@ -27,9 +27,10 @@ from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 from imapclient.tls import IMAP4_TLS
 
+from .. import deadline
 from ..diagnostics import server_text
 from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, UsageError
-from .fetchparse import parse_simple
+from .fetchparse import parse_simple, with_internaldate
 
 LINE_LIMIT = 1 << 20
 PIECE = 1 << 16
@@ -56,7 +57,8 @@ class _Guarded:
     def _create_socket(self, timeout=None):
         where = f"{self.host} port {self.port}"
         try:
-            return super()._create_socket(timeout)
+            with deadline.reading():  # and the TLS handshake, for IMAPS
+                return super()._create_socket(timeout)
         except socket.gaierror as exc:
             raise CommandError(f"cannot resolve {self.host}: {exc.strerror}",
                                UNAVAILABLE) from None
@@ -94,7 +96,8 @@ class _Guarded:
                                   f"from the server ({what})")
 
     def readline(self):
-        line = self.file.readline(LINE_LIMIT + 1)
+        with deadline.reading():
+            line = self.file.readline(LINE_LIMIT + 1)
         if len(line) > LINE_LIMIT:
             raise self._violation(f"the server sent a line of more than {LINE_LIMIT} bytes")
         self._take(len(line), "too many lines")
@@ -102,19 +105,20 @@ class _Guarded:
 
     def read(self, size):
         self._take(size, f"it announced a literal of {size} bytes")
-        if self.on_data is None:
-            return super().read(size)
-        # Watched: in PIECE-sized reads, reported one by one (a progress line that moves
-        # while a large message arrives); the pieces are joined once, as read() would.
-        pieces, left = [], size
-        while left:
-            piece = super().read(min(left, PIECE))
-            if not piece:
-                break
-            pieces.append(piece)
-            left -= len(piece)
-            self.on_data(len(piece))
-        return b"".join(pieces)
+        with deadline.reading():
+            if self.on_data is None:
+                return super().read(size)
+            # Watched: in PIECE-sized reads, reported one by one (a progress line that
+            # moves while a large message arrives); the pieces are joined once.
+            pieces, left = [], size
+            while left:
+                piece = super().read(min(left, PIECE))
+                if not piece:
+                    break
+                pieces.append(piece)
+                left -= len(piece)
+                self.on_data(len(piece))
+            return b"".join(pieces)
 
     def _get_response(self):
         try:
@@ -150,6 +154,10 @@ class Client(imapclient.IMAPClient):
     def watch_literals(self, on_data):
         """Call on_data(size) for each piece of a literal as it arrives (None: do not)."""
         self._imap.on_data = on_data
+
+    def starttls(self, ssl_context=None):
+        with deadline.reading():  # the TLS handshake
+            return super().starttls(ssl_context)
 
     def _create_IMAP4(self):
         timeout = self._timeout.connect
@@ -214,8 +222,9 @@ class Client(imapclient.IMAPClient):
         _typ, raw = self._imap._untagged_response(typ, raw, "FETCH")
         found = {}
         for response in _responses(raw):
-            parsed = (parse_simple(response, self.normalise_times)
-                      or parse_fetch_response(response, self.normalise_times, False))
+            parsed = parse_simple(response) or {
+                seq: with_internaldate(items, response)
+                for seq, items in parse_fetch_response(response, False, False).items()}
             for seq, items in parsed.items():
                 number = items.pop(b"UID", None) if self.use_uid else seq
                 if number in wanted:
@@ -332,59 +341,6 @@ def _load_error(exc):
             return "the key does not belong to the certificate"
         return f"not a PEM certificate and key ({exc.reason or exc})"
     return exc.strerror or str(exc)
-
-
-def describe_certificate(der):
-    """ "SHA-256 AB:..., subject CN=..., expires ..." for a certificate in DER form; the
-    fingerprint in the form --fingerprint takes."""
-    text = f"SHA-256 {fingerprint(der)}"
-    decoded = _decoded(der)
-    if decoded:
-        subject = ", ".join(f"{_SHORT.get(k, k)}={v}" for rdn in decoded.get("subject", ())
-                            for k, v in rdn)
-        text += f", subject {subject or '(empty)'}, expires {decoded.get('notAfter', '?')}"
-    return text
-
-
-_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
-          "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}
-
-
-def _decoded(der):
-    """The certificate as ssl's getpeercert() gives a verified one: the ssl module
-    decodes only from a file, and only in its test helper; {} where that is missing."""
-    import os
-    import tempfile
-
-    decode = getattr(ssl._ssl, "_test_decode_cert", None)
-    if decode is None:
-        return {}
-    with tempfile.NamedTemporaryFile("w", suffix=".pem") as pem:
-        pem.write(ssl.DER_cert_to_PEM_cert(der))
-        pem.flush()
-        try:
-            return decode(os.fspath(pem.name))
-        except (ssl.SSLError, ValueError):
-            return {}
-
-
-def peer_certificate(host, port, tls, timeout):
-    """The DER form of the certificate a server shows, read over a connection that
-    checks nothing and logs in to nothing; None if it cannot be had."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    try:
-        client = Client(host, port=port, ssl=tls == "imaps", ssl_context=context,
-                        timeout=timeout)
-        try:
-            if tls == "starttls":
-                client.starttls(context)
-            return client.socket().getpeercert(binary_form=True)
-        finally:
-            with contextlib.suppress(Exception):
-                client.shutdown()
-    except Exception:
-        return None
 
 
 def on_loopback(client):
