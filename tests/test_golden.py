@@ -24,7 +24,7 @@ import pytest
 from plumbing import run
 
 from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
-from imapstream.mbox import reader, scan
+from imapstream.mbox import archive, reader, scan
 from imapstream.stream import read_messages
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -201,3 +201,22 @@ def test_block_size_is_irrelevant_to_the_bytes(tmp_path, monkeypatch):
     golden_backup(tmp_path / "backup", sidecars=False)
     assert run(mbox_ids, ["-d", "backup"]) == (0, golden("held.ndjson"))
     assert os.listdir(tmp_path / "backup")
+
+
+@pytest.mark.parametrize(("folder", "delimiter", "name"), [
+    ("Personal/2005/Q3", "/", "Personal.2005.Q3.mbox"),  # imapstream(7)'s examples
+    ("Personal.2005.Q3", ".", "Personal.2005.Q3.mbox"),
+    ("a.b", "/", "a%2Eb.mbox"),
+    (CAFE, "/", CAFE_FILE),
+    ("~/x\\y\x01", None, "%7E%2Fx%5Cy%01.mbox"),
+])
+def test_backup_directory_names(folder, delimiter, name, tmp_path):
+    assert archive.folder_path(str(tmp_path), folder, delimiter) == str(tmp_path / name)
+
+
+def test_a_message_that_does_not_end_where_octets_says_is_an_error(tmp_path):
+    """As mbox-merge reads an mbox on standard input, and mbox-ids a file."""
+    damaged = golden("backup/INBOX.mbox").replace(b"octets=151", b"octets=149", 1)
+    assert run(mbox_merge, [str(tmp_path / "copy.mbox")], damaged)[0] == 65
+    (tmp_path / "damaged.mbox").write_bytes(damaged)
+    assert run(mbox_ids, [str(tmp_path / "damaged.mbox")])[0] == 65

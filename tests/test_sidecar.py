@@ -213,3 +213,18 @@ def test_the_fast_paths_equal_the_regular_ones(head, body, newline_at_end):
             list(iter_messages(io.BytesIO(torn), "t"))
         with pytest.raises(ValueError):
             parse_held(torn, 0, len(torn))
+
+
+def test_a_file_rewritten_in_place_between_the_hashed_windows_is_read_again(tmp_path):
+    """Same size, another mtime, a change the first and last 4 KiB do not show."""
+    path = tmp_path / "INBOX.mbox"
+    merge(path, [b"Subject: %d\n\n" % n + b"x" * 500 + b"\n" for n in range(40)])
+    text = path.read_bytes()
+    middle = text.index(b"Status: RO", len(text) // 2)
+    assert sidecar.WINDOW < middle < len(text) - sidecar.WINDOW
+    with open(path, "r+b") as f:
+        f.seek(middle)
+        f.write(b"Status: O ")
+    os.utime(path, ns=(1, 1))
+    assert held(path) == full_scan(path)
+    assert sum("\\Seen" not in r["flags"] for _o, r in held(path)) == 1
