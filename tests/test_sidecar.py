@@ -16,9 +16,10 @@ from imapstream.commands import mbox_ids, mbox_merge
 from imapstream.errors import DataError
 from imapstream.mbox import sidecar
 from imapstream.mbox.archive import mbox_files
+from imapstream.mbox.compression import reading
 from imapstream.mbox.mboxrd import format_message, parse_held, quote_from, unquote_from
 from imapstream.mbox.reader import Holdings, iter_messages, scan
-from imapstream.mbox.scan import GzipMembers, spans
+from imapstream.mbox.scan import spans
 from imapstream.message import header_section, message_id
 from imapstream.stream import write_message
 
@@ -165,10 +166,10 @@ def test_gzip_files_get_a_sidecar_too(tmp_path):
 
 def test_gzip_members_read_like_gzip_and_a_cut_member_is_reported(tmp_path):
     data = gzip.compress(b"From a\n\none\n") + b"\0\0" + gzip.compress(b"From b\n\ntwo\n")
-    reader = GzipMembers(io.BytesIO(data))
+    reader = reading(io.BytesIO(data), ".gz")
     assert b"".join(iter(lambda: reader.read(5), b"")) == b"From a\n\none\nFrom b\n\ntwo\n"
     with pytest.raises(DataError, match="last compressed stream is cut short"):
-        list(spans(GzipMembers(io.BytesIO(data[:-7])), "cut.gz"))
+        list(spans(reading(io.BytesIO(data[:-7]), ".gz"), "cut.gz"))
 
 
 def test_mbox_ids_lists_the_same_with_and_without_a_sidecar(mbox):
