@@ -220,3 +220,14 @@ def test_a_message_that_does_not_end_where_octets_says_is_an_error(tmp_path):
     assert run(mbox_merge, [str(tmp_path / "copy.mbox")], damaged)[0] == 65
     (tmp_path / "damaged.mbox").write_bytes(damaged)
     assert run(mbox_ids, [str(tmp_path / "damaged.mbox")])[0] == 65
+
+
+def test_readers_skip_empty_lines(tmp_path):
+    """imapstream(7): readers skip empty lines, in records and between messages."""
+    listing = b"\n" + golden("listing.ndjson").replace(b"}\n", b"}\n\n")
+    assert run(mbox_ids, ["--missing", "-d", str(tmp_path / "empty")], listing) == (
+        0, golden("listing.ndjson"))
+    stream = b"\n\n" + golden("stream").replace(b'\n{"folder"', b'\n\n{"folder"')
+    assert run(mbox_merge, [str(tmp_path / "all.mbox")], stream)[0] == 0
+    assert (tmp_path / "all.mbox").read_bytes() == golden("backup/INBOX.mbox") + golden(
+        f"backup/{CAFE_FILE}")
