@@ -1,14 +1,15 @@
 """The STABLE formats of imapstream(7), byte for byte, both ways.  tests/golden/ holds
 files typed from the man page, not written by imapstream: the NDJSON records (folder,
 message, checkpoint, held), the message stream, the mbox form with its From-quoting,
-reserved-header escapes and flag headers, and the sidecar with its folder checkpoints.
+reserved-header escapes and flag headers, and the sidecar with its folder checkpoints
+(its bytes from mbox/sidecar.py's docstring: imapstream(7) says only what it holds).
 The real commands, run against Dovecot holding tests/golden/messages with fixed flags,
 dates and UIDVALIDITYs, must write exactly these bytes, and read them back.
 
 Normalised: only what the server and the file system decide.  The server's LIST order
 (folder records are compared as a set of lines); the sidecar's inode, mtime and hashes,
 which golden/backup/.*.ids has as @INO@, @MTIME_NS@, @HEAD@, @TAIL@ and @SHA1@ and the
-test fills in (hashlib over the golden mbox, as sidecar(5)'s docstring says).  INTERNALDATE
+test fills in (hashlib over the golden mbox, as mbox/sidecar.py says).  INTERNALDATE
 is written in UTC: the server runs with the machine's zone, UTC in CI.
 """
 
