@@ -206,20 +206,28 @@ def test_bad_since_and_checkpoint_records_are_errors(account, tmp_path, capsys):
                                    in line for line in lines)
 
 
-def mark(uidnext, folder=b"INBOX"):
+def mark(uidnext, folder=b"INBOX", since=b"null"):
     return (b'{"folder":"%s","delimiter":"/","uidvalidity":7,"uidnext":%d,"messages":1,'
-            b'"since":null,"checkpoint":true}\n' % (folder, uidnext))
+            b'"since":%s,"checkpoint":true}\n' % (folder, uidnext, since))
 
 
-def test_a_checkpoint_never_moves_a_folder_back(tmp_path):
+def test_a_checkpoint_from_since_on_never_moves_a_folder_back(tmp_path):
+    """imapstream(7), Folder checkpoint: one of the whole folder replaces the recorded
+    one (a lower uidnext: a server restored); one listed from since on only moves on."""
     path = str(tmp_path / "INBOX.mbox")
     message = b'{"folder":"INBOX","delimiter":"/","uidvalidity":7,"uid":1,"length":3}\nx\r\n\n'
     recorded = b'{"folder":"INBOX","delimiter":"/","uidvalidity":7,"uidnext":%d,"file":"%s"}\n'
-    assert run(mbox_merge, [path], message + mark(10))[0] == 0
-    assert run(mbox_merge, [path], mark(5))[0] == 0
-    assert run(mbox_ids, ["--folders", path]) == (0, recorded % (10, path.encode()))
-    assert run(mbox_merge, [path], mark(12))[0] == 0
-    assert run(mbox_ids, ["--folders", path]) == (0, recorded % (12, path.encode()))
+
+    def after(*checkpoints):
+        assert run(mbox_merge, [path], b"".join(checkpoints))[0] == 0
+        status, out = run(mbox_ids, ["--folders", path])
+        assert status == 0
+        return out
+
+    assert after(message, mark(10)) == recorded % (10, path.encode())
+    assert after(mark(5, since=b"3")) == recorded % (10, path.encode())
+    assert after(mark(12, since=b"10")) == recorded % (12, path.encode())
+    assert after(mark(5)) == recorded % (5, path.encode())
 
 
 def test_a_held_back_folder_s_checkpoint_turns_false(tmp_path, capsys):

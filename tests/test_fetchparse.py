@@ -37,11 +37,11 @@ def responses(draw):
 def test_the_fast_reader_equals_imapclient(response):
     """Every response of the common shape is read by the fast reader, as imapclient
     reads it."""
-    assert parse_simple(response, False) == parse_fetch_response(response, False, False)
+    assert parse_simple(response) == parse_fetch_response(response, False, False)
 
 
 def test_unusual_responses_are_left_to_imapclient():
-    assert parse_simple([b"4 (UID 8 X-GM-LABELS (a))"], False) is None
-    assert parse_simple([(b"4 (UID 8 BODY[] {5}", b"abc"), b")"], False) is None
-    assert parse_simple([(b"4 (BODY[] {1}", b"a"), b" FLAGS (\\Seen))"], False) is None
-    assert parse_simple([(b"4 (BODY[] {1}", b"a"), b")"], False) is None
+    assert parse_simple([b"4 (UID 8 X-GM-LABELS (a))"]) is None
+    assert parse_simple([(b"4 (UID 8 BODY[] {5}", b"abc"), b")"]) is None
+    assert parse_simple([(b"4 (BODY[] {1}", b"a"), b" FLAGS (\\Seen))"]) is None
+    assert parse_simple([(b"4 (BODY[] {1}", b"a"), b")"]) is None
