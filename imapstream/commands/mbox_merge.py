@@ -7,7 +7,7 @@ import sys
 
 from .. import cli, diagnostics, errors
 from ..incoming import incoming_messages
-from ..mbox.append import Appender, replace
+from ..mbox.append import Appender, clear_dead, replace
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.folders import COMPRESSION_SUFFIX, SUFFIXES
 from ..mbox.mboxrd import format_message
@@ -49,6 +49,8 @@ def _main(argv, stdin, stdout):
             raise errors.UsageError("--replace takes -d DIR, not FILE")
         replace_all(options.replace, options.directory)
         return errors.OK
+    if options.directory and os.path.isdir(options.directory):
+        clear_dead(options.directory)
     merger = Merger(options, stdout)
     try:
         merger.add_all(_incoming(stdin))

@@ -11,6 +11,7 @@ import time
 from .. import diagnostics
 from ..errors import DataError
 from . import sidecar
+from .folders import SUFFIXES
 from .reader import _opener
 
 PIECE = 1 << 20  # written at a time: zlib, bz2 and lzma hold their whole output twice
@@ -133,6 +134,40 @@ def lock(path, create=True):
 def unlock(fd, dotlock):
     os.unlink(dotlock)  # before the flock goes: see take_dotlock
     os.close(fd)
+
+
+def clear_dead(directory):
+    """Remove what killed appenders left in directory: our dotlocks and the temporary
+    files of sidecars (.NAME.ids.XXXXXXXX).  Each is removed under its file's flock,
+    which every writer holds while they exist, so none of a live writer goes."""
+    for name in os.listdir(directory):
+        if name.endswith(".lock"):
+            mbox = name[:-len(".lock")]
+        elif name.startswith(".") and ".ids." in name:
+            mbox = name[1:name.rindex(".ids.")]
+        else:
+            continue
+        if not mbox.endswith(SUFFIXES):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(os.path.join(directory, mbox), os.O_RDONLY | os.O_NOFOLLOW
+                         | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not name.endswith(".lock") or _words(path)[1:] == [OUR_MARK]:
+                os.unlink(path)
+        except OSError:
+            pass  # a live writer holds the file, or the leftover is gone already
+        finally:
+            os.close(fd)
+
+
+def _words(path):
+    with open(path) as f:
+        return f.read().split()
 
 
 def replace(new, path, others=()):
