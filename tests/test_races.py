@@ -162,3 +162,21 @@ def test_a_signal_to_imapbackup_alone_ends_its_whole_run(sample_account, tmp_pat
     assert (backup_dir / "Sent.mbox").read_bytes() == old
     assert sorted(p.name for p in backup_dir.iterdir()) == ["Sent.mbox"]
     assert list(temporary.iterdir()) == []
+
+
+def test_the_next_merge_clears_what_a_killed_one_left(tmp_path):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for name in ("A.mbox", "B.mbox", "C.mbox"):
+        (backup / name).write_bytes(b"")
+    (backup / "A.mbox.lock").write_text("4242 imapstream\n")  # a killed mbox-merge's
+    (backup / ".A.mbox.ids.x1y2z3ab").write_bytes(b"half a sidecar")
+    (backup / "C.mbox.lock").write_text(f"{os.getpid()}\n")  # another program's, live
+    with open(backup / "B.mbox", "rb") as held:  # an append under way: its files stay
+        fcntl.flock(held, fcntl.LOCK_EX)
+        (backup / "B.mbox.lock").write_text(f"{os.getpid()} imapstream\n")
+        (backup / ".B.mbox.ids.q9w8e7r6").write_bytes(b"")
+        status, _ = run(mbox_merge, ["-d", str(backup)])
+    assert status == 0
+    assert sorted(p.name for p in backup.iterdir()) == [
+        ".B.mbox.ids.q9w8e7r6", "A.mbox", "B.mbox", "B.mbox.lock", "C.mbox", "C.mbox.lock"]
