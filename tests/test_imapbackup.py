@@ -342,3 +342,22 @@ def test_help_and_man_page_show_the_same_options(sample_account):
     in_page = {"-" + flag for line in page if line.startswith(".It ")
                for flag in re.findall(r"\bFl (-?[\w-]+)", line)}
     assert in_help == in_page
+
+
+def test_thunderbird_names_are_the_folder_names(dovecot, tmp_path):
+    user, _ = dovecot.new_user("fs")
+    with dovecot.client(user) as client:
+        for folder in ("a.b", "100% done", "x/y.z", "x/y.z/w"):
+            client.create_folder(folder)
+            client.append(folder, b"Subject: %s\r\n\r\nbody\r\n" % folder.encode())
+    env = command_env(dovecot, user, tmp_path)
+    backup = tmp_path / "backup"
+    done = imapbackup(env, "-d", backup, "--thunderbird", "--json")
+    assert done.returncode == 0, done.stderr
+    tree = {str(p.relative_to(backup)) for p in backup.rglob("*")
+            if ".flat" not in p.parts and p.is_file()}
+    assert tree == {"a.b", "100% done", "x", "x.sbd/y.z", "x.sbd/y.z.sbd/w"}
+    assert (backup / "x").stat().st_size == 0
+    assert (backup / "x.sbd" / "y.z").stat().st_ino == (
+        backup / ".flat" / "x.y%2Ez.mbox").stat().st_ino
+    assert json.loads(done.stdout)["files"] == 4  # INBOX is empty: no file
