@@ -39,6 +39,8 @@ def parser():
                    "after each folder write its folder checkpoint")
     p.add_argument("-v", "--verbose", action="store_true", help="say on stderr how many "
                    "messages each listed folder has (\"IMAP: Found N messages in FOLDER\")")
+    p.add_argument("--login-source", action="store_true", help="connect to nothing: write "
+                   "one record with the login name and where the password would come from")
     connection.add_options(p)
     return p
 
@@ -49,6 +51,9 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
+    if options.login_source:
+        write_record(stdout, connection.login_source(options))
+        return errors.OK
     if options.all and options.folders:
         raise errors.UsageError("give FOLDER... or --all, not both")
     try:
