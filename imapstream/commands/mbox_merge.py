@@ -56,8 +56,8 @@ def _main(argv, stdin, stdout):
         merger.add_all(_incoming(stdin))
     finally:
         merger.close()
-    if options.json:
-        write_record(stdout, {"folders": len(merger.folders), "failed": sorted(merger.failed)})
+    if options.json and merger.folders:
+        write_record(stdout, {"folders": len(merger.folders)})
     return errors.DATAERR if merger.refused else errors.OK
 
 
@@ -76,7 +76,6 @@ class Merger:
         self.options, self.stdout = options, stdout
         self.path = self.appender = self.holdings = None
         self.refused = set()  # files that are not mboxes: their messages are skipped
-        self.failed = set()  # the folders of those messages
         self.folders = set()  # the folders whose checkpoints came
         self.given = 0  # messages given for the file of this visit
         self.first = None  # the record of the first message given for it
@@ -101,9 +100,7 @@ class Merger:
         if data is None:
             self.checkpoint(record)
             return
-        path = self.target(record)
-        if not self.visit(path):
-            self.failed.add(record.get("folder") or path)
+        if not self.visit(self.target(record)):
             return
         self.given += 1
         self.first = self.first or record
@@ -137,9 +134,7 @@ class Merger:
         if record.get("checkpoint") is not True or record.get("since") == record["uidnext"]:
             return
         path = self.target(record)
-        if path in self.refused:
-            self.failed.add(record["folder"])
-        elif (path == self.path or os.path.exists(path)) and self.visit(path):
+        if (path == self.path or os.path.exists(path)) and self.visit(path):
             self.holdings.checkpoint(record)
 
     def _open(self, path):
