@@ -389,3 +389,21 @@ def test_the_login_comes_from_where_the_plumbing_finds_it(sample_account, tmp_pa
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert set(contents(tmp_path / "backup")) == {"Drafts.mbox"}
+
+
+def test_thunderbird_shows_folder_names_as_they_are(dovecot, new_user, tmp_path):
+    """The flat files escape '.' and '%' (imapstream(7), Backup directory); Thunderbird's
+    tree names a folder as it is, parts by .sbd directories."""
+    user, _ = new_user("fs")
+    client = dovecot.client(user)
+    for folder in ("a.b", "Lists/100% done", "Lists/x.y/z"):
+        client.create_folder(folder)
+        client.append(folder, b"Subject: %s\r\n\r\nx\r\n" % folder.encode())
+    done = imapbackup(command_env(dovecot, user), "-d", tmp_path, "--thunderbird")
+    assert done.returncode == 0, done.stderr
+    tree = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
+            if ".flat" not in p.parts and p.is_file()}
+    assert tree == {"a.b", "Lists", "Lists.sbd/100% done", "Lists.sbd/x.y",
+                    "Lists.sbd/x.y.sbd/z"}
+    assert (tmp_path / "Lists.sbd" / "100% done").read_bytes() == (
+        tmp_path / ".flat" / "Lists.100%25 done.mbox").read_bytes()
