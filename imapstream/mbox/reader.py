@@ -64,10 +64,7 @@ def scan(path, name=None):
         yield from iter_messages(f, name or path)
 
 
-def _generation(record):
-    """A folder's UIDs under one UIDVALIDITY; None for a message that has none."""
-    uv = record.get("uidvalidity")
-    return None if uv is None else (record.get("folder"), uv)
+_generation = sidecar.generation
 
 
 def _record_key(record):
@@ -97,7 +94,7 @@ class Holdings:
         """keep_index: the caller holds the file's lock (mbox-merge), so the holdings
         may write its sidecar (see sidecar.py) after a scan."""
         self.path, self.name = path, name or path
-        self._uids = self._by_id = None  # built when first asked (mbox-ids lists without)
+        self._by_id = None  # built when first asked, from all rows
         self.by_digest = None
         self.torn_at = self.cut_stream = None
         self.marks = {}  # folder checkpoints given in this visit, for the sidecar
@@ -120,11 +117,13 @@ class Holdings:
             if known is None or not regular or not known.describes(fd, st):
                 known = sidecar.Index(None, 0, 0, [])
             folders = {**known.folders, **self.marks}
-            if st.st_size == known.raw_end:
-                return sidecar.Index.of(fd, st, known.raw_end, known.end, known.rows, folders)
             compressed = os.path.splitext(self.path)[1] if _opener(self.path) else ""
+            if known.base:
+                known.base.fallback = lambda: self._scan_rows(compressed, known.raw_end)
+            if st.st_size == known.raw_end:
+                return known.grown(fd, st, known.raw_end, known.end, [], folders)
             scan = HeldScan(raw, compressed, self.name, known.raw_end, known.end)
-            rows = list(known.rows)
+            rows = []
             try:
                 for offset, record in scan:
                     rows.append(sidecar.row(offset, record))
@@ -137,10 +136,17 @@ class Holdings:
                     raise
                 return self._read_index(None, keep)  # the rest did not scan: read it all
             raw_end = raw.tell() if compressed else scan.end
-            index = sidecar.Index.of(fd, st, raw_end, scan.end, rows, folders)
+            index = known.grown(fd, st, raw_end, scan.end, rows, folders)
             if keep and regular and not (compressed and self.torn_at is not None):
                 sidecar.save(self.path, index)
             return index
+
+    def _scan_rows(self, compressed, raw_end):
+        """The rows of the file's first raw_end bytes, for a sidecar whose rows did not
+        check."""
+        with open(self.path, "rb") as raw:
+            return [sidecar.row(offset, record) for offset, record
+                    in HeldScan(Prefix(raw, raw_end), compressed, self.name)]
 
     def _complete_streams(self, raw, fd, st, compressed, folders):
         """The index of the complete members or streams of a compressed file whose last
@@ -183,9 +189,8 @@ class Holdings:
             if self.index.describes(fd, st) and (
                     not self.appended and st.st_size == self.index.raw_end
                     or not _opener(self.path) and st.st_size == self.appended_end):
-                sidecar.save(self.path, sidecar.Index.of(
-                    fd, st, st.st_size, self.appended_end, self.index.rows + self.appended,
-                    folders))
+                sidecar.save(self.path, self.index.grown(
+                    fd, st, st.st_size, self.appended_end, self.appended, folders))
                 return
         try:
             self._read_index(self.index, keep=True)
@@ -193,29 +198,24 @@ class Holdings:
             pass  # the next reader reports it
 
     @property
-    def uids(self):
-        """{(folder, uidvalidity, uid)} of the messages held."""
-        self._build_keys()
-        return self._uids
-
-    @property
     def by_id(self):
         """{generation: Counter of _record_key} of the messages held."""
-        self._build_keys()
-        return self._by_id
-
-    def _build_keys(self):
-        if self._uids is None:
-            self._uids, self._by_id = set(), defaultdict(Counter)
+        if self._by_id is None:
+            self._by_id = defaultdict(Counter)
             for row in self.index.rows:
                 record = sidecar.record(row)
-                self.add_uid(record)
                 self._by_id[_generation(record)][_record_key(record)] += 1
+        return self._by_id
 
     def add_uid(self, record):
         """Count a message appended now as held by its folder, UIDVALIDITY and UID."""
-        if _generation(record) is not None and record.get("uid") is not None:
-            self.uids.add((*_generation(record), record["uid"]))
+        self.index.held.add(record)
+
+    def _others(self, record):
+        """Whether the file holds messages of generations other than record's (all, for
+        a record without UIDVALIDITY), which it may match by content."""
+        own = _generation(record)
+        return any(own is None or generation != own for generation in self.index.held.generations())
 
     def _consume(self, table, record, key):
         """Match key once against the messages of the other generations (of all of them
@@ -229,17 +229,17 @@ class Holdings:
 
     def _uid_held(self, record):
         own = _generation(record)
-        return own is not None and (*own, record.get("uid")) in self.uids
+        return own is not None and (own, record.get("uid")) in self.index.held
 
     def holds_record(self, record):
-        return self._uid_held(record) or self._consume(self.by_id, record, _record_key(record))
+        return self._uid_held(record) or self._others(record) and self._consume(
+            self.by_id, record, _record_key(record))
 
     def holds_message(self, record, data):
         """data in LF form, as mboxrd stores it."""
         if self._uid_held(record):
             return True
-        own = _generation(record)
-        if not any(own is None or generation != own for generation in self.by_id):
+        if not self._others(record):
             return False
         if self.by_digest is None:
             self.by_digest = defaultdict(Counter)
