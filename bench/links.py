@@ -130,7 +130,7 @@ def loaded(make, spec, message=None, runs=RUNS):
 def full_backups(bench, name_prefix, row=None):
     """A full backup by each tool (into row, if given, else once and untimed); {tool:
     its directory}."""
-    bases, runs = {}, bench.runs
+    bases, repeats = {}, bench.runs
     if row is None:
         bench.runs = 1
     for name, tool in bench.tools().items():
@@ -140,7 +140,7 @@ def full_backups(bench, name_prefix, row=None):
         last = os.path.join(bench.work, f"{name_prefix}-{name}.{bench.runs - 1}")
         bases[name] = os.path.join(bench.work, f"{name_prefix}-{name}.base")
         os.rename(last, bases[name])
-    bench.runs = runs
+    bench.runs = repeats
     return bases
 
 
