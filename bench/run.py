@@ -1,6 +1,6 @@
 """The benchmark behind `make bench`: imapstream beside mbsync, against the same Dovecot.
 
-    .venv/bin/python bench/run.py [--large] [--runs N] [--keep]
+    .venv/bin/python bench/run.py [--large] [--runs N] [--only GROUP,...] [--keep]
 
 It starts the test Dovecot (tests/dovecot.py), writes the deterministic corpus of
 bench/corpus.py into a fresh user's maildir (SMALL by default, LARGE with --large once
@@ -18,7 +18,11 @@ and the bare one-pass pipeline
   imap-list --all --since DIR | mbox-ids --missing -d DIR | imap-fetch | mbox-merge -d DIR
 
 Peak RSS comes from GNU time: per process for the pipeline, the largest process of the
-tree for mbsync and imapbackup.  The table goes to stdout and to bench/results.md.
+tree for mbsync and imapbackup.  That is the group "loopback"; the groups "links",
+"folders", "cap" and "big" (bench/links.py) run the same tools through an emulated
+link (bench/linkproxy.py: a delay, a bandwidth cap, round trips counted from a trace).
+--only runs some groups (e.g. --only links); each group's table goes to stdout and
+replaces its own section of bench/results.md, whose other sections stay.
 """
 
 import argparse
@@ -376,6 +380,8 @@ def main():
             else:
                 sections[group] = links.GROUPS[group](
                     lambda s, m=None: Bench(s, runs, work, server, m), versions())
+                sections[group] += (f"\n- load average (1 min) at the end "
+                                    f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n")
             print(sections[group if group != "loopback" else f"loopback-{spec.name}"])
     finally:
         server.stop()
