@@ -143,7 +143,7 @@ class Base:
     def __init__(self, path, ino, length, count, rows_bytes):
         self.path, self.ino, self.length = path, ino, length
         self.count, self.rows_bytes = count, rows_bytes
-        self.fallback = None
+        self.fallback = list  # none: Holdings gives a scan of the file
         self._rows = None
 
     def rows(self):
