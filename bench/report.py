@@ -73,3 +73,25 @@ class Table:
                          f"| >= {SCAN_TARGETS[name]} MB/s | "
                          f"{'yes' if rate >= SCAN_TARGETS[name] else 'no'} | {net:.0f} |")
         return "\n".join(lines) + "\n"
+
+
+def update_results(path, sections):
+    """Replace in the file at path the sections measured now, each the text after its
+    line "<!-- bench: NAME -->" up to the next such line, and keep the others (the
+    sections of other runs and the notes written by hand); new ones go at the end."""
+    marker = "<!-- bench: {} -->\n"
+    kept, name = {}, None
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("<!-- bench: ") and line.endswith(" -->\n"):
+                    name = line[len("<!-- bench: "):-len(" -->\n")]
+                    kept[name] = ""
+                elif name is not None:
+                    kept[name] += line
+    except FileNotFoundError:
+        pass
+    for name, text in sections.items():
+        kept[name] = text if text.endswith("\n\n") else text + "\n"
+    with open(path, "w") as f:
+        f.write("".join(marker.format(name) + text for name, text in kept.items()))

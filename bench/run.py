@@ -1,6 +1,6 @@
 """The benchmark behind `make bench`: imapstream beside mbsync, against the same Dovecot.
 
-    .venv/bin/python bench/run.py [--large] [--runs N] [--keep]
+    .venv/bin/python bench/run.py [--large] [--runs N] [--only GROUP,...] [--keep]
 
 It starts the test Dovecot (tests/dovecot.py), writes the deterministic corpus of
 bench/corpus.py into a fresh user's maildir (SMALL by default, LARGE with --large once
@@ -18,7 +18,11 @@ and the bare one-pass pipeline
   imap-list --all --since DIR | mbox-ids --missing -d DIR | imap-fetch | mbox-merge -d DIR
 
 Peak RSS comes from GNU time: per process for the pipeline, the largest process of the
-tree for mbsync and imapbackup.  The table goes to stdout and to bench/results.md.
+tree for mbsync and imapbackup.  That is the group "loopback"; the groups "links",
+"folders", "cap" and "big" (bench/links.py) run the same tools through an emulated
+link (bench/linkproxy.py: a delay, a bandwidth cap, round trips counted from a trace).
+--only runs some groups (e.g. --only links); each group's table goes to stdout and
+replaces its own section of bench/results.md, whose other sections stay.
 """
 
 import argparse
@@ -36,8 +40,11 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [HERE, os.path.join(ROOT, "tests")]
 
 import corpus  # noqa: E402
+import links  # noqa: E402
 from dovecot import Dovecot  # noqa: E402
-from report import Table  # noqa: E402
+from report import Table, update_results  # noqa: E402
+
+GROUPS = ("loopback", *links.GROUPS)
 
 VENV_BIN = os.path.dirname(sys.executable)
 IMAPBACKUP = os.path.join(ROOT, "bin", "imapbackup")
@@ -75,6 +82,7 @@ class Run:
 
     def __init__(self, seconds, statuses, rss):
         self.seconds, self.statuses, self.rss = seconds, statuses, rss
+        self.trace = None  # the link proxy's events (bench/linkproxy.py), if it ran
 
     @property
     def ok(self):
@@ -119,25 +127,35 @@ class Measured:
 
 
 class Bench:
-    def __init__(self, spec, runs, work):
-        self.spec, self.runs, self.work = spec, runs, work
+    """One corpus in one user's mailbox of server, and the tools run against it
+    directly or, after via(proxy), through a link proxy."""
+
+    def __init__(self, spec, runs, work, server, message=None):
+        self.spec, self.runs, self.work, self.server = spec, runs, work, server
         self.log = open(os.path.join(work, "commands.log"), "ab")
         self.measured = Measured(work)
-        self.server = Dovecot(os.path.join(work, "dovecot"))
         self.corpus = corpus.Corpus(spec)
+        self.message = message or self.corpus.message
         self.count = self.largest = 0
+        self.proxy = None
 
     def start(self):
-        self.server.start()
         self.user, password = self.server.new_user("fs")
-        self.env = dict(os.environ, **self.server.env(self.user))
-        self.env["PATH"] = os.pathsep.join([VENV_BIN, os.environ.get("PATH", "")])
+        self.via(None)
         self.passfile = os.path.join(self.work, "password")
         with open(os.open(self.passfile, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write(password + "\n")
 
+    def via(self, proxy):
+        """Run the tools through proxy (a LinkProxy), or straight to the server."""
+        self.proxy = proxy
+        self.port = proxy.port if proxy else self.server.port
+        self.env = dict(os.environ, **self.server.env(self.user))
+        self.env["IMAP_SERVER"] = f"{self.server.host}:{self.port}"
+        self.env["PATH"] = os.pathsep.join([VENV_BIN, os.environ.get("PATH", "")])
+
     def load(self, numbers):
-        messages = (self.corpus.message(n) for n in numbers)
+        messages = (self.message(n) for n in numbers)
         count, size, largest = corpus.write_maildir(
             self.server.home(self.user), messages, self.server.mail_uid, self.server.mail_gid)
         self.server.doveadm("force-resync", "-u", self.user, "*")
@@ -151,7 +169,7 @@ class Bench:
         os.makedirs(target, exist_ok=True)
         rc = target + ".mbsyncrc"
         with open(rc, "w") as f:
-            f.write(MBSYNCRC.format(host="localhost", port=self.server.port,
+            f.write(MBSYNCRC.format(host="localhost", port=self.port,
                                     user=self.user, passfile=self.passfile,
                                     cafile=self.server.cafile, target=target))
         return self.measured.run([["mbsync", "-q", "-c", rc, "bench"]], self.env, self.log)
@@ -177,7 +195,11 @@ class Bench:
         runs = []
         for number in range(self.runs):
             target = prepare(number)
+            if self.proxy:
+                self.proxy.take_trace()
             run = tool(target)
+            if self.proxy:
+                run.trace = self.proxy.take_trace()
             if not run.ok:
                 raise SystemExit(f"bench: {tool.__name__} failed with {run.statuses}; "
                                  f"see {self.log.name}")
@@ -307,13 +329,33 @@ def versions():
             f"{first_line(['mbsync', '--version'])}")
 
 
+def loopback(spec, runs, work, server):
+    """The tools straight to the server: the figures of the earlier performance work."""
+    bench = Bench(spec, runs, work, server)
+    bench.start()
+    started, load = time.perf_counter(), os.getloadavg()[0]
+    count, size = bench.load(range(spec.messages))
+    table = Table(spec.name, count, size, runs, versions(), bench.largest)
+    table.note(f"loaded into the maildir in {time.perf_counter() - started:.1f} s")
+    bench.measure(table)
+    table.note(f"load average (1 min) at the start {load:.2f}, at the end "
+               f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores: other work on the "
+               f"machine makes every number slower")
+    return table.markdown()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--large", action="store_true", help="the 1 GB corpus (needs ~8 GB disk)")
     p.add_argument("--runs", type=int, help="runs per measurement (default 5, 3 with --large)")
+    p.add_argument("--only", metavar="GROUP,...", default=",".join(GROUPS),
+                   help=f"measure only these of {', '.join(GROUPS)} (default all)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--results", default=os.path.join(HERE, "results.md"))
     options = p.parse_args()
+    only = options.only.split(",")
+    if not set(only) <= set(GROUPS):
+        p.error(f"--only takes some of {', '.join(GROUPS)}")
     spec = corpus.LARGE if options.large else corpus.SMALL
     runs = options.runs or (3 if options.large else 5)
     ensure_packages()
@@ -328,27 +370,26 @@ def main():
         shutil.rmtree(work)
         raise SystemExit(f"bench: {spec.name} needs {need / 1e9:.0f} GB free in "
                          f"{tempfile.gettempdir()}")
-    bench = Bench(spec, runs, work)
+    server = Dovecot(os.path.join(work, "dovecot"))
+    sections = {}
     try:
-        bench.start()
-        started, load = time.perf_counter(), os.getloadavg()[0]
-        count, size = bench.load(range(spec.messages))
-        table = Table(spec.name, count, size, runs, versions(), bench.largest)
-        table.note(f"loaded into the maildir in {time.perf_counter() - started:.1f} s")
-        bench.measure(table)
-        table.note(f"load average (1 min) at the start {load:.2f}, at the end "
-                   f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores: other work on the "
-                   f"machine makes every number slower")
+        server.start()
+        for group in only:
+            if group == "loopback":
+                sections[f"loopback-{spec.name}"] = loopback(spec, runs, work, server)
+            else:
+                sections[group] = links.GROUPS[group](
+                    lambda s, m=None: Bench(s, runs, work, server, m), versions())
+                sections[group] += (f"\n- load average (1 min) at the end "
+                                    f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n")
+            print(sections[group if group != "loopback" else f"loopback-{spec.name}"])
     finally:
-        bench.server.stop()
+        server.stop()
         if options.keep:
             print(f"bench: work directory kept: {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    text = table.markdown()
-    print(text)
-    with open(options.results, "w") as f:
-        f.write(text)
+    update_results(options.results, sections)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ sidecar is in (missing, stale, corrupt, of another file), what a file holds is w
 full scan of the file says."""
 
 import gzip
+import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -34,9 +36,9 @@ AWKWARD = [
 ]
 
 
-def stream(messages, uidvalidity=7, folder="INBOX"):
+def stream(messages, uidvalidity=7, folder="INBOX", first=1):
     out = io.BytesIO()
-    for uid, data in enumerate(messages, 1):
+    for uid, data in enumerate(messages, first):
         write_message(out, {"folder": folder, "delimiter": "/", "uidvalidity": uidvalidity,
                             "uid": uid, "size": len(data), "flags": ["\\Seen"],
                             "internaldate": "2005-07-01T12:00:00+02:00"}, data)
@@ -95,7 +97,8 @@ def test_a_missing_sidecar_is_rebuilt_by_the_next_merge(mbox):
     lambda b: b"", lambda b: b[:len(b) // 2], lambda b: b"garbage\n" + b,
     lambda b: b.replace(b'"uid":', b'"uid" :', 1) if b'"uid":' in b else b + b"x",
     lambda b: re.sub(rb'\[(\d+),', lambda m: b"[%d," % (int(m.group(1)) + 1), b, count=2),
-    lambda b: b.replace(b'"imapstream-ids":1', b'"imapstream-ids":2'),
+    lambda b: b.replace(b'"imapstream-ids":2', b'"imapstream-ids":3'),
+    lambda b: b.replace(b'"held":[["INBOX",7,1,', b'"held":[["INBOX",7,2,'),
 ])
 def test_a_corrupt_sidecar_is_ignored(mbox, damage):
     before = full_scan(mbox)
@@ -104,6 +107,97 @@ def test_a_corrupt_sidecar_is_ignored(mbox, damage):
     with open(index_path(mbox), "wb") as f:
         f.write(damage(text))
     assert held(mbox) == before
+
+
+def test_an_append_adds_a_segment_and_reads_no_rows(mbox, monkeypatch):
+    before = open(index_path(mbox), "rb").read()
+    size = mbox.stat().st_size
+
+    def no_rows(_base):
+        raise AssertionError("the sidecar's rows were read")
+    monkeypatch.setattr(sidecar, "_load_rows", no_rows)
+    records = io.BytesIO()
+    new = b'{"folder":"INBOX","delimiter":"/","uidvalidity":7,"uid":8,"size":5}\n'
+    assert mbox_ids.main(["--missing", str(mbox)], io.BytesIO(new), records) == 0
+    assert records.getvalue() == new
+    merge(mbox, [b"Subject: new\n\nx\n"], first=8)  # UIDs 1-7 are held
+    monkeypatch.undo()
+    after = open(index_path(mbox), "rb").read()
+    assert after.startswith(before)
+    rows, state = after[len(before):].split(b"\n")[:2]
+    assert after.endswith(state + b"\n") and after.count(b"\n") == 4
+    assert rows == b'[[%d,"INBOX","/",7,8,null,16,["\\\\Seen"],"2005-07-01T12:00:00+02:00"]]' % size
+    fields = json.loads(state)
+    assert (fields["count"], fields["at"], fields["held"]) == (
+        len(AWKWARD) + 1, len(before), [["INBOX", 7, 1, 8]])
+    assert fields["sha1"] == hashlib.sha1(rows).hexdigest()
+    assert held(mbox) == full_scan(mbox) and len(sidecar.load(str(mbox)).rows) == len(AWKWARD) + 1
+
+
+def test_a_torn_append_is_passed_over_and_cut_off_by_the_next(mbox):
+    before = open(index_path(mbox), "rb").read()
+    merge(mbox, [b"Subject: new\n\nx\n"], uidvalidity=8)
+    after = open(index_path(mbox), "rb").read()
+    expected = full_scan(mbox)
+    rows_end = after.index(b"\n", len(before)) + 1
+    cuts = {*range(len(before), len(after), 11), rows_end - 1, rows_end, rows_end + 1,
+            len(after) - 1}
+    for cut in sorted(cuts):
+        with open(index_path(mbox), "wb") as f:
+            f.write(after[:cut])
+        index = sidecar.load(str(mbox))
+        assert index.count == len(AWKWARD) and len(index.rows) == len(AWKWARD), cut
+        assert held(mbox) == expected, cut
+    merge(mbox, [b"Subject: newer\n\ny\n"], uidvalidity=9)
+    text = open(index_path(mbox), "rb").read()
+    assert text.startswith(before) and text.count(b"\n") == 4  # the torn part cut off
+    assert held(mbox) == full_scan(mbox) and len(sidecar.load(str(mbox)).rows) == len(AWKWARD) + 2
+
+
+def test_rows_of_a_damaged_segment_are_scanned_again(mbox):
+    merge(mbox, [b"Subject: new\n\nx\n"], uidvalidity=8)
+    text = open(index_path(mbox), "rb").read()
+    with open(index_path(mbox), "wb") as f:
+        f.write(text.replace(b'"Subject', b'"Subjekt', 1).replace(b',7,1,', b',7,2,', 1))
+    index = sidecar.load(str(mbox))
+    assert index is not None and sidecar._load_rows(index.base) is None
+    assert held(mbox) == full_scan(mbox)
+
+
+def test_superseded_states_are_compacted(mbox, monkeypatch):
+    monkeypatch.setattr(sidecar, "SLACK", 0)
+    merge(mbox, [b"Subject: one\n\nx\n"], uidvalidity=8)  # appended: nothing superseded yet
+    assert open(index_path(mbox), "rb").read().count(b"\n") == 4
+    merge(mbox, [b"Subject: two\n\ny\n"], uidvalidity=9)  # one state superseded: rewritten
+    text = open(index_path(mbox), "rb").read()
+    assert text.count(b"\n") == 2 and json.loads(text.split(b"\n")[1])["at"] == 0
+    assert held(mbox) == full_scan(mbox)
+
+
+def test_a_version_1_sidecar_is_ignored_and_replaced(mbox):
+    rows = full_scan(mbox)
+    old = json.dumps({"imapstream-ids": 1, "count": len(rows)}).encode() + b"\n[]"
+    with open(index_path(mbox), "wb") as f:
+        f.write(old)
+    assert sidecar.load(str(mbox)) is None and held(mbox) == rows
+    merge(mbox, [b"Subject: new\n\nx\n"], uidvalidity=8)
+    assert json.loads(open(index_path(mbox), "rb").read().split(b"\n")[1])["imapstream-ids"] == 2
+
+
+def test_held_uids_are_ranges_per_generation():
+    held_uids = sidecar.Held()
+    for uid in (5, 1, 2, 3, 9, 7, 6, 3):
+        held_uids.add({"folder": "F", "uidvalidity": 7, "uid": uid})
+    held_uids.add({"folder": "G", "uidvalidity": 1, "uid": None})
+    held_uids.add({"folder": None, "uidvalidity": None, "uid": None})
+    assert held_uids.to_json() == [["F", 7, 1, 3, 5, 7, 9, 9], ["G", 1], [None, None]]
+    again = sidecar.Held.from_json(held_uids.to_json())
+    assert [(("F", 7), uid) in again for uid in range(11)] == [
+        False, True, True, True, False, True, True, True, False, True, False]
+    for bad in ([["F", 7, 3, 1]], [["F", 7, 1, 3, 3, 4]], [["F", 7, 1]], [["F", 0, 1, 1]],
+                [[None, None, 1, 1]], [["F", 7, 0, 1]]):
+        with pytest.raises(ValueError):
+            sidecar.Held.from_json(bad)
 
 
 def test_a_file_that_grew_behind_the_sidecar_scans_only_its_tail(mbox, tmp_path):

@@ -50,10 +50,7 @@ def scan(path, name=None):
         yield from iter_messages(f, name or path)
 
 
-def _generation(record):
-    """A folder's UIDs under one UIDVALIDITY; None for a message that has none."""
-    uv = record.get("uidvalidity")
-    return None if uv is None else (record.get("folder"), uv)
+_generation = sidecar.generation
 
 
 def _record_key(record):
@@ -99,7 +96,8 @@ class Holdings:
         """keep_index: the caller holds the file's lock (mbox-merge), so the holdings
         may write its sidecar (see sidecar.py) after a scan."""
         self.path, self.name = path, name or path
-        self._uids = self._by_id = None  # built when first asked (mbox-ids lists without)
+        self._uids = self._by_id = None  # built when first asked (see _build_keys)
+        self._added = []  # records given to add_uid
         self.by_digest = None
         self.torn_at = self.cut_stream = None
         self.marks = {}  # folder checkpoints given in this visit, for the sidecar
@@ -122,11 +120,13 @@ class Holdings:
             if known is None or not regular or not known.describes(fd, st):
                 known = sidecar.Index(None, 0, 0, [])
             folders = {**known.folders, **self.marks}
-            if st.st_size == known.raw_end:
-                return sidecar.Index.of(fd, st, known.raw_end, known.end, known.rows, folders)
             compressed = compression.suffix_of(self.path)
+            if known.base:
+                known.base.fallback = lambda: self._scan_rows(compressed, known.raw_end)
+            if st.st_size == known.raw_end:
+                return known.grown(fd, st, known.raw_end, known.end, [], folders)
             scan = HeldScan(raw, compressed, self.name, known.raw_end, known.end)
-            rows = list(known.rows)
+            rows = []
             try:
                 for offset, record in scan:
                     rows.append(sidecar.row(offset, record))
@@ -139,10 +139,17 @@ class Holdings:
                     raise
                 return self._read_index(None, keep)  # the rest did not scan: read it all
             raw_end = raw.tell() if compressed else scan.end
-            index = sidecar.Index.of(fd, st, raw_end, scan.end, rows, folders)
+            index = known.grown(fd, st, raw_end, scan.end, rows, folders)
             if keep and regular and not (compressed and self.torn_at is not None):
                 sidecar.save(self.path, index)
             return index
+
+    def _scan_rows(self, compressed, raw_end):
+        """The rows of the file's first raw_end bytes, for a sidecar whose rows did not
+        check."""
+        with open(self.path, "rb") as raw:
+            return [sidecar.row(offset, record) for offset, record
+                    in HeldScan(Prefix(raw, raw_end), compressed, self.name)]
 
     def _complete_streams(self, raw, fd, st, compressed, folders):
         """The index of the complete members or streams of a compressed file whose last
@@ -189,9 +196,8 @@ class Holdings:
             if self.index.describes(fd, st) and (
                     not self.appended and st.st_size == self.index.raw_end
                     or not compression.suffix_of(self.path) and st.st_size == self.appended_end):
-                sidecar.save(self.path, sidecar.Index.of(
-                    fd, st, st.st_size, self.appended_end, self.index.rows + self.appended,
-                    folders))
+                sidecar.save(self.path, self.index.grown(
+                    fd, st, st.st_size, self.appended_end, self.appended, folders))
                 return
         try:
             self._read_index(self.index, keep=True)
@@ -211,20 +217,36 @@ class Holdings:
         return self._by_id
 
     def _build_keys(self):
+        """From all rows: asked only for a UID the summary in index.held has, or to match
+        by content."""
         if self._uids is None:
             self._uids, self._by_id = {}, defaultdict(Counter)
             for row in self.index.rows:
                 record = sidecar.record(row)
-                self._by_id[_generation(record)][self.add_uid(record)] += 1
+                self._by_id[_generation(record)][self._add_key(record)] += 1
+            for record in self._added:
+                self._add_key(record)
 
     def add_uid(self, record):
-        """Count a message appended now as held by its folder, UIDVALIDITY and UID;
-        returns its _record_key."""
+        """Count a message appended now as held by its folder, UIDVALIDITY and UID."""
+        self.index.held.add(record)
+        self._added.append(record)
+        if self._uids is not None:
+            self._add_key(record)
+
+    def _add_key(self, record):
+        """Note record's _record_key under its UID; returns the key."""
         key = _record_key(record)
         if _generation(record) is not None and record.get("uid") is not None:
             uid = (*_generation(record), record["uid"])
-            self.uids[uid] = self.uids.get(uid, ()) + (key,)
+            self._uids[uid] = self._uids.get(uid, ()) + (key,)
         return key
+
+    def _others(self, own):
+        """Whether the file holds messages of generations other than own (any, for own
+        None), which a message may match by content."""
+        return any(own is None or generation != own
+                   for generation in self.index.held.generations())
 
     def _consume(self, table, record, key, own):
         """Match key once against the messages of the generations other than own (of
@@ -240,19 +262,22 @@ class Holdings:
         it, and the generation it is matched against by content otherwise: its own, or
         None for all where the UID is held for another message."""
         own = _generation(record)
-        keys = self.uids.get((*own, record.get("uid")), ()) if own is not None else ()
+        if own is None or (own, record.get("uid")) not in self.index.held:
+            return False, own
+        keys = self.uids.get((*own, record.get("uid")), ())
         return any(_agree(record, key) for key in keys), own if not keys else None
 
     def holds_record(self, record):
         held, own = self._uid_held(record)
-        return held or self._consume(self.by_id, record, _record_key(record), own)
+        return held or self._others(own) and self._consume(
+            self.by_id, record, _record_key(record), own)
 
     def holds_message(self, record, data):
         """data in LF form, as mboxrd stores it."""
         held, own = self._uid_held(record)
         if held:
             return True
-        if not any(own is None or generation != own for generation in self.by_id):
+        if not self._others(own):
             return False
         if self.by_digest is None:
             self.by_digest = defaultdict(Counter)

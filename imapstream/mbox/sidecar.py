@@ -1,5 +1,6 @@
 """The sidecar index beside an mbox file: what the file holds, so that a run with
-nothing new reads no message bytes.
+nothing new reads no message bytes, and one with a few new messages reads and writes
+about as much of it as they take.
 
 NAME.mbox has its sidecar in .NAME.mbox.ids (hidden, mode 0600, never an mbox file
 name).  It holds the held records of the file's first bytes (up to raw_end, a message
@@ -12,31 +13,49 @@ mtime the file had.  It is a cache, never trusted over the mbox:
   same inode grown or cut back to no less than raw_end (appends, a torn tail cut off);
   not for a file of the same size with another mtime (a rewrite in place).  The bytes
   after raw_end are scanned as usual, so a file that only grew costs its new tail;
-- a sidecar that is missing, unreadable, of another version, or whose records do not
-  match their SHA-1, is ignored: the file is scanned whole;
-- it is written to a temporary file and renamed, so a kill leaves the old one or the
-  new one; a stale one describes bytes the file still has, or fails the checks above.
+- a sidecar that is missing, unreadable, of another version, or whose last state line
+  is damaged, is ignored: the file is scanned whole.  Rows whose segment does not
+  match its SHA-1 are not used: the file's bytes up to that state's raw_end are
+  scanned instead.
 
 It also keeps the folder checkpoints mbox-merge was given (see imapstream(7)): that
 every message of a folder with a UID below "uidnext" under "uidvalidity" is held.  They
 count while the sidecar describes the file, so an mbox rewritten or cut back by another
 program loses them and its folder is listed whole again.
 
-Format: one JSON line {"imapstream-ids": 1, "ino", "size", "mtime_ns", "raw_end",
-"end" (the uncompressed offset of raw_end), "head", "tail", "count", "sha1", "folders"
-(an array of [folder, delimiter, uidvalidity, uidnext]; absent means none)}, then one
-JSON array of rows [offset, folder, delimiter, uidvalidity, uid, message_id, size,
-flags, internaldate], one per held message.
+Format (version 2): segments, each two lines: a JSON array of rows [offset, folder,
+delimiter, uidvalidity, uid, message_id, size, flags, internaldate], one per message
+held, then a state line {"imapstream-ids": 2, "ino", "size", "mtime_ns", "raw_end",
+"end" (the uncompressed offset of raw_end), "head", "tail", "count" (the rows of all
+segments so far), "at" (the byte offset of this segment's rows line in the sidecar),
+"sha1" (of that line, without its LF), "rows_bytes" (of all rows lines so far, LFs
+included), "held", "folders"}.  The last state line describes the file; "held" sums up
+the UIDs of all rows: an array of [folder, uidvalidity, first, last, first, last, ...],
+one per generation, the UIDs held as ascending disjoint ranges (a generation of
+messages without a UID has none; [null, null] stands for those without a UIDVALIDITY).
+"folders" is an array of [folder, delimiter, uidvalidity, uidnext] (absent: none).
+
+So an append adds one segment (its new rows, a new state) and leaves the rest; a
+question about a UID reads only the last line.  The sidecar is written whole (to a
+temporary file, renamed) when first made, when it is not the one read, and when its
+superseded state lines outweigh its rows.  A kill during an append leaves a torn last
+segment, which no reader takes for a state line; the next append cuts it off.  Version
+1 (one state line first, then one array of all rows) is ignored like any other.
 """
 
+import bisect
 import contextlib
 import hashlib
+import itertools
 import os
 
 from ..records import orjson, positive_int
 
-VERSION = 1
+VERSION = 2
 WINDOW = 4096
+BLOCK = 1 << 16  # bytes read from the end at first, looking for the last state line
+SLACK = 1 << 16  # superseded bytes a sidecar may have beyond its rows' before a rewrite
+STATE = b'{"imapstream-ids":'
 KEYS = ("folder", "delimiter", "uidvalidity", "uid", "message_id", "size", "flags",
         "internaldate")
 
@@ -55,19 +74,124 @@ def windows(fd, raw_end):
             hashlib.sha1(tail, usedforsecurity=False).hexdigest())
 
 
-class Index:
-    """Rows up to raw_end (the uncompressed offset end) of the file with stat st, and
-    the folder checkpoints, {folder: [folder, delimiter, uidvalidity, uidnext]}."""
+def generation(record):
+    """A folder's UIDs under one UIDVALIDITY; None for a message that has none."""
+    uv = record.get("uidvalidity")
+    return None if uv is None else (record.get("folder"), uv)
 
-    def __init__(self, st, raw_end, end, rows, head=None, tail=None, folders=None):
-        self.st, self.raw_end, self.end, self.rows = st, raw_end, end, rows
+
+class Held:
+    """The UIDs held, {generation: (firsts, lasts)}: ascending disjoint ranges."""
+
+    def __init__(self, ranges=None):
+        self.ranges = ranges or {}
+
+    def copy(self):
+        return Held({g: (list(f), list(la)) for g, (f, la) in self.ranges.items()})
+
+    def generations(self):
+        return self.ranges.keys()
+
+    def __contains__(self, key):
+        own, uid = key
+        firsts, lasts = self.ranges.get(own, ((), ()))
+        i = bisect.bisect_right(firsts, uid) - 1 if isinstance(uid, int) else -1
+        return i >= 0 and lasts[i] >= uid
+
+    def add(self, record):
+        own = generation(record)
+        firsts, lasts = self.ranges.setdefault(own, ([], []))
+        uid = record.get("uid")
+        if own is None or not positive_int(uid) or (own, uid) in self:
+            return
+        i = bisect.bisect_right(firsts, uid) - 1
+        if i >= 0 and lasts[i] == uid - 1:
+            lasts[i] = uid
+        else:
+            i += 1
+            firsts.insert(i, uid)
+            lasts.insert(i, uid)
+        if i + 1 < len(firsts) and firsts[i + 1] == lasts[i] + 1:
+            lasts[i] = lasts.pop(i + 1)
+            del firsts[i + 1]
+
+    def to_json(self):
+        return [[*(own or (None, None)), *(u for pair in zip(f, la, strict=True) for u in pair)]
+                for own, (f, la) in self.ranges.items()]
+
+    @classmethod
+    def from_json(cls, entries):
+        held = cls()
+        for entry in entries:
+            folder, uidvalidity, *uids = entry
+            if not (isinstance(folder, str | None) and (uidvalidity is None and not uids
+                                                        or positive_int(uidvalidity))
+                    and len(uids) % 2 == 0 and all(map(positive_int, uids))
+                    and all(a < b if i % 2 else a <= b
+                            for i, (a, b) in enumerate(itertools.pairwise(uids)))):
+                raise ValueError("bad held UIDs")
+            own = None if uidvalidity is None else (folder, uidvalidity)
+            held.ranges[own] = (uids[0::2], uids[1::2])
+        return held
+
+
+class Base:
+    """What an Index read from a sidecar knows of it: its inode, the length up to the
+    end of the state line read, the count and rows' bytes of the segments so far, and
+    how to get their rows (fallback() when they do not match their SHA-1)."""
+
+    def __init__(self, path, ino, length, count, rows_bytes):
+        self.path, self.ino, self.length = path, ino, length
+        self.count, self.rows_bytes = count, rows_bytes
+        self.fallback = list  # none: Holdings gives a scan of the file
+        self._rows = None
+
+    def rows(self):
+        if self._rows is None:
+            self._rows = _load_rows(self)
+            if self._rows is None:
+                self._rows = self.fallback()
+        return self._rows
+
+
+class Index:
+    """Rows up to raw_end (the uncompressed offset end) of the file with stat st, the
+    UIDs they hold, and the folder checkpoints, {folder: [folder, delimiter,
+    uidvalidity, uidnext]}.  The rows are those of base (read from the sidecar when
+    first asked for) and then new_rows."""
+
+    def __init__(self, st, raw_end, end, new_rows, head=None, tail=None, folders=None,
+                 base=None, held=None):
+        self.st, self.raw_end, self.end = st, raw_end, end
         self.head, self.tail = head, tail
         self.folders = folders or {}
+        self.base, self.new_rows = base, new_rows
+        if held is None:
+            held = Held()
+            for row in new_rows:
+                held.add(record(row))
+        self.held = held
 
     @classmethod
     def of(cls, fd, st, raw_end, end, rows, folders=None):
         """An Index of the file open as fd, whose windows are read now."""
         return cls(st, raw_end, end, rows, *windows(fd, raw_end), folders=folders)
+
+    def grown(self, fd, st, raw_end, end, rows, folders):
+        """This index with rows added, of the file open as fd, now with stat st."""
+        held = self.held.copy()
+        for row in rows:
+            held.add(record(row))
+        return Index(st, raw_end, end, self.new_rows + rows, *windows(fd, raw_end),
+                     folders=folders, base=self.base, held=held)
+
+    @property
+    def rows(self):
+        return (self.base.rows() if self.base else []) + self.new_rows
+
+    @property
+    def count(self):
+        return (self.base.count if self.base else 0) + len(self.new_rows)
 
     def describes(self, fd, st):
         """Whether the file open as fd, with stat st, still has the bytes this index
@@ -94,79 +218,164 @@ def record(row):
 
 
 def load(mbox):
-    """The Index in the sidecar of mbox, or None if there is none worth trusting."""
+    """The Index in the sidecar of mbox (its rows read when first asked for), or None if
+    there is none worth trusting."""
     try:
         with open(path_for(mbox), "rb") as f:
-            line = f.readline()
-            body = f.read()
-        index, count, sha1 = _from_header(line)
-        if index is None or hashlib.sha1(body, usedforsecurity=False).hexdigest() != sha1:
-            return None
-        rows = orjson().loads(body)
-        if not isinstance(rows, list) or len(rows) != count:
-            return None
-        index.rows = rows
-        return index
+            found = _last_state(f.fileno())
+            if found is None:
+                return None
+            state, length = found
+            return _from_state(state, Base(path_for(mbox), os.fstat(f.fileno()).st_ino,
+                                           length, state["count"], state["rows_bytes"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def checkpoints(mbox):
-    """The folder checkpoints of mbox's sidecar while it describes the file (its first
-    line alone is read), else {}."""
+    """The folder checkpoints of mbox's sidecar while it describes the file (its last
+    state line alone is read), else {}."""
+    index = load(mbox)
     try:
-        with open(path_for(mbox), "rb") as f:
-            index, _count, _sha1 = _from_header(f.readline())
-        if index is None:
-            return {}
         with open(mbox, "rb") as raw:
-            return index.folders if index.describes(raw.fileno(), os.fstat(raw.fileno())) \
-                else {}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+            if index is not None and index.describes(raw.fileno(), os.fstat(raw.fileno())):
+                return index.folders
+    except OSError:
+        pass
+    return {}
 
 
-def _from_header(line):
-    """(an Index without rows, the count and SHA-1 of its rows) from a sidecar's first
-    line; (None, None, None) for another version.  Bad values raise ValueError,
-    KeyError or TypeError."""
-    header = orjson().loads(line)
-    if not isinstance(header, dict) or header.get("imapstream-ids") != VERSION:
-        return None, None, None
+def _last_state(fd):
+    """(the last state line, parsed, and the offset just after it) of a sidecar; None
+    if that line is not one of this version.  A torn segment after it is passed over:
+    no line of rows starts with STATE, and a state line is a state once its LF is
+    written."""
+    size = os.fstat(fd).st_size
+    block = BLOCK
+    while True:
+        start = max(0, size - block)
+        data = os.pread(fd, size - start, start)
+        end = len(data)
+        while (at := data.rfind(STATE, 0, end)) >= 0:
+            end = at
+            if at == 0 and start > 0 or at > 0 and data[at - 1:at] != b"\n":
+                continue
+            line_end = data.find(b"\n", at)
+            if line_end < 0:
+                continue  # a torn state line
+            state = orjson().loads(data[at:line_end])
+            if state.get("imapstream-ids") != VERSION or state["at"] >= start + at:
+                return None
+            return state, start + line_end + 1
+        if start == 0:
+            return None
+        block *= 4
+
+
+def _from_state(state, base):
+    """An Index of a state line (bad values raise ValueError, KeyError or TypeError)."""
     folders = {}
-    for entry in header.get("folders", ()):
+    for entry in state.get("folders", ()):
         folder, delimiter, uidvalidity, uidnext = entry
         if not (isinstance(folder, str) and isinstance(delimiter, str | None)
                 and positive_int(uidvalidity) and positive_int(uidnext)):
             raise ValueError("bad folder checkpoint")
         folders[folder] = [folder, delimiter, uidvalidity, uidnext]
-    st = _Stat(header["ino"], header["size"], header["mtime_ns"])
-    index = Index(st, header["raw_end"], header["end"], [], header["head"], header["tail"],
-                  folders)
-    return index, header["count"], header["sha1"]
+    for key in ("ino", "size", "mtime_ns", "raw_end", "end", "count", "at", "rows_bytes"):
+        if not isinstance(state[key], int) or state[key] < 0:
+            raise ValueError(f"bad {key}")
+    return Index(_Stat(state["ino"], state["size"], state["mtime_ns"]), state["raw_end"],
+                 state["end"], [], state["head"], state["tail"], folders, base,
+                 Held.from_json(state["held"]))
 
 
+def _load_rows(base):
+    """The rows of every segment of base's sidecar up to base.length, or None if the
+    sidecar is no longer the one read or a segment does not check."""
+    try:
+        with open(base.path, "rb") as f:
+            if os.fstat(f.fileno()).st_ino != base.ino:
+                return None
+            data = f.read(base.length)
+        rows, at, rows_bytes = [], 0, 0
+        while at < len(data):
+            rows_end = data.index(b"\n", at)
+            state_end = data.index(b"\n", rows_end + 1)
+            state = orjson().loads(data[rows_end + 1:state_end])
+            line = data[at:rows_end]
+            segment = orjson().loads(line)
+            rows += segment
+            rows_bytes += len(line) + 1
+            if (state["imapstream-ids"] != VERSION or state["at"] != at
+                    or state["sha1"] != hashlib.sha1(line, usedforsecurity=False).hexdigest()
+                    or state["count"] != len(rows) or state["rows_bytes"] != rows_bytes
+                    or not all(isinstance(r, list) and len(r) == len(KEYS) + 1
+                               for r in segment)):
+                return None
+            at = state_end + 1
+        return rows if len(rows) == base.count and at == base.length else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _state(index, held, count, at, line, rows_bytes):
+    state = {"imapstream-ids": VERSION, "ino": index.st.st_ino, "size": index.st.st_size,
+             "mtime_ns": index.st.st_mtime_ns, "raw_end": index.raw_end, "end": index.end,
+             "head": index.head, "tail": index.tail, "count": count, "at": at,
+             "sha1": hashlib.sha1(line, usedforsecurity=False).hexdigest(),
+             "rows_bytes": rows_bytes, "held": held.to_json()}
+    if index.folders:
+        state["folders"] = list(index.folders.values())
+    return orjson().dumps(state) + b"\n"
 
 
 def save(mbox, index):
-    """Write index as the sidecar of mbox, atomically; a failure (a read-only
-    directory, a full disk) only leaves the old sidecar, or none."""
-    body = orjson().dumps(index.rows)
-    header = {"imapstream-ids": VERSION, "ino": index.st.st_ino, "size": index.st.st_size,
-              "mtime_ns": index.st.st_mtime_ns, "raw_end": index.raw_end, "end": index.end,
-              "head": index.head, "tail": index.tail, "count": len(index.rows),
-              "sha1": hashlib.sha1(body, usedforsecurity=False).hexdigest()}
-    if index.folders:
-        header["folders"] = list(index.folders.values())
+    """Write index as the sidecar of mbox: one segment appended to the sidecar it was
+    read from, or a new sidecar renamed into place.  A failure (a read-only directory,
+    a full disk) only leaves the old sidecar, a torn segment after it, or none."""
+    base = index.base
+    if base is not None:
+        line = orjson().dumps(index.new_rows)
+        rows_bytes = base.rows_bytes + len(line) + 1
+        if base.length + len(line) - rows_bytes <= rows_bytes + SLACK:
+            state = _state(index, index.held, index.count, base.length, line, rows_bytes)
+            with contextlib.suppress(OSError):
+                if _append(base, line + b"\n" + state):
+                    return
+    rows = index.rows
+    held = Held()
+    for each in rows:
+        held.add(record(each))
+    line = orjson().dumps(rows)
+    _replace(path_for(mbox), line + b"\n" + _state(index, held, len(rows), 0, line,
+                                                    len(line) + 1))
+
+
+def _append(base, segment):
+    """Append segment to base's sidecar, cut back to what was read; False if the
+    sidecar is no longer that one."""
+    fd = os.open(base.path, os.O_RDWR)
+    try:
+        st = os.fstat(fd)
+        if st.st_ino != base.ino or st.st_size < base.length:
+            return False
+        os.ftruncate(fd, base.length)
+        if os.pwrite(fd, segment, base.length) < len(segment):
+            raise OSError("short write")
+        return True
+    finally:
+        os.close(fd)
+
+
+def _replace(target, data):
     import tempfile  # here: it loads shutil and random, start-up time for every reader
 
-    target = path_for(mbox)
     temporary = None
     try:
         handle, temporary = tempfile.mkstemp(dir=os.path.dirname(target) or ".",
                                              prefix=os.path.basename(target) + ".")
         with os.fdopen(handle, "wb") as f:
-            f.write(orjson().dumps(header) + b"\n" + body)
+            f.write(data)
         os.replace(temporary, target)
     except OSError:
         if temporary:
