@@ -8,6 +8,7 @@ import orjson
 from plumbing import AWKWARD, append_all, backup_messages, run, server_messages
 
 from imapstream.commands import imap_append, imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.imap import store
 from imapstream.mbox import sidecar
 
 
@@ -170,9 +171,9 @@ def test_a_reconnect_during_a_listing_vouches_for_nothing(account, monkeypatch, 
     """Sequence numbers may shift across a reconnect, so the folder's checkpoint after
     it is false, and mbox-merge records none."""
     append_all(account, "INBOX", AWKWARD)
-    monkeypatch.setattr("imapstream.commands.imap_list.CHUNK", 4)
+    monkeypatch.setattr("imapstream.imap.store.CHUNK", 4)
     monkeypatch.setattr("imapstream.imap.session.BACKOFF_SECONDS", (0, 0, 0))
-    fetch, calls = imap_list._fetch_by_number, []
+    fetch, calls = store._by_number, []
 
     def dropped_once(client, numbers):
         calls.append(numbers)
@@ -180,7 +181,7 @@ def test_a_reconnect_during_a_listing_vouches_for_nothing(account, monkeypatch, 
             raise ConnectionResetError("cut by the test")
         return fetch(client, numbers)
 
-    monkeypatch.setattr("imapstream.commands.imap_list._fetch_by_number", dropped_once)
+    monkeypatch.setattr("imapstream.imap.store._by_number", dropped_once)
     status, listing = run(imap_list, ["--all", "--since", os.devnull])
     assert status == 0 and "reconnecting" in capsys.readouterr().err
     every = records(listing)

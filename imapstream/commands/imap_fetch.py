@@ -3,8 +3,7 @@
 import sys
 
 from .. import cli, diagnostics, errors
-from ..imap import connection
-from ..imap.session import Session
+from ..imap import store
 from ..mbox.mboxrd import format_pieces
 from ..message import header_section, message_id, to_lf
 from ..progress import Progress
@@ -12,7 +11,6 @@ from ..records import checkpoint_key, message_key, read_records, write_record
 from ..stream import write_message
 
 PROG = "imap-fetch"
-FETCH_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
 BATCH_BYTES = 8 << 20  # a batch ends once its messages' sizes reach this
 BATCH_MESSAGES = 1000
 
@@ -25,7 +23,7 @@ def parser():
     p.add_argument("--mbox", action="store_true", help="write plain mboxrd instead")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress line, even when stderr is a terminal")
-    connection.add_options(p)
+    store.add_options(p)
     return p
 
 
@@ -35,8 +33,8 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
-    session = Session(options, PROG, lazy=True)
-    fetcher = Fetcher(session, stdout, options.mbox,
+    server = store.Store(options, PROG, lazy=True)
+    fetcher = Fetcher(server, stdout, options.mbox,
                       Progress("FETCH", False if options.no_progress else None))
     try:
         try:
@@ -52,7 +50,7 @@ def _main(argv, stdin, stdout):
         fetcher.flush()
     finally:
         fetcher.progress.clear()
-        session.close()
+        server.close()
     return errors.PARTIAL if fetcher.failed else errors.OK
 
 
@@ -60,14 +58,13 @@ class Fetcher:
     """Fetches message records in batches: one folder per batch, bounded by the sizes
     the records give, and sent off early whenever the input pauses."""
 
-    def __init__(self, session, out, mbox, progress):
-        self.session, self.out, self.mbox, self.progress = session, out, mbox, progress
+    def __init__(self, server, out, mbox, progress):
+        self.server, self.out, self.mbox, self.progress = server, out, mbox, progress
         self.selected = self.uidvalidity = None
         self.failed = 0
         self.failed_folders = set()  # folders with a message not fetched in this run
         self.marked_seen = set()  # folders where the server set \Seen despite BODY.PEEK
         self.batch, self.batch_bytes = [], 0
-        self.limit = BATCH_MESSAGES
 
     def add(self, record):
         if self.batch and (record["folder"] != self.batch[0]["folder"]
@@ -108,7 +105,7 @@ class Fetcher:
         if folder != self.selected:
             self.selected = folder
             try:
-                self.uidvalidity = self.session.examine(folder)[b"UIDVALIDITY"]
+                self.uidvalidity = self.server.examine(folder).uidvalidity
             except errors.ServerError as exc:
                 self.uidvalidity = None
                 self.fail(str(exc), 0)
@@ -124,18 +121,15 @@ class Fetcher:
                 current.append(record)
         while current:
             try:
-                response = self.session.call(
-                    lambda client, records=current: client.fetch(
-                        [r["uid"] for r in records[:self.limit]], FETCH_ITEMS),
-                    on_retry=lambda records=current: self.shrink(len(records)))
+                asked, response = self.server.bodies([r["uid"] for r in current])
             except errors.ServerError as exc:
                 self.selected = None
                 self.fail(str(exc), len(current))
                 return
-            done, current = current[:self.limit], current[self.limit:]
+            done, current = current[:asked], current[asked:]
             for record in done:
                 item = response.get(record["uid"])
-                if item is None or b"BODY[]" not in item:
+                if item is None or item.body is None:
                     self.fail(f"{folder}: UID {record['uid']} is no longer on the server")
                     continue
                 self.emit(record, item)
@@ -151,19 +145,11 @@ class Fetcher:
             self.warn(f"{record['folder']}: the server marked messages \\Seen despite "
                       f"BODY.PEEK")
 
-    def shrink(self, pending):
-        """After a dropped connection, ask for fewer messages per FETCH, so that a link
-        that keeps failing still makes progress."""
-        self.limit = max(1, min(self.limit, pending) // 2)
-
     def emit(self, record, item):
-        data = item[b"BODY[]"]
-        date = item.get(b"INTERNALDATE")
-        flags = [f.decode("utf-8", "replace") for f in item.get(b"FLAGS", ())
-                 if f.lower() != b"\\recent"]
-        self.check_peek(record, flags)
-        record = dict(record, uidvalidity=self.uidvalidity,
-                      size=item.get(b"RFC822.SIZE", record.get("size")), flags=flags,
+        data, date = item.body, item.internaldate
+        self.check_peek(record, item.flags)
+        size = item.size if item.size is not None else record.get("size")
+        record = dict(record, uidvalidity=self.uidvalidity, size=size, flags=item.flags,
                       internaldate=date.isoformat() if date else record.get("internaldate"))
         record.pop("length", None)
         if "message_id" not in record:

@@ -5,8 +5,7 @@ import re
 import sys
 
 from .. import cli, diagnostics, errors
-from ..imap import connection
-from ..imap.session import Session
+from ..imap import store
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
 from ..message import message_id
@@ -14,10 +13,6 @@ from ..records import parse_record, positive_int, read_records, write_record
 
 PROG = "imap-list"
 SPECIAL_USE = {"\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash"}
-MESSAGE_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
-                 "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
-HEADER_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
-CHUNK = 2000  # messages per FETCH: bounds each response, whatever the folder's size
 _SURROGATE = re.compile("[\ud800-\udfff]")  # in a name from undecodable bytes
 
 
@@ -39,7 +34,7 @@ def parser():
                    "after each folder write its folder checkpoint")
     p.add_argument("-v", "--verbose", action="store_true", help="say on stderr how many "
                    "messages each listed folder has (\"IMAP: Found N messages in FOLDER\")")
-    connection.add_options(p)
+    store.add_options(p)
     return p
 
 
@@ -70,9 +65,9 @@ def _main(argv, stdin, stdout):
         diagnostics.warn(PROG, f"{_shown(name)}: not a folder name: it is not valid UTF-8; skipped")
         failed += 1
     named = [name for name in named if not _SURROGATE.search(name)]
-    session = Session(options, PROG)
+    session = store.Store(options, PROG)
     try:
-        every, unreadable = session.call(_folders)
+        every, unreadable = _folders(session)
         folders = [f for f in every if selected(f["folder"])]
         if options.all or not options.folders:
             # A name the server sends that is not valid modified UTF-7 cannot be written
@@ -116,7 +111,7 @@ def _write_folders(session, folders, stdout):
     failed = 0
     for folder in folders:
         try:
-            record = session.call(lambda client, f=folder: _with_status(client, f))
+            record = _with_status(session, folder)
         except errors.ServerError as exc:
             diagnostics.warn(PROG, f"{folder['folder']}: {exc}")
             failed += 1
@@ -139,20 +134,17 @@ def _folders_from(stdin):
     return names
 
 
-def _folders(client):
+def _folders(session):
     """(folder records without STATUS, the names that are not valid modified UTF-7 as
     the server sent them, with non-ASCII bytes as \\xNN)."""
-    folders, unreadable = [], []
-    for flags, delimiter, name in client.list_folders():
-        if isinstance(name, bytes):
-            unreadable.append(name.decode("ascii", "backslashreplace"))
-            continue
-        flags = [f.decode() if isinstance(f, bytes) else f for f in flags]
+    listed, unreadable = session.folders()
+    folders = []
+    for name, delimiter, flags in listed:
         lowered = {f.lower() for f in flags}
         special = [f for f in flags if f.lower() in SPECIAL_USE]
         folders.append({
             "folder": name,
-            "delimiter": delimiter.decode() if isinstance(delimiter, bytes) else delimiter,
+            "delimiter": delimiter,
             "flags": flags,
             "special_use": special[0] if special else None,
             "noselect": "\\noselect" in lowered or "\\nonexistent" in lowered,
@@ -165,13 +157,10 @@ def _shown(name):
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _with_status(client, folder):
+def _with_status(session, folder):
     record = dict(folder, messages=None, uidvalidity=None, uidnext=None)
     if not folder["noselect"]:
-        status = client.folder_status(folder["folder"], [b"MESSAGES", b"UIDVALIDITY",
-                                                         b"UIDNEXT"])
-        record.update(messages=status.get(b"MESSAGES"), uidvalidity=status.get(b"UIDVALIDITY"),
-                      uidnext=status.get(b"UIDNEXT"))
+        record.update(session.status(folder["folder"])._asdict())
     return record
 
 
@@ -208,25 +197,24 @@ def _list_since(session, name, delimiter, known, stdout):
     checkpoint = {"folder": name, "delimiter": delimiter}
     since = None
     if known:
-        status = session.call(lambda client: client.folder_status(
-            name, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]))
-        uidvalidity, uidnext = status.get(b"UIDVALIDITY"), status.get(b"UIDNEXT")
+        status = session.status(name)
+        uidvalidity, uidnext = status.uidvalidity, status.uidnext
         if (uidvalidity, uidnext) == known:
             write_record(stdout, dict(checkpoint, uidvalidity=uidvalidity, uidnext=uidnext,
-                                      messages=status.get(b"MESSAGES"), since=uidnext,
+                                      messages=status.messages, since=uidnext,
                                       checkpoint=True))
             return 0, uidnext
         if uidvalidity == known[0] and isinstance(uidnext, int) and uidnext > known[1]:
             since = known[1]
     reconnects = session.reconnects
     selected = session.examine(name)
-    if since is not None and (session.uidvalidity != known[0]
-                              or not positive_int(selected.get(b"UIDNEXT"))):
+    if since is not None and (selected.uidvalidity != known[0]
+                              or not positive_int(selected.uidnext)):
         since = None  # changed since STATUS, or a server that does not say
     count = _list_messages(session, name, delimiter, stdout, selected, since)
-    uidnext = selected.get(b"UIDNEXT")
-    write_record(stdout, dict(checkpoint, uidvalidity=session.uidvalidity, uidnext=uidnext,
-                              messages=selected.get(b"EXISTS", 0), since=since,
+    uidnext = selected.uidnext
+    write_record(stdout, dict(checkpoint, uidvalidity=selected.uidvalidity, uidnext=uidnext,
+                              messages=selected.exists, since=since,
                               checkpoint=positive_int(uidnext)
                               and session.reconnects == reconnects))
     return count, since
@@ -234,50 +222,25 @@ def _list_since(session, name, delimiter, known, stdout):
 
 def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
     """Write the folder's message records in UID order, only those from UID since on if
-    given; after a reconnect the listing goes on from the next chunk, skipping UIDs
-    already written."""
+    given (see Store.listing)."""
     selected = selected or session.examine(name)
-    exists = selected.get(b"EXISTS", 0)
-    count = last_uid = 0
-    start = 1
-    if since is not None:
-        # UIDs grow with sequence numbers, and at most UIDNEXT - since messages have one
-        # from since on: they are among the last that many.
-        start = max(1, exists - (selected[b"UIDNEXT"] - since) + 1)
-        last_uid = since - 1
-    for first in range(start, exists + 1, CHUNK):
-        numbers = range(first, min(first + CHUNK - 1, exists) + 1)
-        response = session.call(lambda client, numbers=numbers: _fetch_by_number(client,
-                                                                                numbers))
-        # A response without a UID answers none of ours: flags of a message whose own
-        # response never came (a server that sends EXPUNGE during FETCH, against RFC 3501).
-        for item in sorted((r for r in response.values() if b"UID" in r),
-                           key=lambda r: r[b"UID"]):
-            if item[b"UID"] > last_uid:
-                write_record(stdout, message_record(name, delimiter, session.uidvalidity, item))
-                count, last_uid = count + 1, item[b"UID"]
+    count = 0
+    for item in session.listing(selected, since):
+        write_record(stdout, message_record(name, delimiter, selected.uidvalidity, item))
+        count += 1
     return count
 
 
-def _fetch_by_number(client, numbers):
-    client.use_uid = False
-    try:
-        return client.fetch(numbers, MESSAGE_ITEMS)
-    finally:
-        client.use_uid = True
-
-
 def message_record(folder, delimiter, uidvalidity, item):
-    date = item.get(b"INTERNALDATE")
+    date = item.internaldate
     return {
         "folder": folder,
         "delimiter": delimiter,
         "uidvalidity": uidvalidity,
-        "uid": item[b"UID"],
-        "message_id": message_id(item.get(HEADER_KEY) or b""),
-        "size": item.get(b"RFC822.SIZE"),
-        "flags": [f.decode("utf-8", "replace") for f in item.get(b"FLAGS", ())
-                  if f.lower() != b"\\recent"],
+        "uid": item.uid,
+        "message_id": message_id(item.header or b""),
+        "size": item.size,
+        "flags": item.flags,
         "internaldate": date.isoformat() if date else None,
     }
 
