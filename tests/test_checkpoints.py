@@ -10,6 +10,7 @@ from plumbing import AWKWARD, append_all, backup_messages, run, server_messages
 from imapstream.commands import imap_append, imap_fetch, imap_list, mbox_ids, mbox_merge
 from imapstream.imap import store
 from imapstream.mbox import sidecar
+from imapstream.records import Checkpoint, withdraw
 
 
 def records(ndjson):
@@ -205,3 +206,16 @@ def test_bad_since_and_checkpoint_records_are_errors(account, tmp_path, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3 and all("line 1: folder checkpoint without positive integers"
                                    in line for line in lines)
+
+
+def test_a_checkpoint_record_reads_and_writes_as_imapstream_7_shows_it():
+    line = (b'{"folder":"INBOX","delimiter":"/","uidvalidity":1130,"uidnext":2441,'
+            b'"messages":2440,"since":2400,"checkpoint":true}')
+    checkpoint = Checkpoint.of(orjson.loads(line), 1)
+    assert checkpoint == Checkpoint("INBOX", "/", 1130, 2441, 2440, 2400, True)
+    assert orjson.dumps(checkpoint.record()) == line
+    assert checkpoint.says_more()
+    assert not checkpoint._replace(since=2441).says_more()  # a folder with nothing new
+    assert not checkpoint._replace(vouches=False).says_more()
+    record = dict(orjson.loads(line), unknown="kept")
+    assert withdraw(record) == dict(orjson.loads(line), unknown="kept", checkpoint=False)

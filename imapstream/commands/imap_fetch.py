@@ -7,7 +7,7 @@ from ..imap import store
 from ..mbox.mboxrd import format_pieces
 from ..message import header_section, message_id, to_lf
 from ..progress import Progress
-from ..records import checkpoint_key, message_key, read_records, write_record
+from ..records import Checkpoint, message_key, read_records, withdraw, write_record
 from ..stream import write_message
 
 PROG = "imap-fetch"
@@ -39,7 +39,7 @@ def _main(argv, stdin, stdout):
     try:
         try:
             for lineno, record in read_records(stdin, idle=fetcher.flush):
-                if checkpoint_key(record, lineno) is not None:
+                if Checkpoint.of(record, lineno) is not None:
                     fetcher.checkpoint(record)
                     continue
                 message_key(record, lineno)
@@ -88,7 +88,7 @@ class Fetcher:
         it."""
         self.flush()
         if record["folder"] in self.failed_folders:
-            record["checkpoint"] = False
+            withdraw(record)
         if not self.mbox:
             write_record(self.out, record)
 

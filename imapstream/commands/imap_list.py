@@ -9,7 +9,7 @@ from ..imap import store
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
 from ..message import message_id
-from ..records import parse_record, positive_int, read_records, write_record
+from ..records import Checkpoint, parse_record, positive_int, read_records, write_record
 
 PROG = "imap-list"
 SPECIAL_USE = {"\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash"}
@@ -165,7 +165,7 @@ def _with_status(session, folder):
 
 
 def _read_since(path):
-    """{folder: (uidvalidity, uidnext)} from the folder records in the file at path, or
+    """{folder: Checkpoint} from the folder records in the file at path, or
     from the folder checkpoints of the backup directory at path; nothing is known of a
     path that does not exist yet (a first run)."""
     known = {}
@@ -173,8 +173,7 @@ def _read_since(path):
         return known
     if os.path.isdir(path):
         for mbox in mbox_files(path):
-            for folder, _delimiter, uidvalidity, uidnext in sidecar.checkpoints(mbox).values():
-                known[folder] = (uidvalidity, uidnext)
+            known.update(sidecar.checkpoints(mbox))
         return known
     try:
         with open(path, "rb") as f:
@@ -184,7 +183,8 @@ def _read_since(path):
                 if not isinstance(folder, str):
                     raise errors.DataError(f"line {lineno}: record without a \"folder\" string")
                 if positive_int(uidvalidity) and positive_int(uidnext):
-                    known[folder] = (uidvalidity, uidnext)
+                    known[folder] = Checkpoint(folder, record.get("delimiter"), uidvalidity,
+                                               uidnext)
     except errors.DataError as exc:
         raise errors.DataError(f"{path}: {exc}") from None
     return known
@@ -194,29 +194,26 @@ def _list_since(session, name, delimiter, known, stdout):
     """--since: the messages from known's uidnext on (all of them without known, or once
     UIDVALIDITY changed), then the folder checkpoint (see imapstream(7)).  Returns (how
     many, the UID they were listed from or None for all)."""
-    checkpoint = {"folder": name, "delimiter": delimiter}
     since = None
     if known:
         status = session.status(name)
         uidvalidity, uidnext = status.uidvalidity, status.uidnext
-        if (uidvalidity, uidnext) == known:
-            write_record(stdout, dict(checkpoint, uidvalidity=uidvalidity, uidnext=uidnext,
-                                      messages=status.messages, since=uidnext,
-                                      checkpoint=True))
+        if (uidvalidity, uidnext) == (known.uidvalidity, known.uidnext):
+            write_record(stdout, Checkpoint(name, delimiter, uidvalidity, uidnext,
+                                            status.messages, since=uidnext).record())
             return 0, uidnext
-        if uidvalidity == known[0] and isinstance(uidnext, int) and uidnext > known[1]:
-            since = known[1]
+        if (uidvalidity == known.uidvalidity and isinstance(uidnext, int)
+                and uidnext > known.uidnext):
+            since = known.uidnext
     reconnects = session.reconnects
     selected = session.examine(name)
-    if since is not None and (selected.uidvalidity != known[0]
+    if since is not None and (selected.uidvalidity != known.uidvalidity
                               or not positive_int(selected.uidnext)):
         since = None  # changed since STATUS, or a server that does not say
     count = _list_messages(session, name, delimiter, stdout, selected, since)
-    uidnext = selected.uidnext
-    write_record(stdout, dict(checkpoint, uidvalidity=selected.uidvalidity, uidnext=uidnext,
-                              messages=selected.exists, since=since,
-                              checkpoint=positive_int(uidnext)
-                              and session.reconnects == reconnects))
+    vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
+    write_record(stdout, Checkpoint(name, delimiter, selected.uidvalidity, selected.uidnext,
+                                    selected.exists, since, vouches).record())
     return count, since
 
 

@@ -158,17 +158,16 @@ class Holdings:
         self.appended.append(sidecar.row(self.appended_end, parse_held(text, 0, len(text))))
         self.appended_end += len(text)
 
-    def checkpoint(self, record):
-        """Note a folder checkpoint that vouches for its folder, given after the
-        folder's messages, each held now (see imapstream(7)).  One listed from "since"
-        on counts only where the file has the folder's UIDs below since; a checkpoint
+    def checkpoint(self, checkpoint):
+        """Note a records.Checkpoint that vouches for its folder, given after the
+        folder's messages, each held now (see imapstream(7)).  One listed from since on
+        counts only where the file has the folder's UIDs below since; a checkpoint
         never moves the folder's uidnext back."""
-        folder, uidvalidity, uidnext = record["folder"], record["uidvalidity"], record["uidnext"]
-        since = record.get("since")
-        mark = self.marks.get(folder) or self.index.folders.get(folder)
-        same = mark is not None and mark[2] == uidvalidity
-        if (since is None or same and mark[3] >= since) and not (same and mark[3] >= uidnext):
-            self.marks[folder] = [folder, record.get("delimiter"), uidvalidity, uidnext]
+        mark = self.marks.get(checkpoint.folder) or self.index.folders.get(checkpoint.folder)
+        same = mark is not None and mark.uidvalidity == checkpoint.uidvalidity
+        if ((checkpoint.since is None or same and mark.uidnext >= checkpoint.since)
+                and not (same and mark.uidnext >= checkpoint.uidnext)):
+            self.marks[checkpoint.folder] = checkpoint
 
     def save_index(self):
         """Write the sidecar once the Appender has closed: from the noted messages when

@@ -33,7 +33,7 @@ import contextlib
 import hashlib
 import os
 
-from ..records import orjson, positive_int
+from ..records import Checkpoint, orjson, positive_int
 
 VERSION = 1
 WINDOW = 4096
@@ -57,7 +57,7 @@ def windows(fd, raw_end):
 
 class Index:
     """Rows up to raw_end (the uncompressed offset end) of the file with stat st, and
-    the folder checkpoints, {folder: [folder, delimiter, uidvalidity, uidnext]}."""
+    the folder checkpoints, {folder: records.Checkpoint}."""
 
     def __init__(self, st, raw_end, end, rows, head=None, tail=None, folders=None):
         self.st, self.raw_end, self.end, self.rows = st, raw_end, end, rows
@@ -139,7 +139,7 @@ def _from_header(line):
         if not (isinstance(folder, str) and isinstance(delimiter, str | None)
                 and positive_int(uidvalidity) and positive_int(uidnext)):
             raise ValueError("bad folder checkpoint")
-        folders[folder] = [folder, delimiter, uidvalidity, uidnext]
+        folders[folder] = Checkpoint(folder, delimiter, uidvalidity, uidnext)
     st = _Stat(header["ino"], header["size"], header["mtime_ns"])
     index = Index(st, header["raw_end"], header["end"], [], header["head"], header["tail"],
                   folders)
@@ -157,7 +157,8 @@ def save(mbox, index):
               "head": index.head, "tail": index.tail, "count": len(index.rows),
               "sha1": hashlib.sha1(body, usedforsecurity=False).hexdigest()}
     if index.folders:
-        header["folders"] = list(index.folders.values())
+        header["folders"] = [[c.folder, c.delimiter, c.uidvalidity, c.uidnext]
+                             for c in index.folders.values()]
     import tempfile  # here: it loads shutil and random, start-up time for every reader
 
     target = path_for(mbox)
