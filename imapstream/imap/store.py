@@ -76,6 +76,9 @@ def _fetched(uid, item):
 
 
 class Store:
+    """One account on one server, through one session: its operations are the only way
+    the commands reach the server."""
+
     def __init__(self, options, prog, lazy=False):
         """lazy: log in at the first operation, not now (see Session)."""
         self.session = Session(options, prog, lazy)
@@ -84,11 +87,6 @@ class Store:
     @property
     def reconnects(self):
         return self.session.reconnects
-
-    @property
-    def uidvalidity(self):
-        """The UIDVALIDITY of the folder examined last."""
-        return self.session.uidvalidity
 
     def close(self):
         self.session.close()
