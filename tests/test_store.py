@@ -15,6 +15,7 @@ from plumbing import AWKWARD, run, server_messages
 from imapstream import errors
 from imapstream.commands import imap_append
 from imapstream.imap import session as session_module
+from imapstream.imap.transport import Client
 from imapstream.message import to_lf
 from imapstream.stream import write_message
 
@@ -112,3 +113,24 @@ def test_a_restore_across_cuts_appends_each_message_once(dovecot, account, monke
     inbox = list(restored)
     inbox[inbox.index((to_lf(held), ["\\Seen"]))] = (to_lf(held), [])  # the one held
     assert server_messages(account) == {"INBOX": sorted(inbox), "Restored": restored}
+
+
+def test_an_append_to_a_connection_that_keeps_closing_ends_with_exit_75(dovecot, account,
+                                                                      monkeypatch, capsys):
+    """Writing the literal of an APPEND to a closed connection (EPIPE, which imapclient
+    meets on its own send, not imaplib's) is a lost connection: retried, then exit 75
+    with its line; never the silent exit 141 of a closed standard output."""
+    real = Client.append_exact
+
+    def closed(client, folder, items):
+        client.has_capability("LITERAL+")  # known: the first write is the APPEND's
+        client.socket().shutdown(socket.SHUT_WR)
+        return real(client, folder, items)
+
+    monkeypatch.setattr(Client, "append_exact", closed)
+    monkeypatch.setattr(session_module, "BACKOFF_SECONDS", (0, 0, 0))
+    status, _ = run(imap_append, ["--from-stream"], frame({"folder": "INBOX"}, AWKWARD[1]))
+    err = capsys.readouterr().err
+    assert status == errors.TEMPFAIL, err
+    assert err.count("; reconnecting") == session_module.RETRIES
+    assert err.splitlines()[-1].startswith("imap-append: connection lost")

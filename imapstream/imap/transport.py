@@ -86,6 +86,15 @@ class _Guarded:
         self._received = 0
         return super()._new_tag()
 
+    def send(self, data):
+        """A failed write is a lost connection (abort), as imaplib's own commands report
+        it, also where imapclient writes a literal itself: never a BrokenPipeError, which
+        the command edge takes for a closed standard output."""
+        try:
+            super().send(data)
+        except OSError as exc:
+            raise self.abort(f"socket error: {exc}") from None
+
     def _violation(self, message):
         """A ProtocolViolation, after closing a connection that has lost its footing:
         nothing more is read from it, not even the reply to LOGOUT."""
