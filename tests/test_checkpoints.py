@@ -176,11 +176,11 @@ def test_a_reconnect_during_a_listing_vouches_for_nothing(account, monkeypatch, 
     monkeypatch.setattr("imapstream.imap.session.BACKOFF_SECONDS", (0, 0, 0))
     fetch, calls = store._by_number, []
 
-    def dropped_once(client, numbers):
+    def dropped_once(client, numbers, *items):
         calls.append(numbers)
         if len(calls) == 2:
             raise ConnectionResetError("cut by the test")
-        return fetch(client, numbers)
+        return fetch(client, numbers, *items)
 
     monkeypatch.setattr("imapstream.imap.store._by_number", dropped_once)
     status, listing = run(imap_list, ["--all", "--since", os.devnull])

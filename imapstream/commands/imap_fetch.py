@@ -146,11 +146,16 @@ class Fetcher:
                       f"BODY.PEEK")
 
     def emit(self, record, item):
-        data, date = item.body, item.internaldate
+        data = item.body
+        for what in item.left_out:
+            self.warn(f"{record['folder']}: UID {record['uid']}: left out {what}")
         self.check_peek(record, item.flags)
-        size = item.size if item.size is not None else record.get("size")
-        record = dict(record, uidvalidity=self.uidvalidity, size=size, flags=item.flags,
-                      internaldate=date.isoformat() if date else record.get("internaldate"))
+        record = dict(record, uidvalidity=self.uidvalidity, flags=item.flags)
+        # A size or date the server did not send, or sent as no record can carry it,
+        # stays as the listing gave it.
+        for key in ("size", "internaldate"):
+            if getattr(item, key) is not None:
+                record[key] = getattr(item, key)
         record.pop("length", None)
         if "message_id" not in record:
             record["message_id"] = message_id(header_section(data))

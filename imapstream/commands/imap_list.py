@@ -8,6 +8,7 @@ from .. import cli, diagnostics, errors
 from ..imap import store
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
+from ..mbox.reader import same_message
 from ..message import message_id
 from ..records import Checkpoint, parse_record, positive_int, read_records, write_record
 
@@ -72,10 +73,10 @@ def _main(argv, stdin, stdout):
         if options.all or not options.folders:
             # A name the server sends that is not valid modified UTF-7 cannot be written
             # as JSON nor named in EXAMINE: its folder is skipped, and the others listed.
-            for shown in filter(selected, unreadable):
-                diagnostics.warn(PROG, f"{shown}: the server's name for this folder is not valid "
-                               f"modified UTF-7; skipped")
-                failed += 1
+            for shown, why in unreadable:
+                if selected(shown):
+                    diagnostics.warn(PROG, f"{shown}: {why}; skipped")
+                    failed += 1
         if not (options.all or options.folders):
             failed += _write_folders(session, folders, stdout)
             return errors.PARTIAL if failed else errors.OK
@@ -135,8 +136,8 @@ def _folders_from(stdin):
 
 
 def _folders(session):
-    """(folder records without STATUS, the names that are not valid modified UTF-7 as
-    the server sent them, with non-ASCII bytes as \\xNN)."""
+    """(folder records without STATUS, [(name, why)] for the folders no record can
+    carry: see Store.folders)."""
     listed, unreadable = session.folders()
     folders = []
     for name, delimiter, flags in listed:
@@ -165,15 +166,16 @@ def _with_status(session, folder):
 
 
 def _read_since(path):
-    """{folder: Checkpoint} from the folder records in the file at path, or
-    from the folder checkpoints of the backup directory at path; nothing is known of a
-    path that does not exist yet (a first run)."""
+    """{folder: (Checkpoint, its mbox file or None)} from the folder records in the
+    file at path, or from the folder checkpoints of the backup directory at path;
+    nothing is known of a path that does not exist yet (a first run)."""
     known = {}
     if not os.path.exists(path):
         return known
     if os.path.isdir(path):
         for mbox in mbox_files(path):
-            known.update(sidecar.checkpoints(mbox))
+            for folder, checkpoint in sidecar.checkpoints(mbox).items():
+                known[folder] = (checkpoint, mbox)
         return known
     try:
         with open(path, "rb") as f:
@@ -183,17 +185,18 @@ def _read_since(path):
                 if not isinstance(folder, str):
                     raise errors.DataError(f"line {lineno}: record without a \"folder\" string")
                 if positive_int(uidvalidity) and positive_int(uidnext):
-                    known[folder] = Checkpoint(folder, record.get("delimiter"), uidvalidity,
-                                               uidnext)
+                    known[folder] = (Checkpoint(folder, record.get("delimiter"),
+                                                uidvalidity, uidnext), None)
     except errors.DataError as exc:
         raise errors.DataError(f"{path}: {exc}") from None
     return known
 
 
 def _list_since(session, name, delimiter, known, stdout):
-    """--since: the messages from known's uidnext on (all of them without known, or once
-    UIDVALIDITY changed), then the folder checkpoint (see imapstream(7)).  Returns (how
-    many, the UID they were listed from or None for all)."""
+    """--since: the messages from the uidnext of known's checkpoint on (all of them
+    without known, or once UIDVALIDITY changed), then the folder checkpoint (see
+    imapstream(7)).  Returns (how many, the UID they were listed from or None for all)."""
+    known, mbox = known or (None, None)
     since = None
     if known:
         status = session.status(name)
@@ -210,11 +213,33 @@ def _list_since(session, name, delimiter, known, stdout):
     if since is not None and (selected.uidvalidity != known.uidvalidity
                               or not positive_int(selected.uidnext)):
         since = None  # changed since STATUS, or a server that does not say
+    if since is not None and mbox and _restored(session, name, known, mbox):
+        since = None
     count = _list_messages(session, name, delimiter, stdout, selected, since)
     vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
     write_record(stdout, Checkpoint(name, delimiter, selected.uidvalidity, selected.uidnext,
                                     selected.exists, since, vouches).record())
     return count, since
+
+
+def _restored(session, name, known, mbox):
+    """Whether the server was restored from a backup, as far as one FETCH can tell: the
+    message the backup's file mbox holds with the highest UID below known's uidnext
+    (under its UIDVALIDITY) is on the server, but another message (imapstream(7))."""
+    uidvalidity, uidnext = known.uidvalidity, known.uidnext
+    index = sidecar.load(mbox)
+    held = max((r for r in map(sidecar.record, index.rows if index else ())
+                if r["folder"] == name and r["uidvalidity"] == uidvalidity
+                and isinstance(r["uid"], int) and r["uid"] < uidnext),
+               key=lambda r: r["uid"], default=None)
+    if held is None:
+        return False
+    item = session.message(held["uid"])
+    if item is None or same_message(message_record(name, None, uidvalidity, item), held):
+        return False
+    diagnostics.warn(PROG, f"{name}: UID {held['uid']} is another message than the backup "
+                           f"holds: the server was restored from a backup; listing it whole")
+    return True
 
 
 def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
@@ -229,7 +254,9 @@ def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
 
 
 def message_record(folder, delimiter, uidvalidity, item):
-    date = item.internaldate
+    """The record of a store.Fetched; what it leaves out is said on stderr."""
+    for what in item.left_out:
+        diagnostics.warn(PROG, f"{folder}: UID {item.uid}: left out {what}")
     return {
         "folder": folder,
         "delimiter": delimiter,
@@ -238,7 +265,7 @@ def message_record(folder, delimiter, uidvalidity, item):
         "message_id": message_id(item.header or b""),
         "size": item.size,
         "flags": item.flags,
-        "internaldate": date.isoformat() if date else None,
+        "internaldate": item.internaldate,
     }
 
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from .. import errors
 from ..diagnostics import server_text
 from . import connection
+from .fetchparse import record_fields
 from .session import Session
 
 add_options = connection.add_options
@@ -24,6 +25,7 @@ LISTING_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
 BODY_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
 _HEADER = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
+_DELIMITER = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]")  # RFC 3501 QUOTED-CHAR
 
 
 class Folder(NamedTuple):
@@ -47,13 +49,16 @@ class Status(NamedTuple):
 
 
 class Fetched(NamedTuple):
-    """One message of a FETCH response.  header: the Message-ID header section of a
+    """One message of a FETCH response, its size, flags and INTERNALDATE as a record
+    carries them (fetchparse.record_fields), left_out what the server sent that no
+    record can carry, for a warning.  header: the Message-ID header section of a
     listing; body: the message of a body FETCH; either None when not asked for."""
 
     uid: int
-    flags: list  # str, as the server sent them, without \\Recent (session state)
-    internaldate: object  # datetime, or None
     size: int | None
+    flags: list
+    internaldate: str | None
+    left_out: list
     header: bytes | None
     body: bytes | None
 
@@ -65,14 +70,10 @@ class AppendRefused(errors.CommandError):
     status = errors.PARTIAL
 
 
-def flags(raw):
-    """FETCH's FLAGS as str, without \\Recent."""
-    return [f.decode("utf-8", "replace") for f in raw if f.lower() != b"\\recent"]
-
-
 def _fetched(uid, item):
-    return Fetched(uid, flags(item.get(b"FLAGS", ())), item.get(b"INTERNALDATE"),
-                   item.get(b"RFC822.SIZE"), item.get(_HEADER), item.get(b"BODY[]"))
+    fields, left_out = record_fields(item)
+    return Fetched(uid, fields["size"], fields["flags"], fields["internaldate"], left_out,
+                   item.get(_HEADER), item.get(b"BODY[]"))
 
 
 class Store:
@@ -95,14 +96,24 @@ class Store:
         return self.session.call(lambda client: client.has_capability(name))
 
     def folders(self):
-        """(a Folder per LIST entry with a valid name, the names that are not valid
-        modified UTF-7 as the server sent them, non-ASCII bytes as \\xNN)."""
+        """(a Folder per LIST entry, [(name, why)] for the folders no record can carry:
+        a name that is not valid modified UTF-7, shown as the server sent it with
+        non-ASCII bytes as \\xNN, or a delimiter that is not one 7-bit character other
+        than CR, LF and NUL (RFC 3501 QUOTED-CHAR))."""
         folders, unreadable = [], []
         for raw_flags, delimiter, name in self.session.call(lambda c: c.list_folders()):
             if isinstance(name, bytes):
-                unreadable.append(name.decode("ascii", "backslashreplace"))
+                unreadable.append((name.decode("ascii", "backslashreplace"), "the server's "
+                                   "name for this folder is not valid modified UTF-7"))
                 continue
-            folders.append(Folder(name, _text(delimiter), [_text(f) for f in raw_flags]))
+            if delimiter is not None and not (isinstance(delimiter, bytes)
+                                              and _DELIMITER.fullmatch(delimiter)):
+                unreadable.append((name, f"the server's hierarchy delimiter for this folder "
+                                         f"({server_text(delimiter)}) is not one 7-bit "
+                                         f"character"))
+                continue
+            folders.append(Folder(name, delimiter and delimiter.decode(),
+                                  [_text(f) for f in raw_flags]))
         return folders, unreadable
 
     def status(self, name):
@@ -122,10 +133,7 @@ class Store:
         goes on from the next chunk, skipping UIDs already given."""
         start, last_uid = 1, 0
         if since is not None:
-            # UIDs grow with sequence numbers, and at most UIDNEXT - since messages have
-            # one from since on: they are among the last that many.
-            start = max(1, selected.exists - (selected.uidnext - since) + 1)
-            last_uid = since - 1
+            start, last_uid = self._first_new(selected, since), since - 1
         for first in range(start, selected.exists + 1, CHUNK):
             numbers = range(first, min(first + CHUNK - 1, selected.exists) + 1)
             response = self.session.call(lambda c, numbers=numbers: _by_number(c, numbers))
@@ -137,6 +145,25 @@ class Store:
                 if item[b"UID"] > last_uid:
                     last_uid = item[b"UID"]
                     yield _fetched(last_uid, item)
+
+    def _first_new(self, selected, since):
+        """The sequence number to list from so as to reach every UID from since on.  UIDs
+        grow with sequence numbers, so with a true UIDNEXT those messages are the last
+        UIDNEXT - since; but some servers' UIDNEXT lags behind their messages.  The
+        server is asked whether the message before holds a UID below since; if it does
+        not (or it is gone), the listing starts at 1 and the UIDs below since are left
+        out."""
+        start = max(1, selected.exists - (selected.uidnext - since) + 1)
+        if start == 1:
+            return 1
+        before = self.session.call(lambda c: _by_number(c, [start - 1], ["UID"]))
+        return start if before.get(start - 1, {}).get(b"UID", since) < since else 1
+
+    def message(self, uid):
+        """A Fetched (with header) of the message with uid in the folder examined last,
+        or None where there is none."""
+        item = self.session.call(lambda client: client.fetch([uid], LISTING_ITEMS)).get(uid)
+        return None if item is None else _fetched(uid, item)
 
     def bodies(self, uids):
         """Fetch the first messages of uids from the folder examined last: (how many
@@ -200,10 +227,10 @@ def _text(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _by_number(client, numbers):
+def _by_number(client, numbers, items=LISTING_ITEMS):
     client.use_uid = False
     try:
-        return client.fetch(numbers, LISTING_ITEMS)
+        return client.fetch(numbers, items)
     finally:
         client.use_uid = True
 
