@@ -10,6 +10,7 @@ from plumbing import AWKWARD, append_all, backup_messages, run, server_messages
 from imapstream.commands import imap_append, imap_fetch, imap_list, mbox_ids, mbox_merge
 from imapstream.imap import store
 from imapstream.mbox import sidecar
+from imapstream.mbox.reader import Holdings
 from imapstream.records import Checkpoint, withdraw
 
 
@@ -219,3 +220,15 @@ def test_a_checkpoint_record_reads_and_writes_as_imapstream_7_shows_it():
     assert not checkpoint._replace(vouches=False).says_more()
     record = dict(orjson.loads(line), unknown="kept")
     assert withdraw(record) == dict(orjson.loads(line), unknown="kept", checkpoint=False)
+
+
+def test_a_whole_listing_that_meets_the_same_mark_changes_nothing(tmp_path):
+    holdings = Holdings(str(tmp_path / "INBOX.mbox"))
+    first = Checkpoint("INBOX", "/", 5, 10, 9, None)
+    holdings.checkpoint(first)
+    holdings.checkpoint(first._replace(messages=8))  # once compared None with a UID
+    assert holdings.marks == {"INBOX": first}
+    holdings.checkpoint(first._replace(uidnext=7, since=None))  # restored: lower, whole
+    assert holdings.marks["INBOX"].uidnext == 7
+    holdings.checkpoint(first._replace(uidnext=12, since=8))  # from 8 on: not covered
+    assert holdings.marks["INBOX"].uidnext == 7
