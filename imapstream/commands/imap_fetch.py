@@ -24,6 +24,7 @@ def parser():
     p.add_argument("--no-progress", action="store_true",
                    help="no progress line, even when stderr is a terminal")
     store.add_options(p)
+    p.environment.append(("TERM", "dumb turns the progress line off"))
     return p
 
 
@@ -33,9 +34,11 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
+    progress = Progress("FETCH", False if options.no_progress else None)
+    if progress.enabled:
+        options.on_data = progress.arrived
     server = store.Store(options, PROG, lazy=True)
-    fetcher = Fetcher(server, stdout, options.mbox,
-                      Progress("FETCH", False if options.no_progress else None))
+    fetcher = Fetcher(server, stdout, options.mbox, progress)
     try:
         try:
             for lineno, record in read_records(stdin, idle=fetcher.flush):
@@ -49,7 +52,7 @@ def _main(argv, stdin, stdout):
             raise
         fetcher.flush()
     finally:
-        fetcher.progress.clear()
+        progress.close()
         server.close()
     return errors.PARTIAL if fetcher.failed else errors.OK
 
@@ -73,6 +76,7 @@ class Fetcher:
             self.flush()
         self.batch.append(record)
         self.batch_bytes += record.get("size") or 0
+        self.progress.expect(record.get("size") or 0)
 
     def flush(self):
         if self.batch:
@@ -102,6 +106,7 @@ class Fetcher:
 
     def fetch(self, batch):
         folder = batch[0]["folder"]
+        self.progress.folder = folder
         if folder != self.selected:
             self.selected = folder
             try:
