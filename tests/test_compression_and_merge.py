@@ -122,3 +122,18 @@ def test_a_big_message_reaches_the_compressor_in_pieces(tmp_path, monkeypatch, s
     assert max(sizes) <= append.PIECE
     [(_offset, _record, held)] = scan(str(target))
     assert held == to_lf(data)
+
+
+def test_merge_json_names_each_files_folder_and_counts_the_folders(tmp_path):
+    body = b"Subject: x\r\n\r\nbody\r\n"
+    message = (b'{"folder":"a.b","delimiter":"/","uidvalidity":1,"uid":1,"message_id":null,'
+               b'"size":20,"flags":[],"internaldate":null,"length":20}\n' + body + b"\n")
+    checkpoints = b"".join(
+        b'{"folder":"%s","delimiter":"/","uidvalidity":1,"uidnext":%d,"messages":%d,'
+        b'"since":null,"checkpoint":true}\n' % (name, uidnext, uidnext - 1)
+        for name, uidnext in ((b"a.b", 2), (b"Empty", 1)))
+    status, out = run(mbox_merge, ["-d", str(tmp_path), "--json"], message + checkpoints)
+    assert status == 0
+    path = tmp_path / "a%2Eb.mbox"
+    assert out == (b'{"file":"%s","folder":"a.b","delimiter":"/","messages":1,"bytes":%d,'
+                   b'"largest":17}\n{"folders":2}\n' % (str(path).encode(), path.stat().st_size))

@@ -118,3 +118,100 @@ def test_kill_9_anywhere_loses_nothing(dovecot, new_user, tmp_path, compression)
     sizes = {p.name: p.stat().st_size for p in (tmp_path / "backup").iterdir()}
     assert completes(start(env, tmp_path, compression), tmp_path) is True
     assert {p.name: p.stat().st_size for p in (tmp_path / "backup").iterdir()} == sizes
+
+
+IMAPBACKUP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "bin", "imapbackup")
+RUNS = 5  # interrupted runs per mode
+
+
+def session_processes(session):
+    """The live processes of a session (zombies are done)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state, *fields = f.read().rpartition(b")")[2].split()
+        except (OSError, ValueError):
+            continue
+        if int(fields[3]) == session and state != b"Z":
+            found.append(int(entry))
+    return found
+
+
+def crash(session):
+    """kill -9 every process of the session at once, as a power cut would."""
+    while pids := session_processes(session):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def leftovers(backup, temporary):
+    """What a finished run must not leave: -y copies, temporary files, dotlocks."""
+    return (sorted(p.name for p in backup.iterdir()
+                   if not p.name.endswith((".mbox", ".mbox.gz", ".mbox.ids", ".mbox.gz.ids")))
+            + sorted(p.name for p in temporary.iterdir()))
+
+
+@pytest.mark.parametrize("options", [[], ["-z"], ["-y"]], ids=["plain", "gzip", "overwrite"])
+def test_imapbackup_killed_or_signalled_at_random_moments_loses_nothing(
+        dovecot, new_user, tmp_path, options):
+    seed = int(os.environ.get("CRASH_SEED") or random.randrange(1 << 32))
+    print(f"CRASH_SEED={seed}")
+    rng = random.Random(seed)
+    user, _ = new_user("fs")
+    client = dovecot.client(user)
+    folders = ("INBOX", "A", "B/C")
+    for folder in folders[1:]:
+        client.create_folder(folder)
+    serial = iter(range(1 << 30))
+
+    def new_mail(count):
+        for folder in folders:
+            append_all(client, folder, [
+                b"Subject: %d\r\nMessage-ID: <%d@crash>\r\n\r\n" % (n, n % 7)
+                + base64.encodebytes(rng.randbytes(3000 + 997 * n % 60000))
+                for n in (next(serial) for _ in range(count))])
+
+    new_mail(12)
+    backup, temporary = tmp_path / "backup", tmp_path / "tmp"
+    temporary.mkdir()
+    env = dict(os.environ, **dovecot.env(user), TMPDIR=str(temporary),
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+
+    def start():
+        with open(tmp_path / "stderr", "ab") as stderr:
+            return subprocess.Popen([IMAPBACKUP, "-d", str(backup), "--nospinner", *options],
+                                    env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                                    start_new_session=True)
+
+    full = time.monotonic()
+    assert completes(start(), tmp_path) is True
+    full = time.monotonic() - full
+    shutil.rmtree(backup)
+    for _ in range(RUNS):
+        run = start()
+        time.sleep(rng.uniform(0, full))
+        how = rng.choice(["kill -9", signal.SIGINT, signal.SIGTERM])
+        if run.poll() is not None:
+            new_mail(5)  # it finished first: give the next one work
+        if how == "kill -9":
+            crash(run.pid)
+            run.wait()
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(run.pid, how)
+            assert run.wait(60) in (0, 128 + how), (seed, how)
+            deadline = time.monotonic() + 10  # its last processes may still be exiting
+            while session_processes(run.pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert session_processes(run.pid) == [], (seed, how)
+        if backup.exists():
+            readable(backup)
+    assert completes(start(), tmp_path) is True, seed
+    assert backup_messages(str(backup)) == server_messages(client), seed
+    sizes = {p.name: p.stat().st_size for p in backup.iterdir()}
+    assert completes(start(), tmp_path) is True, seed
+    assert {p.name: p.stat().st_size for p in backup.iterdir()} == sizes, seed
+    assert leftovers(backup, temporary) == [], seed

@@ -344,6 +344,53 @@ def test_help_and_man_page_show_the_same_options(sample_account):
     assert in_help == in_page
 
 
+def test_thunderbird_names_are_the_folder_names(dovecot, tmp_path):
+    user, _ = dovecot.new_user("fs")
+    with dovecot.client(user) as client:
+        for folder in ("a.b", "100% done", "x/y.z", "x/y.z/w"):
+            client.create_folder(folder)
+            client.append(folder, b"Subject: %s\r\n\r\nbody\r\n" % folder.encode())
+    env = command_env(dovecot, user, tmp_path)
+    backup = tmp_path / "backup"
+    done = imapbackup(env, "-d", backup, "--thunderbird", "--json")
+    assert done.returncode == 0, done.stderr
+    tree = {str(p.relative_to(backup)) for p in backup.rglob("*")
+            if ".flat" not in p.parts and p.is_file()}
+    assert tree == {"a.b", "100% done", "x", "x.sbd/y.z", "x.sbd/y.z.sbd/w"}
+    assert (backup / "x").stat().st_size == 0
+    assert (backup / "x.sbd" / "y.z").stat().st_ino == (
+        backup / ".flat" / "x.y%2Ez.mbox").stat().st_ino
+    assert json.loads(done.stdout)["files"] == 4  # INBOX is empty: no file
+
+
+def test_the_login_comes_from_where_the_plumbing_finds_it(sample_account, tmp_path):
+    """imap-list --login-source tells imapbackup whether to ask: not for ~/.netrc."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(sample_account, HOME=str(home), IMAP_PASSWORD="")
+    del env["IMAP_USER"]
+
+    def source(*args):
+        done = subprocess.run(["imap-list", "--login-source", *args], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        return done.returncode, done.stdout or done.stderr
+
+    assert source() == (2, "imap-list: no user: give -u USER or set IMAP_USER\n")
+    assert source("-u", "x") == (0, '{"user":"x","secret":"terminal"}\n')
+    assert source("-u", "x", "--password-command", "true") == (
+        0, '{"user":"x","secret":"command"}\n')
+    netrc = home / ".netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {sample_account['IMAP_USER']} password "
+                     f"{sample_account['IMAP_PASSWORD']}\n")
+    netrc.chmod(0o600)
+    assert source() == (0, f'{{"user":"{sample_account["IMAP_USER"]}","secret":"netrc"}}\n')
+    done = subprocess.run([str(IMAPBACKUP), "-d", str(tmp_path / "backup"), "-f", "Drafts"],
+                          env=env, capture_output=True, text=True, start_new_session=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert set(contents(tmp_path / "backup")) == {"Drafts.mbox"}
+
+
 def test_thunderbird_shows_folder_names_as_they_are(dovecot, new_user, tmp_path):
     """The flat files escape '.' and '%' (imapstream(7), Backup directory); Thunderbird's
     tree names a folder as it is, parts by .sbd directories."""

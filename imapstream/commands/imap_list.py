@@ -40,6 +40,8 @@ def parser():
     p.add_argument("-v", "--verbose", action="count", default=0, help="say on stderr how "
                    "many messages each listed folder has (\"IMAP: Found N messages in "
                    "FOLDER\"); twice, also the server's own words when it refuses a folder")
+    p.add_argument("--login-source", action="store_true", help="connect to nothing: write "
+                   "one record with the login name and where the password would come from")
     store.add_options(p)
     return p
 
@@ -50,6 +52,9 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
+    if options.login_source:
+        write_record(stdout, store.login_source(options))
+        return errors.OK
     if options.all and options.folders:
         raise errors.UsageError("give FOLDER... or --all, not both")
     try:

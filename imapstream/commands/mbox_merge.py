@@ -2,13 +2,14 @@
 message twice."""
 
 import os
+import shutil
 import sys
 
 from .. import cli, diagnostics, errors
 from ..incoming import incoming_messages
-from ..mbox.append import Appender
-from ..mbox.archive import folder_path
-from ..mbox.folders import COMPRESSION_SUFFIX
+from ..mbox.append import Appender, clear_dead, replace
+from ..mbox.archive import folder_path, mbox_files
+from ..mbox.folders import COMPRESSION_SUFFIX, SUFFIXES
 from ..mbox.mboxrd import format_message
 from ..mbox.reader import Holdings
 from ..message import to_lf
@@ -28,7 +29,10 @@ def parser():
                    help="compression of files created in DIR (default none); existing "
                         "files keep theirs")
     p.add_argument("--json", action="store_true", help="also write one NDJSON summary "
-                   "record per file on stdout")
+                   "record per file on stdout, and a closing one")
+    p.add_argument("--replace", metavar="NEW", help="read no input: move each mbox file of "
+                   "the backup directory NEW over its folder's file in DIR, under the locks "
+                   "an append takes, then remove NEW")
     return p
 
 
@@ -40,11 +44,20 @@ def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if bool(options.file) == bool(options.directory):
         raise errors.UsageError("give FILE or -d DIR")
+    if options.replace:
+        if not options.directory:
+            raise errors.UsageError("--replace takes -d DIR, not FILE")
+        replace_all(options.replace, options.directory)
+        return errors.OK
+    if options.directory and os.path.isdir(options.directory):
+        clear_dead(options.directory)
     merger = Merger(options, stdout)
     try:
         merger.add_all(_incoming(stdin))
     finally:
         merger.close()
+    if options.json and merger.folders:
+        write_record(stdout, {"folders": len(merger.folders)})
     return errors.DATAERR if merger.refused else errors.OK
 
 
@@ -63,7 +76,9 @@ class Merger:
         self.options, self.stdout = options, stdout
         self.path = self.appender = self.holdings = None
         self.refused = set()  # files that are not mboxes: their messages are skipped
+        self.folders = set()  # the folders whose checkpoints came
         self.given = 0  # messages given for the file of this visit
+        self.first = None  # the record of the first message given for it
 
     def target(self, record):
         if self.options.file:
@@ -88,6 +103,7 @@ class Merger:
         if not self.visit(self.target(record)):
             return
         self.given += 1
+        self.first = self.first or record
         if not self.holdings.holds_message(record, data):
             try:
                 text = format_message(data, record)
@@ -114,6 +130,7 @@ class Merger:
     def checkpoint(self, record):
         """Record a folder checkpoint that says more than the last one in the sidecar of
         the folder's file; a folder without a file holds nothing to vouch for."""
+        self.folders.add(record["folder"])
         checkpoint = Checkpoint.of(record)
         if not checkpoint.says_more():
             return
@@ -128,7 +145,7 @@ class Merger:
         except BaseException:
             appender.close()
             raise
-        self.appender, self.path, self.given = appender, path, 0
+        self.appender, self.path, self.given, self.first = appender, path, 0, None
         if self.holdings.torn_at is not None:
             diagnostics.warn(PROG, f"{path}: cut off a torn last message at byte "
                            f"{self.holdings.torn_at}")
@@ -147,12 +164,11 @@ class Merger:
             return
         appender, self.appender = self.appender, None
         try:
-            appender.close()
+            appender.close(synced=self.holdings.save_index)  # the sidecar of this file
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, self.path) from None
         if appender.abandoned:
             return
-        self.holdings.save_index()
         if not self.given:
             return  # a visit for a checkpoint alone
         name = os.path.relpath(self.path, self.options.directory) if self.options.directory \
@@ -162,8 +178,22 @@ class Merger:
         diagnostics.inform(f"APPEND: Appended {diagnostics.count(appender.messages, 'message')}"
                    f" to {name} ({diagnostics.count(appender.bytes, 'byte')}{largest})")
         if self.options.json:
-            write_record(self.stdout, {"file": self.path, "messages": appender.messages,
-                                       "bytes": appender.bytes, "largest": appender.largest})
+            write_record(self.stdout, {"file": self.path, "folder": self.first.get("folder"),
+                                       "delimiter": self.first.get("delimiter"),
+                                       "messages": appender.messages, "bytes": appender.bytes,
+                                       "largest": appender.largest})
+
+
+def replace_all(new, directory):
+    """--replace: each mbox file of new over its namesake in directory, the folder's
+    files with other suffixes removed; then new itself."""
+    for path in mbox_files(new):
+        name = os.path.basename(path)
+        stem = next(name[:-len(s)] for s in reversed(SUFFIXES) if name.endswith(s))
+        others = [os.path.join(directory, stem + suffix) for suffix in SUFFIXES
+                  if stem + suffix != name]
+        replace(path, os.path.join(directory, name), others)
+    shutil.rmtree(new)
 
 
 def run():

@@ -133,17 +133,50 @@ def _check_options(options, tls):
                          f"--oauth2-token-command")
 
 
-def password(options, host):
-    """The password and whether it was typed at the prompt (then it may be asked again)."""
+def login_source(options):
+    """{"user": the login name, "secret": where the password or token comes from:
+    "oauth2", "file", "command", "environment", "netrc" or "terminal"}, found as connect
+    finds them, without reading any secret."""
+    host, _port, _tls = server_address(options.server, options.tls)
+    user = _user(options, host)
+    secret = "oauth2" if options.oauth2_token_command else _password_source(options, host)
+    return {"user": user, "secret": secret}
+
+
+def _user(options, host):
+    if not options.user:
+        entry = _netrc_entry(host)
+        options.user = entry[0] if entry else None
+    if not options.user:
+        raise UsageError("no user: give -u USER or set IMAP_USER")
+    return options.user
+
+
+def _password_source(options, host):
+    """The command line beats the environment, which beats ~/.netrc (imapstream(7))."""
     if options.password_file:
-        return _password_file(options.password_file), False
+        return "file"
     if options.password_command:
-        return _run_for_secret("--password-command", options.password_command), False
+        return "command"
     if os.environ.get("IMAP_PASSWORD"):
-        return os.environ["IMAP_PASSWORD"], False
+        return "environment"
     found = _netrc_entry(host)
     if found and found[2] and found[0] in (None, "", options.user):
-        return found[2], False
+        return "netrc"
+    return "terminal"
+
+
+def password(options, host):
+    """The password and whether it was typed at the prompt (then it may be asked again)."""
+    source = _password_source(options, host)
+    if source == "file":
+        return _password_file(options.password_file), False
+    if source == "command":
+        return _run_for_secret("--password-command", options.password_command), False
+    if source == "environment":
+        return os.environ["IMAP_PASSWORD"], False
+    if source == "netrc":
+        return _netrc_entry(host)[2], False
     try:
         with open("/dev/tty", "r+b", buffering=0):
             pass
@@ -224,11 +257,7 @@ def connect(options):
 
     host, port, tls = server_address(options.server, options.tls)
     _check_options(options, tls)
-    if not options.user:
-        entry = _netrc_entry(host)
-        options.user = entry[0] if entry else None
-    if not options.user:
-        raise UsageError("no user: give -u USER or set IMAP_USER")
+    _user(options, host)
     context = None
     if tls != "none":
         context = transport.tls_context(options.cafile, options.fingerprint, options.insecure,

@@ -18,6 +18,7 @@ from .fetchparse import record_fields
 from .session import Session
 
 add_options = connection.add_options
+login_source = connection.login_source  # where the login would come from, connecting to nothing
 
 CHUNK = 2000  # messages per listing FETCH
 LISTING_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",

@@ -9,7 +9,8 @@ import time
 
 from .. import diagnostics
 from ..errors import DataError
-from . import compression
+from . import compression, sidecar
+from .folders import SUFFIXES
 
 PIECE = 1 << 20  # written at a time: zlib, bz2 and lzma hold their whole output twice
 
@@ -28,14 +29,7 @@ class Appender:
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, mode=0o700, exist_ok=True)
-        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
-                           | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            self._dotlock = take_dotlock(path)
-        except BaseException:
-            os.close(self._fd)
-            raise
+        self._fd, self._dotlock = lock(path)
         self._start = os.fstat(self._fd).st_size
         self._sink = _Sink(self._fd)
         self._out = None
@@ -73,7 +67,8 @@ class Appender:
         self.bytes += len(text)
         self.largest = max(self.largest, message_size)
 
-    def close(self):
+    def close(self, synced=None):
+        """Finish the file; call synced(), if given, while the locks are still held."""
         if self._fd is None:
             return
         try:
@@ -84,7 +79,11 @@ class Appender:
         except BaseException:
             self.abandon()
             raise
-        self._release()
+        try:
+            if synced is not None:
+                synced()
+        finally:
+            self._release()
 
     def abandon(self):
         """Drop everything this Appender wrote."""
@@ -97,9 +96,101 @@ class Appender:
 
     def _release(self):
         if self._fd is not None:
-            os.unlink(self._dotlock)  # before the flock goes: see take_dotlock
-            os.close(self._fd)
+            unlock(self._fd, self._dotlock)
             self._fd = None
+
+
+def lock(path, create=True):
+    """(fd, dotlock) of the file at path, open for appending, under an exclusive flock(2)
+    and its dotlock; None if create is False and there is no such file.  A file renamed
+    over path or removed while the flock was awaited is not path's file any more: the
+    flock is taken again on what path names now."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    while True:
+        try:
+            fd = os.open(path, flags | (os.O_CREAT if create else 0), 0o600)
+        except FileNotFoundError:
+            if create:
+                raise
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                named = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                named = None
+            if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                return fd, take_dotlock(path)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def unlock(fd, dotlock):
+    os.unlink(dotlock)  # before the flock goes: see take_dotlock
+    os.close(fd)
+
+
+def clear_dead(directory):
+    """Remove what killed appenders left in directory: our dotlocks and the temporary
+    files of sidecars (.NAME.ids.XXXXXXXX).  Each is removed under its file's flock,
+    which every writer holds while they exist, so none of a live writer goes."""
+    for name in os.listdir(directory):
+        if name.endswith(".lock"):
+            mbox = name[:-len(".lock")]
+        elif name.startswith(".") and ".ids." in name:
+            mbox = name[1:name.rindex(".ids.")]
+        else:
+            continue
+        if not mbox.endswith(SUFFIXES):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(os.path.join(directory, mbox), os.O_RDONLY | os.O_NOFOLLOW
+                         | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not name.endswith(".lock") or _words(path)[1:] == [OUR_MARK]:
+                os.unlink(path)
+        except OSError:
+            pass  # a live writer holds the file, or the leftover is gone already
+        finally:
+            os.close(fd)
+
+
+def _words(path):
+    with open(path) as f:
+        return f.read().split()
+
+
+def replace(new, path, others=()):
+    """Rename the mbox file new, with its sidecar, over path, holding the locks an
+    Appender takes on path, so that no append goes into the file replaced and no
+    checkpoint of it lands beside the new one; remove the files in others (the
+    folder's files with other suffixes) with their sidecars, each under its locks."""
+    fd, dotlock = lock(path)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(sidecar.path_for(path))
+        os.rename(new, path)
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(sidecar.path_for(new), sidecar.path_for(path))
+    finally:
+        unlock(fd, dotlock)
+    for other in others:
+        held = lock(other, create=False)
+        if held is None:
+            continue
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(sidecar.path_for(other))
+            os.unlink(other)
+        finally:
+            unlock(*held)
 
 
 class _Sink:
