@@ -95,7 +95,7 @@ def _describe(exc):
     if isinstance(exc, ssl.SSLEOFError) or "UNEXPECTED_EOF" in str(exc):
         return "connection lost: closed by the server during TLS", TEMPFAIL
     if isinstance(exc, ssl.SSLError):
-        return f"TLS failed: {exc.reason or exc}", UNAVAILABLE
+        return f"TLS failed: {getattr(exc, 'reason', None) or exc}", UNAVAILABLE
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "timed out waiting for the server", TEMPFAIL
     if isinstance(exc, socket.gaierror):

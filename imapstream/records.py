@@ -4,6 +4,7 @@ the line number of a malformed line; consumers ignore keys they do not know."""
 import functools
 import os
 import select
+from typing import NamedTuple
 
 from .errors import DataError
 
@@ -59,20 +60,55 @@ def positive_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def checkpoint_key(record, lineno):
-    """For a folder checkpoint (a record with "checkpoint" and no "uid"), check its fields
-    and return its folder; None for any other record.  A checkpoint that vouches for its
-    folder ("checkpoint": true) needs positive integers "uidvalidity" and "uidnext"."""
-    if "checkpoint" not in record or "uid" in record:
-        return None
-    folder = record.get("folder")
-    if not isinstance(folder, str):
-        raise DataError(f"line {lineno}: folder checkpoint without a \"folder\" string")
-    if record["checkpoint"] is True and not (positive_int(record.get("uidvalidity"))
-                                             and positive_int(record.get("uidnext"))):
-        raise DataError(f"line {lineno}: folder checkpoint without positive integers "
-                        f"\"uidvalidity\" and \"uidnext\"")
-    return folder
+class Checkpoint(NamedTuple):
+    """A folder checkpoint (imapstream(7)): while the folder's UIDVALIDITY is
+    uidvalidity, every message with a UID below uidnext (from since on, if set) came
+    before it in a listing or stream, or is held by a backup (a sidecar's).  vouches is
+    the record's "checkpoint"; messages, how many the folder had."""
+
+    folder: str
+    delimiter: str | None
+    uidvalidity: int | None
+    uidnext: int | None
+    messages: int | None = None
+    since: int | None = None
+    vouches: bool = True
+
+    @classmethod
+    def of(cls, record, lineno=None):
+        """The checkpoint a record is (one with "checkpoint" and no "uid"), its fields
+        checked; None for any other record.  One that vouches for its folder needs
+        positive integers "uidvalidity" and "uidnext"."""
+        if "checkpoint" not in record or "uid" in record:
+            return None
+        where = f"line {lineno}: " if lineno else ""
+        folder = record.get("folder")
+        if not isinstance(folder, str):
+            raise DataError(f"{where}folder checkpoint without a \"folder\" string")
+        checkpoint = cls(folder, *(record.get(key) for key in cls._fields[1:-1]),
+                         vouches=record["checkpoint"] is True)
+        if checkpoint.vouches and not (positive_int(checkpoint.uidvalidity)
+                                       and positive_int(checkpoint.uidnext)):
+            raise DataError(f"{where}folder checkpoint without positive integers "
+                            f"\"uidvalidity\" and \"uidnext\"")
+        return checkpoint
+
+    def record(self):
+        return {"folder": self.folder, "delimiter": self.delimiter,
+                "uidvalidity": self.uidvalidity, "uidnext": self.uidnext,
+                "messages": self.messages, "since": self.since, "checkpoint": self.vouches}
+
+    def says_more(self):
+        """Whether it vouches for more than the listing it closes began with: not a
+        folder with nothing new (since == uidnext)."""
+        return self.vouches and self.since != self.uidnext
+
+
+def withdraw(record):
+    """Make a checkpoint record vouch for nothing, where a message of its folder did not
+    go on before it (see imapstream(7)); other keys pass on as they were."""
+    record["checkpoint"] = False
+    return record
 
 
 def message_key(record, lineno):

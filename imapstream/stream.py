@@ -1,12 +1,12 @@
 """The message stream: for each message, its record as one NDJSON line whose "length"
 is the exact number of raw bytes that follow, then those bytes as the server sent them,
 then one LF.  Lossless, no quoting, framed by counting (after git cat-file --batch).
-A folder checkpoint (records.checkpoint_key) is its record line alone."""
+A folder checkpoint (records.Checkpoint) is its record line alone."""
 
 import itertools
 
 from .errors import DataError
-from .records import checkpoint_key, dumps, parse_record, read_lines
+from .records import Checkpoint, dumps, parse_record, read_lines
 
 
 def write_message(out, record, data):
@@ -29,7 +29,7 @@ def read_messages(inp, first_line=None):
 
 def _read_message(inp, line, lineno):
     record = parse_record(line, lineno)
-    if checkpoint_key(record, lineno) is not None:
+    if Checkpoint.of(record, lineno) is not None:
         return record, None
     length = record.get("length")
     if not isinstance(length, int) or isinstance(length, bool) or length < 0:

@@ -1,13 +1,16 @@
 """A loopback TCP proxy that cuts connections: the first `cuts` connections are closed
-after `after_bytes` bytes from the server, later ones pass untouched."""
+after `after_bytes` bytes from the server, or, given `at` (pattern, offset), `offset`
+bytes past the first `pattern` in what the server sends (`upstream`: what the client
+sends); later ones pass untouched."""
 
 import socket
 import threading
 
 
 class CuttingProxy:
-    def __init__(self, target_port, after_bytes, cuts):
+    def __init__(self, target_port, after_bytes=None, cuts=1, at=None, upstream=False):
         self.target_port, self.after_bytes, self.cuts_left = target_port, after_bytes, cuts
+        self.at, self.upstream = at, upstream
         self.cuts_done = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -21,18 +24,27 @@ class CuttingProxy:
             except OSError:
                 return
             with self.lock:
-                limit = self.after_bytes if self.cuts_left > 0 else None
+                cut = self.cuts_left > 0
                 self.cuts_left -= 1
             server = socket.create_connection(("127.0.0.1", self.target_port))
-            threading.Thread(target=self._pump, args=(client, server, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, limit), daemon=True).start()
+            up = cut and self.upstream
+            down = cut and not self.upstream
+            threading.Thread(target=self._pump, args=(client, server, up), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, down), daemon=True).start()
 
-    def _pump(self, source, sink, limit):
-        sent = 0
+    def _pump(self, source, sink, cut):
+        sent, seen = 0, b""
+        limit = self.after_bytes if cut and self.at is None else None
         try:
             while data := source.recv(65536):
+                if cut and self.at is not None and limit is None:
+                    pattern, offset = self.at
+                    found = (seen + data).find(pattern)
+                    if found >= 0:
+                        limit = sent - len(seen) + found + offset
+                    seen = (seen + data)[-len(pattern):]
                 if limit is not None and sent + len(data) >= limit:
-                    sink.sendall(data[:limit - sent])
+                    sink.sendall(data[:max(0, limit - sent)])
                     with self.lock:
                         self.cuts_done += 1
                     break

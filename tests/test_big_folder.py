@@ -11,7 +11,7 @@ import sys
 import orjson
 from fake_imap import FakeIMAP
 
-from imapstream.commands import imap_list
+from imapstream.imap import store
 
 FIRST_UID = 4_000_000_000
 MESSAGE = b"Subject: one of many\r\nMessage-ID: <many@big>\r\n\r\nx\r\n"
@@ -33,14 +33,14 @@ def list_folder(server, folder):
 
 def test_a_folder_of_100000_messages():
     count = 100_000
-    with FakeIMAP({"Small": [MESSAGE] * imap_list.CHUNK, "Big": [MESSAGE] * count},
+    with FakeIMAP({"Small": [MESSAGE] * store.CHUNK, "Big": [MESSAGE] * count},
                   first_uid=FIRST_UID) as server:
         small_uids, small_rss = list_folder(server, "Small")
         big_uids, big_rss = list_folder(server, "Big")
     search_reply = b"* SEARCH" + b"".join(b" %d" % uid for uid in big_uids)
     assert len(search_reply) > imaplib._MAXLINE  # what this test guards against
     assert big_uids == list(range(FIRST_UID, FIRST_UID + count))
-    assert small_uids == big_uids[:imap_list.CHUNK]
+    assert small_uids == big_uids[:store.CHUNK]
     assert not any(b"SEARCH" in command for command in server.commands)
     assert max(len(command) for command in server.commands) < 200
     assert server.longest_line < 1000

@@ -8,7 +8,10 @@ import orjson
 from plumbing import AWKWARD, append_all, backup_messages, run, server_messages
 
 from imapstream.commands import imap_append, imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.imap import store
 from imapstream.mbox import sidecar
+from imapstream.mbox.reader import Holdings
+from imapstream.records import Checkpoint, withdraw
 
 
 def records(ndjson):
@@ -170,17 +173,17 @@ def test_a_reconnect_during_a_listing_vouches_for_nothing(account, monkeypatch, 
     """Sequence numbers may shift across a reconnect, so the folder's checkpoint after
     it is false, and mbox-merge records none."""
     append_all(account, "INBOX", AWKWARD)
-    monkeypatch.setattr("imapstream.commands.imap_list.CHUNK", 4)
+    monkeypatch.setattr("imapstream.imap.store.CHUNK", 4)
     monkeypatch.setattr("imapstream.imap.session.BACKOFF_SECONDS", (0, 0, 0))
-    fetch, calls = imap_list._fetch_by_number, []
+    fetch, calls = store._by_number, []
 
-    def dropped_once(client, numbers):
+    def dropped_once(client, numbers, *items):
         calls.append(numbers)
         if len(calls) == 2:
             raise ConnectionResetError("cut by the test")
-        return fetch(client, numbers)
+        return fetch(client, numbers, *items)
 
-    monkeypatch.setattr("imapstream.commands.imap_list._fetch_by_number", dropped_once)
+    monkeypatch.setattr("imapstream.imap.store._by_number", dropped_once)
     status, listing = run(imap_list, ["--all", "--since", os.devnull])
     assert status == 0 and "reconnecting" in capsys.readouterr().err
     every = records(listing)
@@ -204,6 +207,31 @@ def test_bad_since_and_checkpoint_records_are_errors(account, tmp_path, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3 and all("line 1: folder checkpoint without positive integers"
                                    in line for line in lines)
+
+
+def test_a_checkpoint_record_reads_and_writes_as_imapstream_7_shows_it():
+    line = (b'{"folder":"INBOX","delimiter":"/","uidvalidity":1130,"uidnext":2441,'
+            b'"messages":2440,"since":2400,"checkpoint":true}')
+    checkpoint = Checkpoint.of(orjson.loads(line), 1)
+    assert checkpoint == Checkpoint("INBOX", "/", 1130, 2441, 2440, 2400, True)
+    assert orjson.dumps(checkpoint.record()) == line
+    assert checkpoint.says_more()
+    assert not checkpoint._replace(since=2441).says_more()  # a folder with nothing new
+    assert not checkpoint._replace(vouches=False).says_more()
+    record = dict(orjson.loads(line), unknown="kept")
+    assert withdraw(record) == dict(orjson.loads(line), unknown="kept", checkpoint=False)
+
+
+def test_a_whole_listing_that_meets_the_same_mark_changes_nothing(tmp_path):
+    holdings = Holdings(str(tmp_path / "INBOX.mbox"))
+    first = Checkpoint("INBOX", "/", 5, 10, 9, None)
+    holdings.checkpoint(first)
+    holdings.checkpoint(first._replace(messages=8))  # once compared None with a UID
+    assert holdings.marks == {"INBOX": first}
+    holdings.checkpoint(first._replace(uidnext=7, since=None))  # restored: lower, whole
+    assert holdings.marks["INBOX"].uidnext == 7
+    holdings.checkpoint(first._replace(uidnext=12, since=8))  # from 8 on: not covered
+    assert holdings.marks["INBOX"].uidnext == 7
 
 
 def mark(uidnext, folder=b"INBOX", since=b"null"):

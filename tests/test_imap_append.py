@@ -16,6 +16,7 @@ from plumbing import AWKWARD, append_all, backup, run
 
 from imapstream import errors
 from imapstream.commands import imap_append, imap_fetch, imap_list
+from imapstream.imap.transport import Client
 from imapstream.stream import read_messages, write_message
 
 UTC = dt.UTC
@@ -100,13 +101,13 @@ def message_ends(stream):
 
 def count_appends(monkeypatch):
     """The number of messages of each APPEND command, as a list filled while it runs."""
-    sizes, real = [], imap_append._append_command
+    sizes, real = [], Client.append_exact
 
     def counting(client, folder, items):
         sizes.append(len(items))
         return real(client, folder, items)
 
-    monkeypatch.setattr(imap_append, "_append_command", counting)
+    monkeypatch.setattr(Client, "append_exact", counting)
     return sizes
 
 

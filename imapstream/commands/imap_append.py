@@ -9,11 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-import imapclient
-from imapclient import exceptions as imap_errors
-
 from .. import cli, diagnostics, errors
-from ..imap import connection
+from ..imap import store
 from ..incoming import incoming_messages
 from ..mbox.archive import mbox_files
 from ..mbox.folders import folder_name
@@ -22,18 +19,11 @@ from ..message import crlf_size, header_section, message_id
 from ..records import write_record
 
 PROG = "imap-append"
-HELD_ITEMS = ["RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
-HEADER_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
-CHUNK = 2000  # messages per FETCH of what a folder holds
 BATCH_BYTES = 8 << 20  # a MULTIAPPEND ends once its messages reach this
 BATCH_MESSAGES = 200
 SYSTEM_FLAGS = {"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"}
 KEYWORD = re.compile(r"[!#$&'+-\[^-z|}~]+")  # an IMAP atom
 BARE_LF = re.compile(rb"(?<!\r)\n")
-APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
-# imaplib's own APPEND rewrites bare CR and LF; this sends a message's bytes as they are,
-# with LITERAL+ when the server offers it.
-_append_command = imapclient.IMAPClient.multiappend.__wrapped__
 
 
 def parser():
@@ -53,7 +43,7 @@ def parser():
                    "would be appended; change nothing")
     p.add_argument("--json", action="store_true", help="print one NDJSON record per "
                    "appended message")
-    connection.add_options(p)
+    store.add_options(p)
     return p
 
 
@@ -66,9 +56,9 @@ def _main(argv, stdin, stdout):
     if (options.folder is not None) + options.from_stream + (options.directory is not None) != 1:
         raise errors.UsageError("give one of FOLDER, --from-stream or -d DIR")
     files = mbox_files(options.directory) if options.directory else None
-    client = connection.connect(options)
+    server = store.Store(options, PROG)
     try:
-        restorer = Restorer(client, options, stdout)
+        restorer = Restorer(server, options, stdout)
         if files is None:
             messages = (item for item in incoming_messages(stdin) if item[1] is not None)
             restorer.add_all("", messages, folder=options.folder)
@@ -83,7 +73,7 @@ def _main(argv, stdin, stdout):
                 restorer.bad_input = True
         return restorer.status()
     finally:
-        connection.logout(client)
+        server.close()
 
 
 class Message(NamedTuple):
@@ -92,23 +82,24 @@ class Message(NamedTuple):
     wire: bytes
     flags: tuple
     date: datetime | None
+    key: tuple  # (Message-ID, size counted in CRLF), by which a folder's holdings match
     record: dict  # the NDJSON record printed for it
 
 
 class Restorer:
     """Appends messages folder by folder, in batches; before the first message for a
     folder it lists what the folder holds, and skips a message while the folder holds an
-    unmatched one with the same Message-ID and size."""
+    unmatched one with the same Message-ID and size.  After a dropped connection in the
+    middle of an APPEND it lists the folder again to learn what arrived (see landed)."""
 
-    def __init__(self, client, options, out):
-        self.client, self.options, self.out = client, options, out
-        listed = client.list_folders()
-        delimiter = listed[0][1] if listed else None
-        self.delimiter = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
-        self.existing = {name for _flags, _delimiter, name in listed}
-        self.uidplus = client.has_capability("UIDPLUS")
-        self.multiappend = client.has_capability("MULTIAPPEND")
-        self.held = {}  # folder -> Counter of (message_id, size), or None if refused
+    def __init__(self, server, options, out):
+        self.server, self.options, self.out = server, options, out
+        listed, _unreadable = server.folders()
+        self.delimiter = listed[0].delimiter if listed else None
+        self.existing = {folder.name for folder in listed}
+        self.multiappend = server.has_capability("MULTIAPPEND")
+        self.held = {}  # folder -> Counter of (message_id, size) not yet matched, or None
+        self.present = {}  # folder -> Counter of (message_id, size) the folder holds
         self.batch, self.batch_bytes = [], 0
         self.failed, self.bad_input = 0, False
 
@@ -179,12 +170,14 @@ class Restorer:
         if self.batch and (folder != self.batch[0].folder or len(self.batch) >= BATCH_MESSAGES
                            or self.batch_bytes >= BATCH_BYTES):
             self.flush()
-        self.batch.append(Message(where, folder, wire, kept, date, out))
+        self.batch.append(Message(where, folder, wire, kept, date, key, out))
         self.batch_bytes += len(wire)
 
     def holdings(self, folder):
         if folder not in self.held:
-            self.held[folder] = self._list_held(folder)
+            self.present[folder] = self._list_held(folder)
+            self.held[folder] = None if self.present[folder] is None \
+                else Counter(self.present[folder])
         return self.held[folder]
 
     def _list_held(self, folder):
@@ -194,29 +187,36 @@ class Restorer:
                 return None
             if not self.options.dry_run:
                 try:
-                    self.client.create_folder(folder)
-                except imap_errors.IMAPClientAbortError:
-                    raise
-                except imap_errors.IMAPClientError as exc:
-                    diagnostics.warn(PROG, f"{folder}: cannot create it: {errors.describe(exc)[0]}")
+                    self.server.create(folder)
+                except errors.ServerError as exc:
+                    diagnostics.warn(PROG, str(exc))
                     return None
             return Counter()
         try:
-            selected = connection.examine(self.client, folder)
+            return self._listing(folder)
         except errors.ServerError as exc:
             diagnostics.warn(PROG, str(exc))
             return None
-        held, exists = Counter(), selected.get(b"EXISTS", 0)
-        self.client.use_uid = False
-        try:
-            for first in range(1, exists + 1, CHUNK):
-                response = self.client.fetch(range(first, min(first + CHUNK, exists + 1)),
-                                             HELD_ITEMS)
-                held.update((message_id(item.get(HEADER_KEY) or b""), item.get(b"RFC822.SIZE"))
-                            for item in response.values())
-        finally:
-            self.client.use_uid = True
-        return held
+
+    def _listing(self, folder):
+        """A Counter of the (Message-ID, size) of every message folder holds."""
+        selected = self.server.examine(folder)
+        return Counter((message_id(item.header or b""), item.size)
+                       for item in self.server.listing(selected))
+
+    def landed(self, batch):
+        """For each message of batch, whether its folder got it before the connection
+        dropped: the folder is listed again, and a message arrived while the folder
+        holds more messages with its Message-ID and size than it did before."""
+        folder = batch[0].folder
+        now = self._listing(folder)
+        arrived = now - self.present[folder]
+        found, landed = [], Counter()
+        for message in batch:
+            found.append(arrived[message.key] > landed[message.key])
+            landed[message.key] += found[-1]
+        self.present[folder] = now - landed
+        return found
 
     def flush(self):
         batch, self.batch, self.batch_bytes = self.batch, [], 0
@@ -233,41 +233,21 @@ class Restorer:
                 self.fail(f"{message.where}: server said {exc}")
 
     def _append(self, batch):
-        """APPEND the batch in one command; (uidvalidity, [uid, ...]) or (None, None)."""
-        items = [dict(msg=m.wire, flags=m.flags, **({"date": m.date} if m.date else {}))
-                 for m in batch]
+        """APPEND the batch in one command; {position: (uidvalidity, uid)}."""
         try:
-            typ, data = _append_command(self.client, batch[0].folder, items)
-        except imap_errors.IMAPClientAbortError:
-            raise
-        except imap_errors.IMAPClientError as exc:
-            # After BAD the server may have read the rest of a LITERAL+ as commands.
-            reason = diagnostics.server_text(exc)
-            raise errors.CommandError(f"{batch[0].where}: server said {reason}; stopping",
-                                      errors.PARTIAL) from None
-        text = b" ".join(d for d in data if isinstance(d, bytes))
-        if typ != "OK":
-            raise errors.ServerError(diagnostics.server_text(text.decode("utf-8", "replace")))
-        match = APPENDUID.search(text) if self.uidplus else None
-        uids = _uid_set(match.group(2).decode()) if match else []
-        return (int(match.group(1)), uids) if len(uids) == len(batch) else (None, None)
+            appended = self.server.append(batch[0].folder, batch, self.landed)
+        except store.AppendRefused as exc:
+            raise errors.CommandError(f"{batch[0].where}: {exc}", errors.PARTIAL) from None
+        self.present[batch[0].folder].update(m.key for m in batch)
+        return appended
 
     def _report(self, batch, appended):
-        uidvalidity, uids = appended
         for number, message in enumerate(batch):
-            if uids:
-                message.record.update(uidvalidity=uidvalidity, uid=uids[number])
+            if number in appended:
+                uidvalidity, uid = appended[number]
+                message.record.update(uidvalidity=uidvalidity, uid=uid)
             if self.options.json:
                 write_record(self.out, message.record)
-
-
-def _uid_set(text):
-    uids = []
-    for part in text.split(","):
-        low, _, high = part.partition(":")
-        low, high = sorted((int(low), int(high or low)))
-        uids.extend(range(low, high + 1))
-    return uids
 
 
 def run():

@@ -3,17 +3,14 @@
 import sys
 
 from .. import cli, diagnostics, errors
-from ..imap import connection
-from ..imap.fetchparse import record_fields
-from ..imap.session import Session
+from ..imap import store
 from ..mbox.mboxrd import format_pieces
 from ..message import header_section, message_id, to_lf
 from ..progress import Progress
-from ..records import checkpoint_key, message_key, read_records, write_record
+from ..records import Checkpoint, message_key, read_records, withdraw, write_record
 from ..stream import write_message
 
 PROG = "imap-fetch"
-FETCH_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
 BATCH_BYTES = 8 << 20  # a batch ends once its messages' sizes reach this
 BATCH_MESSAGES = 1000
 
@@ -26,7 +23,7 @@ def parser():
     p.add_argument("--mbox", action="store_true", help="write plain mboxrd instead")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress line, even when stderr is a terminal")
-    connection.add_options(p)
+    store.add_options(p)
     p.environment.append(("TERM", "dumb turns the progress line off"))
     return p
 
@@ -40,12 +37,12 @@ def _main(argv, stdin, stdout):
     progress = Progress("FETCH", False if options.no_progress else None)
     if progress.enabled:
         options.on_data = progress.arrived
-    session = Session(options, PROG, lazy=True)
-    fetcher = Fetcher(session, stdout, options.mbox, progress)
+    server = store.Store(options, PROG, lazy=True)
+    fetcher = Fetcher(server, stdout, options.mbox, progress)
     try:
         try:
             for lineno, record in read_records(stdin, idle=fetcher.flush):
-                if checkpoint_key(record, lineno) is not None:
+                if Checkpoint.of(record, lineno) is not None:
                     fetcher.checkpoint(record)
                     continue
                 message_key(record, lineno)
@@ -56,7 +53,7 @@ def _main(argv, stdin, stdout):
         fetcher.flush()
     finally:
         progress.close()
-        session.close()
+        server.close()
     return errors.PARTIAL if fetcher.failed else errors.OK
 
 
@@ -64,14 +61,13 @@ class Fetcher:
     """Fetches message records in batches: one folder per batch, bounded by the sizes
     the records give, and sent off early whenever the input pauses."""
 
-    def __init__(self, session, out, mbox, progress):
-        self.session, self.out, self.mbox, self.progress = session, out, mbox, progress
+    def __init__(self, server, out, mbox, progress):
+        self.server, self.out, self.mbox, self.progress = server, out, mbox, progress
         self.selected = self.uidvalidity = None
         self.failed = 0
         self.failed_folders = set()  # folders with a message not fetched in this run
         self.marked_seen = set()  # folders where the server set \Seen despite BODY.PEEK
         self.batch, self.batch_bytes = [], 0
-        self.limit = BATCH_MESSAGES
 
     def add(self, record):
         if self.batch and (record["folder"] != self.batch[0]["folder"]
@@ -96,7 +92,7 @@ class Fetcher:
         it."""
         self.flush()
         if record["folder"] in self.failed_folders:
-            record["checkpoint"] = False
+            withdraw(record)
         if not self.mbox:
             write_record(self.out, record)
 
@@ -114,7 +110,7 @@ class Fetcher:
         if folder != self.selected:
             self.selected = folder
             try:
-                self.uidvalidity = self.session.examine(folder)[b"UIDVALIDITY"]
+                self.uidvalidity = self.server.examine(folder).uidvalidity
             except errors.ServerError as exc:
                 self.uidvalidity = None
                 self.fail(str(exc), 0)
@@ -130,18 +126,15 @@ class Fetcher:
                 current.append(record)
         while current:
             try:
-                response = self.session.call(
-                    lambda client, records=current: client.fetch(
-                        [r["uid"] for r in records[:self.limit]], FETCH_ITEMS),
-                    on_retry=lambda records=current: self.shrink(len(records)))
+                asked, response = self.server.bodies([r["uid"] for r in current])
             except errors.ServerError as exc:
                 self.selected = None
                 self.fail(str(exc), len(current))
                 return
-            done, current = current[:self.limit], current[self.limit:]
+            done, current = current[:asked], current[asked:]
             for record in done:
                 item = response.get(record["uid"])
-                if item is None or b"BODY[]" not in item:
+                if item is None or item.body is None:
                     self.fail(f"{folder}: UID {record['uid']} is no longer on the server")
                     continue
                 self.emit(record, item)
@@ -157,21 +150,17 @@ class Fetcher:
             self.warn(f"{record['folder']}: the server marked messages \\Seen despite "
                       f"BODY.PEEK")
 
-    def shrink(self, pending):
-        """After a dropped connection, ask for fewer messages per FETCH, so that a link
-        that keeps failing still makes progress."""
-        self.limit = max(1, min(self.limit, pending) // 2)
-
     def emit(self, record, item):
-        data = item[b"BODY[]"]
-        fields, left_out = record_fields(item)
-        for what in left_out:
+        data = item.body
+        for what in item.left_out:
             self.warn(f"{record['folder']}: UID {record['uid']}: left out {what}")
-        self.check_peek(record, fields["flags"])
-        record = dict(record, uidvalidity=self.uidvalidity, flags=fields["flags"])
-        for key, name in (("size", b"RFC822.SIZE"), ("internaldate", b"INTERNALDATE")):
-            if name in item:
-                record[key] = fields[key]
+        self.check_peek(record, item.flags)
+        record = dict(record, uidvalidity=self.uidvalidity, flags=item.flags)
+        # A size or date the server did not send, or sent as no record can carry it,
+        # stays as the listing gave it.
+        for key in ("size", "internaldate"):
+            if getattr(item, key) is not None:
+                record[key] = getattr(item, key)
         record.pop("length", None)
         if "message_id" not in record:
             record["message_id"] = message_id(header_section(data))

@@ -5,24 +5,16 @@ import re
 import sys
 
 from .. import cli, diagnostics, errors
-from ..diagnostics import server_text
-from ..imap import connection
-from ..imap.fetchparse import record_fields
-from ..imap.session import Session
+from ..imap import store
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
 from ..mbox.reader import same_message
 from ..message import message_id
-from ..records import parse_record, positive_int, read_lines, read_records, write_record
+from ..records import Checkpoint, parse_record, positive_int, read_lines, read_records, write_record
 
 PROG = "imap-list"
 SPECIAL_USE = {"\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash"}
-MESSAGE_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
-                 "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
-HEADER_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
-CHUNK = 2000  # messages per FETCH: bounds each response, whatever the folder's size
 _SURROGATE = re.compile("[\ud800-\udfff]")  # in a name from undecodable bytes
-_DELIMITER = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]")
 
 
 def parser():
@@ -50,7 +42,7 @@ def parser():
                    "FOLDER\"); twice, also the server's own words when it refuses a folder")
     p.add_argument("--login-source", action="store_true", help="connect to nothing: write "
                    "one record with the login name and where the password would come from")
-    connection.add_options(p)
+    store.add_options(p)
     return p
 
 
@@ -61,7 +53,7 @@ def main(argv, stdin=None, stdout=None):
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if options.login_source:
-        write_record(stdout, connection.login_source(options))
+        write_record(stdout, store.login_source(options))
         return errors.OK
     if options.all and options.folders:
         raise errors.UsageError("give FOLDER... or --all, not both")
@@ -86,9 +78,9 @@ def _main(argv, stdin, stdout):
         diagnostics.warn(PROG, f"{_shown(name)}: not a folder name: it is not valid UTF-8; skipped")
         failed += 1
     named = [name for name in named if not _SURROGATE.search(name)]
-    session = Session(options, PROG)
+    session = store.Store(options, PROG)
     try:
-        every, unreadable = session.call(_folders)
+        every, unreadable = _folders(session)
         listed = [f["folder"] for f in every]
         for name in options.exclude_folder:
             excluded.add(_server_name(name, listed))
@@ -164,7 +156,7 @@ def _write_folders(session, folders, stdout):
     failed = 0
     for folder in folders:
         try:
-            record = session.call(lambda client, f=folder: _with_status(client, f))
+            record = _with_status(session, folder)
         except errors.ServerError as exc:
             diagnostics.warn(PROG, f"{folder['folder']}: {exc}")
             failed += 1
@@ -187,28 +179,17 @@ def _folders_from(stdin):
     return names
 
 
-def _folders(client):
+def _folders(session):
     """(folder records without STATUS, [(name, why)] for the folders no record can
-    carry: a name that is not valid modified UTF-7, shown as the server sent it with
-    non-ASCII bytes as \\xNN, or a delimiter that is not one 7-bit character other
-    than CR, LF and NUL (RFC 3501 QUOTED-CHAR))."""
-    folders, unreadable = [], []
-    for flags, delimiter, name in client.list_folders():
-        if isinstance(name, bytes):
-            unreadable.append((name.decode("ascii", "backslashreplace"), "the server's name "
-                               "for this folder is not valid modified UTF-7"))
-            continue
-        if delimiter is not None and not (isinstance(delimiter, bytes)
-                                          and _DELIMITER.fullmatch(delimiter)):
-            unreadable.append((name, f"the server's hierarchy delimiter for this folder "
-                                     f"({server_text(delimiter)}) is not one 7-bit character"))
-            continue
-        flags = [f.decode() if isinstance(f, bytes) else f for f in flags]
+    carry: see Store.folders)."""
+    listed, unreadable = session.folders()
+    folders = []
+    for name, delimiter, flags in listed:
         lowered = {f.lower() for f in flags}
         special = [f for f in flags if f.lower() in SPECIAL_USE]
         folders.append({
             "folder": name,
-            "delimiter": delimiter and delimiter.decode(),
+            "delimiter": delimiter,
             "flags": flags,
             "special_use": special[0] if special else None,
             "noselect": "\\noselect" in lowered or "\\nonexistent" in lowered,
@@ -221,27 +202,24 @@ def _shown(name):
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _with_status(client, folder):
+def _with_status(session, folder):
     record = dict(folder, messages=None, uidvalidity=None, uidnext=None)
     if not folder["noselect"]:
-        status = client.folder_status(folder["folder"], [b"MESSAGES", b"UIDVALIDITY",
-                                                         b"UIDNEXT"])
-        record.update(messages=status.get(b"MESSAGES"), uidvalidity=status.get(b"UIDVALIDITY"),
-                      uidnext=status.get(b"UIDNEXT"))
+        record.update(session.status(folder["folder"])._asdict())
     return record
 
 
 def _read_since(path):
-    """{folder: (uidvalidity, uidnext, mbox file or None)} from the folder records in
-    the file at path, or from the folder checkpoints of the backup directory at path;
+    """{folder: (Checkpoint, its mbox file or None)} from the folder records in the
+    file at path, or from the folder checkpoints of the backup directory at path;
     nothing is known of a path that does not exist yet (a first run)."""
     known = {}
     if not os.path.exists(path):
         return known
     if os.path.isdir(path):
         for mbox in mbox_files(path):
-            for folder, _delimiter, uidvalidity, uidnext in sidecar.checkpoints(mbox).values():
-                known[folder] = (uidvalidity, uidnext, mbox)
+            for folder, checkpoint in sidecar.checkpoints(mbox).items():
+                known[folder] = (checkpoint, mbox)
         return known
     try:
         with open(path, "rb") as f:
@@ -251,50 +229,48 @@ def _read_since(path):
                 if not isinstance(folder, str):
                     raise errors.DataError(f"line {lineno}: record without a \"folder\" string")
                 if positive_int(uidvalidity) and positive_int(uidnext):
-                    known[folder] = (uidvalidity, uidnext, None)
+                    known[folder] = (Checkpoint(folder, record.get("delimiter"),
+                                                uidvalidity, uidnext), None)
     except errors.DataError as exc:
         raise errors.DataError(f"{path}: {exc}") from None
     return known
 
 
 def _list_since(session, name, delimiter, known, stdout):
-    """--since: the messages from known's uidnext on (all of them without known, or once
-    UIDVALIDITY changed), then the folder checkpoint (see imapstream(7)).  Returns (how
-    many, the UID they were listed from or None for all)."""
-    checkpoint = {"folder": name, "delimiter": delimiter}
+    """--since: the messages from the uidnext of known's checkpoint on (all of them
+    without known, or once UIDVALIDITY changed), then the folder checkpoint (see
+    imapstream(7)).  Returns (how many, the UID they were listed from or None for all)."""
+    known, mbox = known or (None, None)
     since = None
     if known:
-        status = session.call(lambda client: client.folder_status(
-            name, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]))
-        uidvalidity, uidnext = status.get(b"UIDVALIDITY"), status.get(b"UIDNEXT")
-        if (uidvalidity, uidnext) == known[:2]:
-            write_record(stdout, dict(checkpoint, uidvalidity=uidvalidity, uidnext=uidnext,
-                                      messages=status.get(b"MESSAGES"), since=uidnext,
-                                      checkpoint=True))
+        status = session.status(name)
+        uidvalidity, uidnext = status.uidvalidity, status.uidnext
+        if (uidvalidity, uidnext) == (known.uidvalidity, known.uidnext):
+            write_record(stdout, Checkpoint(name, delimiter, uidvalidity, uidnext,
+                                            status.messages, since=uidnext).record())
             return 0, uidnext
-        if uidvalidity == known[0] and isinstance(uidnext, int) and uidnext > known[1]:
-            since = known[1]
+        if (uidvalidity == known.uidvalidity and isinstance(uidnext, int)
+                and uidnext > known.uidnext):
+            since = known.uidnext
     reconnects = session.reconnects
     selected = session.examine(name)
-    if since is not None and (session.uidvalidity != known[0]
-                              or not positive_int(selected.get(b"UIDNEXT"))):
+    if since is not None and (selected.uidvalidity != known.uidvalidity
+                              or not positive_int(selected.uidnext)):
         since = None  # changed since STATUS, or a server that does not say
-    if since is not None and known[2] and _restored(session, name, known):
+    if since is not None and mbox and _restored(session, name, known, mbox):
         since = None
     count = _list_messages(session, name, delimiter, stdout, selected, since)
-    uidnext = selected.get(b"UIDNEXT")
-    write_record(stdout, dict(checkpoint, uidvalidity=session.uidvalidity, uidnext=uidnext,
-                              messages=selected.get(b"EXISTS", 0), since=since,
-                              checkpoint=positive_int(uidnext)
-                              and session.reconnects == reconnects))
+    vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
+    write_record(stdout, Checkpoint(name, delimiter, selected.uidvalidity, selected.uidnext,
+                                    selected.exists, since, vouches).record())
     return count, since
 
 
-def _restored(session, name, known):
+def _restored(session, name, known, mbox):
     """Whether the server was restored from a backup, as far as one FETCH can tell: the
-    message the backup's file holds with the highest UID below known's uidnext (under
-    its UIDVALIDITY) is on the server, but another message (imapstream(7))."""
-    uidvalidity, uidnext, mbox = known
+    message the backup's file mbox holds with the highest UID below known's uidnext
+    (under its UIDVALIDITY) is on the server, but another message (imapstream(7))."""
+    uidvalidity, uidnext = known.uidvalidity, known.uidnext
     index = sidecar.load(mbox)
     held = max((r for r in map(sidecar.record, index.rows if index else ())
                 if r["folder"] == name and r["uidvalidity"] == uidvalidity
@@ -302,10 +278,8 @@ def _restored(session, name, known):
                key=lambda r: r["uid"], default=None)
     if held is None:
         return False
-    item = session.call(lambda client: client.fetch([held["uid"]], MESSAGE_ITEMS)).get(
-        held["uid"])
-    if item is None or same_message(message_record(name, None, uidvalidity,
-                                                    {**item, b"UID": held["uid"]}), held):
+    item = session.message(held["uid"])
+    if item is None or same_message(message_record(name, None, uidvalidity, item), held):
         return False
     diagnostics.warn(PROG, f"{name}: UID {held['uid']} is another message than the backup "
                            f"holds: the server was restored from a backup; listing it whole")
@@ -314,62 +288,28 @@ def _restored(session, name, known):
 
 def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
     """Write the folder's message records in UID order, only those from UID since on if
-    given; after a reconnect the listing goes on from the next chunk, skipping UIDs
-    already written."""
+    given (see Store.listing)."""
     selected = selected or session.examine(name)
-    exists = selected.get(b"EXISTS", 0)
-    count = last_uid = 0
-    start = 1
-    if since is not None:
-        start, last_uid = _first_new(session, exists, selected[b"UIDNEXT"], since), since - 1
-    for first in range(start, exists + 1, CHUNK):
-        numbers = range(first, min(first + CHUNK - 1, exists) + 1)
-        response = session.call(lambda client, numbers=numbers: _fetch_by_number(client,
-                                                                                numbers))
-        # A response without a UID answers none of ours: flags of a message whose own
-        # response never came (a server that sends EXPUNGE during FETCH, against RFC 3501).
-        for item in sorted((r for r in response.values() if b"UID" in r),
-                           key=lambda r: r[b"UID"]):
-            if item[b"UID"] > last_uid:
-                write_record(stdout, message_record(name, delimiter, session.uidvalidity, item))
-                count, last_uid = count + 1, item[b"UID"]
+    count = 0
+    for item in session.listing(selected, since):
+        write_record(stdout, message_record(name, delimiter, selected.uidvalidity, item))
+        count += 1
     return count
 
 
-def _first_new(session, exists, uidnext, since):
-    """The sequence number to list from so as to reach every UID from since on.  UIDs
-    grow with sequence numbers, so with a true UIDNEXT those messages are the last
-    UIDNEXT - since; but some servers' UIDNEXT lags behind their messages.  The server
-    is asked whether the message before holds a UID below since; if it does not (or it
-    is gone), the listing starts at 1 and the UIDs below since are left out."""
-    start = max(1, exists - (uidnext - since) + 1)
-    if start == 1:
-        return 1
-    before = session.call(lambda client: _fetch_by_number(client, [start - 1], ["UID"]))
-    return start if before.get(start - 1, {}).get(b"UID", since) < since else 1
-
-
-def _fetch_by_number(client, numbers, items=MESSAGE_ITEMS):
-    client.use_uid = False
-    try:
-        return client.fetch(numbers, items)
-    finally:
-        client.use_uid = True
-
-
 def message_record(folder, delimiter, uidvalidity, item):
-    fields, left_out = record_fields(item)
-    for what in left_out:
-        diagnostics.warn(PROG, f"{folder}: UID {item[b'UID']}: left out {what}")
+    """The record of a store.Fetched; what it leaves out is said on stderr."""
+    for what in item.left_out:
+        diagnostics.warn(PROG, f"{folder}: UID {item.uid}: left out {what}")
     return {
         "folder": folder,
         "delimiter": delimiter,
         "uidvalidity": uidvalidity,
-        "uid": item[b"UID"],
-        "message_id": message_id(item.get(HEADER_KEY) or b""),
-        "size": fields["size"],
-        "flags": fields["flags"],
-        "internaldate": fields["internaldate"],
+        "uid": item.uid,
+        "message_id": message_id(item.header or b""),
+        "size": item.size,
+        "flags": item.flags,
+        "internaldate": item.internaldate,
     }
 
 

@@ -7,7 +7,7 @@ from .. import cli, diagnostics, errors
 from ..mbox import sidecar
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.reader import Holdings
-from ..records import checkpoint_key, message_key, read_records, write_record
+from ..records import Checkpoint, message_key, read_records, withdraw, write_record
 
 PROG = "mbox-ids"
 
@@ -74,21 +74,21 @@ def _folders(files, stdout):
     """One record per folder checkpoint (see sidecar.py), in file order."""
     for path in files:
         os.stat(path)
-        for folder, delimiter, uidvalidity, uidnext in sidecar.checkpoints(path).values():
-            write_record(stdout, {"folder": folder, "delimiter": delimiter,
-                                  "uidvalidity": uidvalidity, "uidnext": uidnext,
-                                  "file": path})
+        for checkpoint in sidecar.checkpoints(path).values():
+            write_record(stdout, {"folder": checkpoint.folder, "delimiter": checkpoint.delimiter,
+                                  "uidvalidity": checkpoint.uidvalidity,
+                                  "uidnext": checkpoint.uidnext, "file": path})
     return errors.OK
 
 
 def _missing(options, stdin, stdout):
     holdings = {}
     for lineno, record in read_records(stdin):
-        folder = checkpoint_key(record, lineno)
-        if folder is not None:
-            path = _path(options, folder, record)
+        checkpoint = Checkpoint.of(record, lineno)
+        if checkpoint is not None:
+            path = _path(options, checkpoint.folder, record)
             if path in holdings and holdings[path] is None:
-                record["checkpoint"] = False  # its folder's records were held back
+                withdraw(record)  # its folder's records were held back
             write_record(stdout, record)
             continue
         folder, _uid = message_key(record, lineno)
@@ -111,7 +111,7 @@ def _check(directory, stdin, stdout):
     the server's messages it matched (deleted on the server, or a folder gone)."""
     folders = {}  # folder: [file, Holdings, server, missing]
     for lineno, record in read_records(stdin):
-        if checkpoint_key(record, lineno) is not None:
+        if Checkpoint.of(record, lineno) is not None:
             continue
         folder, _uid = message_key(record, lineno)
         if folder not in folders:

@@ -13,7 +13,7 @@ from ..mbox.folders import COMPRESSION_SUFFIX, SUFFIXES
 from ..mbox.mboxrd import format_message
 from ..mbox.reader import Holdings
 from ..message import to_lf
-from ..records import write_record
+from ..records import Checkpoint, write_record
 
 PROG = "mbox-merge"
 
@@ -131,11 +131,12 @@ class Merger:
         """Record a folder checkpoint that says more than the last one in the sidecar of
         the folder's file; a folder without a file holds nothing to vouch for."""
         self.folders.add(record["folder"])
-        if record.get("checkpoint") is not True or record.get("since") == record["uidnext"]:
+        checkpoint = Checkpoint.of(record)
+        if not checkpoint.says_more():
             return
         path = self.target(record)
         if (path == self.path or os.path.exists(path)) and self.visit(path):
-            self.holdings.checkpoint(record)
+            self.holdings.checkpoint(checkpoint)
 
     def _open(self, path):
         appender = Appender(path)

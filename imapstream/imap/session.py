@@ -29,8 +29,10 @@ class Session:
         return selected
 
     def call(self, operation, on_retry=None):
-        """operation(client), retried after a reconnect; on_retry() runs before each retry.
-        A refusal by the server (NO, BAD) becomes a ServerError naming the folder."""
+        """operation(client), retried after a reconnect when its failure is transient
+        (errors.transient); on_retry() runs before each retry.  A refusal by the server
+        (NO, BAD) becomes a ServerError naming the folder; other failures are raised as
+        they are, for the command edge to describe."""
         import imaplib
 
         from imapclient import exceptions as imap_errors
@@ -44,10 +46,11 @@ class Session:
                     self._reconnect()
                 return operation(self.client)
             except (imaplib.IMAP4.error, imap_errors.IMAPClientError) as exc:
-                if not errors.transient(exc):
+                reason, status = errors.describe(exc)
+                if status == errors.PARTIAL:
                     where = f"{self.folder}: " if self.folder else ""
-                    reason = errors.describe(exc)[0].removeprefix("server error: ")
-                    raise errors.ServerError(where + reason) from None
+                    raise errors.ServerError(where + reason.removeprefix("server error: ")
+                                             ) from None
                 failures = self._retry_or_raise(exc, failures, on_retry)
             except Exception as exc:
                 failures = self._retry_or_raise(exc, failures, on_retry)

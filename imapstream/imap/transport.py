@@ -8,7 +8,16 @@ LINE_LIMIT bytes and everything one command receives (lines and literals togethe
 RESPONSE_LIMIT: an announced literal that would pass the limit is refused before a byte
 of it is read.  The limit is far above any real message (mail servers refuse messages
 over 25-150 MB) and bounds the memory a backup can be made to take.  The network
-timeout applies to every read, so a server that stalls ends the command with an error."""
+timeout applies to every read, so a server that stalls ends the command with an error.
+
+imapclient's public API lacks four things used here, each marked "private API" where it
+is used: a hook for the imaplib connection class (_create_IMAP4, and the classes of
+imapclient.imap4 and imapclient.tls to subclass), access to the raw FETCH response
+(_imap._command, _command_complete, _untagged_response, with imapclient's
+seq_to_parenstr_upper and parse_fetch_response: the fast parser and the strict UID
+matching below), an APPEND that sends the bytes as they are without
+MULTIAPPEND (multiappend.__wrapped__), and imaplib's debug level (_imap.debug).
+pyproject.toml pins imapclient to the minor version they were checked against."""
 
 import contextlib
 import hashlib
@@ -82,6 +91,15 @@ class _Guarded:
         self._received = 0
         return super()._new_tag()
 
+    def send(self, data):
+        """A failed write is a lost connection (abort), as imaplib's own commands report
+        it, also where imapclient writes a literal itself: never a BrokenPipeError, which
+        the command edge takes for a closed standard output."""
+        try:
+            super().send(data)
+        except OSError as exc:
+            raise self.abort(f"socket error: {exc}") from None
+
     def _violation(self, message):
         """A ProtocolViolation, after closing a connection that has lost its footing:
         nothing more is read from it, not even the reply to LOGOUT."""
@@ -147,7 +165,8 @@ class Client(imapclient.IMAPClient):
         super().__init__(*args, **kwargs)
         # IMAPClient sets imaplib's debug level 5, at which imaplib formats every
         # response with %r for its logger, even one that drops it: a fetched message's
-        # literal twice over, and once more the whole batch.
+        # literal twice over, and once more the whole batch.  Private API: imaplib's
+        # attribute, reached through IMAPClient's _imap.
         if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
             self._imap.debug = 0
 
@@ -159,7 +178,7 @@ class Client(imapclient.IMAPClient):
         with deadline.reading():  # the TLS handshake
             return super().starttls(ssl_context)
 
-    def _create_IMAP4(self):
+    def _create_IMAP4(self):  # private API: IMAPClient's factory of its imaplib object
         timeout = self._timeout.connect
         if self.ssl:
             return _GuardedTLS(self.host, self.port, self.ssl_context, timeout)
@@ -210,10 +229,20 @@ class Client(imapclient.IMAPClient):
           9 kB for 2000 messages, past the command length some servers accept."""
         return self._parsed("FETCH", self._fetch, messages, data, modifiers)
 
+    def append_exact(self, folder, items):
+        """APPEND items (dicts of msg, flags, date) in one command: MULTIAPPEND for
+        several; (typ, data) of the tagged response.  imaplib's own APPEND rewrites bare
+        CR and LF; this sends a message's bytes as they are, with LITERAL+ when the
+        server offers it.  Private API: IMAPClient.multiappend without the decorator
+        that refuses it, for one message, to a server without MULTIAPPEND."""
+        return imapclient.IMAPClient.multiappend.__wrapped__(self, folder, items)
+
     def _fetch(self, messages, data, modifiers):
         wanted = set(messages)
         if not wanted:
             return {}
+        # Private API: imaplib's command, completion and untagged response, so that
+        # each FETCH response is read alone (see fetch).
         command = ("UID", "FETCH") if self.use_uid else ("FETCH",)
         tag = self._imap._command(*command, number_set(wanted), seq_to_parenstr_upper(data),
                                   seq_to_parenstr_upper(modifiers) if modifiers else None)

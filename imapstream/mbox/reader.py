@@ -167,21 +167,20 @@ class Holdings:
         self.appended.append(sidecar.row(self.appended_end, parse_held(text, 0, len(text))))
         self.appended_end += len(text)
 
-    def checkpoint(self, record):
-        """Note a folder checkpoint that vouches for its folder, given after the
-        folder's messages, each held now (see imapstream(7)).  One listed from "since"
-        on counts only where the file has the folder's UIDs below since, and never
-        moves the folder's uidnext back; one of the whole folder always counts."""
-        folder, uidvalidity, uidnext = record["folder"], record["uidvalidity"], record["uidnext"]
-        since = record.get("since")
-        mark = self.marks.get(folder) or self.index.folders.get(folder)
-        same = mark is not None and mark[2] == uidvalidity
+    def checkpoint(self, checkpoint):
+        """Note a records.Checkpoint that vouches for its folder, given after the
+        folder's messages, each held now (see imapstream(7)).  One listed from since on
+        counts only where the file has the folder's UIDs below since, and never moves
+        the folder's uidnext back; one of the whole folder always counts."""
+        mark = self.marks.get(checkpoint.folder) or self.index.folders.get(checkpoint.folder)
+        same = mark is not None and mark.uidvalidity == checkpoint.uidvalidity
         # A listing of the whole folder vouches for it whatever the mark says: with a
         # lower uidnext, the server was restored from a backup and gives the UIDs from
         # there on to new messages, which a mark kept higher would never list.
-        if since is None and not (same and mark[3] == uidnext) \
-                or same and mark[3] >= since and mark[3] < uidnext:
-            self.marks[folder] = [folder, record.get("delimiter"), uidvalidity, uidnext]
+        whole = checkpoint.since is None
+        if whole and not (same and mark.uidnext == checkpoint.uidnext) \
+                or not whole and same and checkpoint.since <= mark.uidnext < checkpoint.uidnext:
+            self.marks[checkpoint.folder] = checkpoint
 
     def save_index(self):
         """Write the sidecar once the Appender has closed: from the noted messages when

@@ -49,7 +49,7 @@ import hashlib
 import itertools
 import os
 
-from ..records import orjson, positive_int
+from ..records import Checkpoint, orjson, positive_int
 
 VERSION = 2
 WINDOW = 4096
@@ -156,9 +156,8 @@ class Base:
 
 class Index:
     """Rows up to raw_end (the uncompressed offset end) of the file with stat st, the
-    UIDs they hold, and the folder checkpoints, {folder: [folder, delimiter,
-    uidvalidity, uidnext]}.  The rows are those of base (read from the sidecar when
-    first asked for) and then new_rows."""
+    UIDs they hold, and the folder checkpoints, {folder: records.Checkpoint}.  The rows
+    are those of base (read from the sidecar when first asked for) and then new_rows."""
 
     def __init__(self, st, raw_end, end, new_rows, head=None, tail=None, folders=None,
                  base=None, held=None):
@@ -280,7 +279,7 @@ def _from_state(state, base):
         if not (isinstance(folder, str) and isinstance(delimiter, str | None)
                 and positive_int(uidvalidity) and positive_int(uidnext)):
             raise ValueError("bad folder checkpoint")
-        folders[folder] = [folder, delimiter, uidvalidity, uidnext]
+        folders[folder] = Checkpoint(folder, delimiter, uidvalidity, uidnext)
     for key in ("ino", "size", "mtime_ns", "raw_end", "end", "count", "at", "rows_bytes"):
         if not isinstance(state[key], int) or state[key] < 0:
             raise ValueError(f"bad {key}")
@@ -325,7 +324,8 @@ def _state(index, held, count, at, line, rows_bytes):
              "sha1": hashlib.sha1(line, usedforsecurity=False).hexdigest(),
              "rows_bytes": rows_bytes, "held": held.to_json()}
     if index.folders:
-        state["folders"] = list(index.folders.values())
+        state["folders"] = [[c.folder, c.delimiter, c.uidvalidity, c.uidnext]
+                             for c in index.folders.values()]
     return orjson().dumps(state) + b"\n"
 
 

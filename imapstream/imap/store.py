@@ -1,0 +1,271 @@
+"""The IMAP store: every server operation the commands use, each through the
+reconnecting session (session.py), as isync's drivers give its sync engine one small
+interface.  The commands call only this; imapclient and the wire stay behind it
+(transport.py).
+
+A listing is FETCH by sequence number, CHUNK messages at a time, of LISTING_ITEMS: each
+response stays bounded whatever the folder's size or its UIDs (a UID SEARCH ALL reply
+of 100,000 UIDs near 2**32 is one line of 1.1 MB).  Bodies are fetched with UID FETCH of
+BODY_ITEMS, under EXAMINE, so that no flag changes."""
+
+import re
+from typing import NamedTuple
+
+from .. import errors
+from ..diagnostics import server_text
+from . import connection
+from .fetchparse import record_fields
+from .session import Session
+
+add_options = connection.add_options
+login_source = connection.login_source  # where the login would come from, connecting to nothing
+
+CHUNK = 2000  # messages per listing FETCH
+LISTING_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
+                 "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+BODY_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
+_HEADER = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
+_DELIMITER = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]")  # RFC 3501 QUOTED-CHAR
+
+
+class Folder(NamedTuple):
+    name: str
+    delimiter: str | None
+    flags: list  # as the server spelled them, e.g. "\\HasNoChildren"
+
+
+class Selected(NamedTuple):
+    """What EXAMINE said of a folder; uidnext is None when the server did not say."""
+
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+class Status(NamedTuple):
+    messages: int | None
+    uidvalidity: int | None
+    uidnext: int | None
+
+
+class Fetched(NamedTuple):
+    """One message of a FETCH response, its size, flags and INTERNALDATE as a record
+    carries them (fetchparse.record_fields), left_out what the server sent that no
+    record can carry, for a warning.  header: the Message-ID header section of a
+    listing; body: the message of a body FETCH; either None when not asked for."""
+
+    uid: int
+    size: int | None
+    flags: list
+    internaldate: str | None
+    left_out: list
+    header: bytes | None
+    body: bytes | None
+
+
+class AppendRefused(errors.CommandError):
+    """BAD to an APPEND: after it the server may have read the rest of a literal as
+    commands of its own, so nothing more is sent."""
+
+    status = errors.PARTIAL
+
+
+def _fetched(uid, item):
+    fields, left_out = record_fields(item)
+    return Fetched(uid, fields["size"], fields["flags"], fields["internaldate"], left_out,
+                   item.get(_HEADER), item.get(b"BODY[]"))
+
+
+class Store:
+    """One account on one server, through one session: its operations are the only way
+    the commands reach the server."""
+
+    def __init__(self, options, prog, lazy=False):
+        """lazy: log in at the first operation, not now (see Session)."""
+        self.session = Session(options, prog, lazy)
+        self.body_limit = None  # messages per body FETCH, once a drop has halved it
+
+    @property
+    def reconnects(self):
+        return self.session.reconnects
+
+    def close(self):
+        self.session.close()
+
+    def has_capability(self, name):
+        return self.session.call(lambda client: client.has_capability(name))
+
+    def folders(self):
+        """(a Folder per LIST entry, [(name, why)] for the folders no record can carry:
+        a name that is not valid modified UTF-7, shown as the server sent it with
+        non-ASCII bytes as \\xNN, or a delimiter that is not one 7-bit character other
+        than CR, LF and NUL (RFC 3501 QUOTED-CHAR))."""
+        folders, unreadable = [], []
+        for raw_flags, delimiter, name in self.session.call(lambda c: c.list_folders()):
+            if isinstance(name, bytes):
+                unreadable.append((name.decode("ascii", "backslashreplace"), "the server's "
+                                   "name for this folder is not valid modified UTF-7"))
+                continue
+            if delimiter is not None and not (isinstance(delimiter, bytes)
+                                              and _DELIMITER.fullmatch(delimiter)):
+                unreadable.append((name, f"the server's hierarchy delimiter for this folder "
+                                         f"({server_text(delimiter)}) is not one 7-bit "
+                                         f"character"))
+                continue
+            folders.append(Folder(name, delimiter and delimiter.decode(),
+                                  [_text(f) for f in raw_flags]))
+        return folders, unreadable
+
+    def status(self, name):
+        status = self.session.call(lambda client: client.folder_status(
+            name, [b"MESSAGES", b"UIDVALIDITY", b"UIDNEXT"]))
+        return Status(status.get(b"MESSAGES"), status.get(b"UIDVALIDITY"),
+                      status.get(b"UIDNEXT"))
+
+    def examine(self, name):
+        selected = self.session.examine(name)
+        return Selected(selected[b"UIDVALIDITY"], selected.get(b"UIDNEXT"),
+                        selected[b"EXISTS"])
+
+    def listing(self, selected, since=None):
+        """Yield a Fetched (with header) per message of the folder examined last, in UID
+        order, only those from UID since on if given.  After a reconnect the listing
+        goes on from the next chunk, skipping UIDs already given."""
+        start, last_uid = 1, 0
+        if since is not None:
+            start, last_uid = self._first_new(selected, since), since - 1
+        for first in range(start, selected.exists + 1, CHUNK):
+            numbers = range(first, min(first + CHUNK - 1, selected.exists) + 1)
+            response = self.session.call(lambda c, numbers=numbers: _by_number(c, numbers))
+            # A response without a UID answers none of ours: flags of a message whose own
+            # response never came (a server that sends EXPUNGE during FETCH, against
+            # RFC 3501).
+            for item in sorted((r for r in response.values() if b"UID" in r),
+                               key=lambda r: r[b"UID"]):
+                if item[b"UID"] > last_uid:
+                    last_uid = item[b"UID"]
+                    yield _fetched(last_uid, item)
+
+    def _first_new(self, selected, since):
+        """The sequence number to list from so as to reach every UID from since on.  UIDs
+        grow with sequence numbers, so with a true UIDNEXT those messages are the last
+        UIDNEXT - since; but some servers' UIDNEXT lags behind their messages.  The
+        server is asked whether the message before holds a UID below since; if it does
+        not (or it is gone), the listing starts at 1 and the UIDs below since are left
+        out."""
+        start = max(1, selected.exists - (selected.uidnext - since) + 1)
+        if start == 1:
+            return 1
+        before = self.session.call(lambda c: _by_number(c, [start - 1], ["UID"]))
+        return start if before.get(start - 1, {}).get(b"UID", since) < since else 1
+
+    def message(self, uid):
+        """A Fetched (with header) of the message with uid in the folder examined last,
+        or None where there is none."""
+        item = self.session.call(lambda client: client.fetch([uid], LISTING_ITEMS)).get(uid)
+        return None if item is None else _fetched(uid, item)
+
+    def bodies(self, uids):
+        """Fetch the first messages of uids from the folder examined last: (how many
+        were asked for, {uid: Fetched with body} of those the server sent).  After each
+        dropped connection fewer are asked for per FETCH, so that a link that keeps
+        failing still makes progress."""
+        asked = []
+
+        def operation(client):
+            asked[:] = uids[:self.body_limit] if self.body_limit else uids
+            return client.fetch(asked, BODY_ITEMS)
+
+        def shrink():
+            self.body_limit = max(1, min(self.body_limit or len(uids), len(asked)) // 2)
+
+        response = self.session.call(operation, on_retry=shrink)
+        return len(asked), {uid: _fetched(uid, item) for uid, item in response.items()}
+
+    def create(self, name):
+        """CREATE name; after a dropped connection, only if it still does not exist."""
+        tries = []
+
+        def operation(client):
+            if tries and client.folder_exists(name):
+                return
+            tries.append(name)
+            try:
+                client.create_folder(name)
+            except Exception as exc:
+                if not _refusal(exc):
+                    raise
+                raise errors.ServerError(f"{name}: cannot create it: "
+                                         f"{server_text(exc)}") from None
+
+        self.session.call(operation)
+
+    def append(self, folder, messages, landed):
+        """APPEND messages (each with .wire, .flags, .date) to folder in one command,
+        MULTIAPPEND for several.  Returns {position: (uidvalidity, uid)} for those the
+        server's APPENDUID numbered.  After a dropped connection, landed(messages)
+        tells, for each message still pending, whether the folder got it before the
+        drop; only the others are sent again, so none is appended twice."""
+        pending = list(range(len(messages)))
+        tries = []
+
+        def operation(_client):
+            nonlocal pending
+            if tries:
+                arrived = landed([messages[i] for i in pending])
+                pending = [i for i, got in zip(pending, arrived, strict=True) if not got]
+            tries.append(folder)
+            if not pending:
+                return {}
+            # landed() may have reconnected: the session's client is the current one.
+            return _append(self.session.client, folder, pending, messages)
+
+        return self.session.call(operation)
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _by_number(client, numbers, items=LISTING_ITEMS):
+    client.use_uid = False
+    try:
+        return client.fetch(numbers, items)
+    finally:
+        client.use_uid = True
+
+
+def _append(client, folder, positions, messages):
+    items = [dict(msg=m.wire, flags=m.flags, **({"date": m.date} if m.date else {}))
+             for m in (messages[i] for i in positions)]
+    try:
+        typ, data = client.append_exact(folder, items)
+    except Exception as exc:
+        if not _refusal(exc):
+            raise
+        raise AppendRefused(f"server said {server_text(exc)}; stopping") from None
+    text = b" ".join(d for d in data if isinstance(d, bytes))
+    if typ != "OK":
+        raise errors.ServerError(server_text(text.decode("utf-8", "replace")))
+    match = _APPENDUID.search(text) if client.has_capability("UIDPLUS") else None
+    uids = _uid_set(match.group(2).decode()) if match else []
+    if len(uids) != len(positions):
+        return {}
+    return {i: (int(match.group(1)), uid) for i, uid in zip(positions, uids, strict=True)}
+
+
+def _uid_set(text):
+    uids = []
+    for part in text.split(","):
+        low, _, high = part.partition(":")
+        low, high = sorted((int(low), int(high or low)))
+        uids.extend(range(low, high + 1))
+    return uids
+
+
+def _refusal(exc):
+    """Whether exc is the server's NO or BAD to a command, not a lost connection."""
+    import imaplib
+
+    return isinstance(exc, imaplib.IMAP4.error) and not isinstance(exc, imaplib.IMAP4.abort)
