@@ -47,8 +47,13 @@ def _main(argv, stdin, stdout):
         return _folders(files, stdout)
     status = errors.OK
     for path in files:
-        os.stat(path)  # a missing FILE is an error here, not an empty one
-        holdings = Holdings(path)
+        try:
+            os.stat(path)  # a missing FILE is an error here, not an empty one
+            holdings = Holdings(path)
+        except OSError as exc:
+            diagnostics.warn(PROG, errors.describe(exc)[0])
+            status = max(status, errors.PARTIAL)
+            continue
         for offset, record in holdings.records():
             write_record(stdout, dict(record, file=path, offset=offset))
         if holdings.torn_at is not None:
@@ -64,13 +69,19 @@ def _main(argv, stdin, stdout):
 
 def _folders(files, stdout):
     """One record per folder checkpoint (see sidecar.py), in file order."""
+    status = errors.OK
     for path in files:
-        os.stat(path)
+        try:
+            os.stat(path)
+        except OSError as exc:
+            diagnostics.warn(PROG, errors.describe(exc)[0])
+            status = errors.PARTIAL
+            continue
         for folder, delimiter, uidvalidity, uidnext in sidecar.checkpoints(path).values():
             write_record(stdout, {"folder": folder, "delimiter": delimiter,
                                   "uidvalidity": uidvalidity, "uidnext": uidnext,
                                   "file": path})
-    return errors.OK
+    return status
 
 
 def _missing(options, stdin, stdout):
@@ -79,7 +90,7 @@ def _missing(options, stdin, stdout):
         folder = checkpoint_key(record, lineno)
         if folder is not None:
             path = _path(options, folder, record)
-            if path in holdings and holdings[path] is None:
+            if path in holdings and not isinstance(holdings[path], Holdings):
                 record["checkpoint"] = False  # its folder's records were held back
             write_record(stdout, record)
             continue
@@ -88,12 +99,15 @@ def _missing(options, stdin, stdout):
         if path not in holdings:
             try:
                 holdings[path] = Holdings(path)
-            except errors.DataError as exc:
-                diagnostics.warn(PROG, f"{exc}; its folder's records are held back")
-                holdings[path] = None
-        if holdings[path] is not None and not holdings[path].holds_record(record):
+            except (errors.DataError, OSError) as exc:
+                reason = errors.describe(exc)[0]
+                diagnostics.warn(PROG, f"{reason}; its folder's records are held back")
+                holdings[path] = exc
+        if isinstance(holdings[path], Holdings) and not holdings[path].holds_record(record):
             write_record(stdout, record)
-    return errors.DATAERR if None in holdings.values() else errors.OK
+    failures = [h for h in holdings.values() if not isinstance(h, Holdings)]
+    return errors.DATAERR if any(isinstance(h, errors.DataError) for h in failures) \
+        else errors.PARTIAL if failures else errors.OK
 
 
 def _path(options, folder, record):

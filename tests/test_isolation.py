@@ -1,0 +1,105 @@
+"""One bad thing stops only itself: a file that cannot be read or written fails its
+folder alone, with one line on stderr, and every other folder gets its mail."""
+
+import resource
+import signal
+
+import pytest
+from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_messages
+
+from imapstream import errors
+from imapstream.commands import imap_append, mbox_ids
+from imapstream.mbox.reader import scan
+
+BIG = b"Subject: big\r\nMessage-ID: <big@x>\r\n\r\n" + b"z" * 78 + b"\r\n" * 2000
+
+
+def held_in(path):
+    return sorted((data, sorted(record["flags"])) for _o, record, data in scan(str(path)))
+
+
+@pytest.fixture
+def size_limit():
+    """set(n): writes past byte n of any file fail with EFBIG (as on FAT32 at 4 GiB)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    yield lambda limit: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, old)
+
+
+def test_a_file_that_cannot_be_written_fails_its_folder_alone(account, tmp_path, capsys,
+                                                               size_limit):
+    for folder in ("A", "B", "C", "Z"):
+        account.create_folder(folder)
+        append_all(account, folder, AWKWARD[:2])
+    append_all(account, "C", [BIG])
+    backup(str(tmp_path))
+    for folder in ("INBOX", "A", "B", "C", "Z"):
+        append_all(account, folder, AWKWARD[2:5])
+    elsewhere = tmp_path / "elsewhere.mbox"
+    (tmp_path / "A.mbox").rename(elsewhere)
+    (tmp_path / "A.mbox").symlink_to(elsewhere)  # ELOOP: never appended through
+    (tmp_path / "B.mbox").unlink()
+    (tmp_path / "B.mbox").mkdir()  # EISDIR
+    c_before = (tmp_path / "C.mbox").read_bytes()
+    capsys.readouterr()
+    size_limit(len(c_before) + 100)  # EFBIG for C alone, INBOX and Z are small
+    try:
+        statuses, _, _ = backup(str(tmp_path))
+    finally:
+        size_limit(resource.RLIM_INFINITY)
+    err = sorted(line for line in capsys.readouterr().err.splitlines()
+                 if not line.startswith("APPEND: "))
+    assert statuses == (errors.OK, errors.PARTIAL, errors.OK, errors.PARTIAL), err
+    assert err == [
+        f"mbox-ids: {tmp_path}/B.mbox: Is a directory; its folder's records are held back",
+        f"mbox-merge: {tmp_path}/A.mbox: Too many levels of symbolic links; its messages "
+        f"are skipped",
+        f"mbox-merge: {tmp_path}/C.mbox: File too large; its messages are skipped"]
+    assert (tmp_path / "C.mbox").read_bytes() == c_before
+    server = server_messages(account)
+    for folder in ("INBOX", "Z"):
+        assert held_in(tmp_path / f"{folder}.mbox") == server[folder]
+    assert len(held_in(tmp_path / "C.mbox")) == 3
+    # Repaired, a rerun completes every folder.
+    (tmp_path / "A.mbox").unlink()
+    elsewhere.rename(tmp_path / "A.mbox")
+    (tmp_path / "B.mbox").rmdir()
+    assert backup(str(tmp_path))[0] == (0, 0, 0, 0), capsys.readouterr().err
+    assert backup_messages(str(tmp_path)) == server_messages(account)
+
+
+def test_mbox_ids_lists_the_files_it_can_read(tmp_path, capsys):
+    (tmp_path / "A.mbox").mkdir()
+    (tmp_path / "B.mbox").symlink_to("B.mbox")
+    (tmp_path / "C.mbox").write_bytes(b"From x Sat Jul  1 10:00:00 2005\nSubject: c\n\nc\n\n")
+    status, out = run(mbox_ids, ["-d", str(tmp_path)])
+    assert status == errors.PARTIAL
+    assert out.count(b"\n") == 1 and b'"file":"%s' % str(tmp_path).encode() in out
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"mbox-ids: {tmp_path}/A.mbox: Is a directory",
+                   f"mbox-ids: {tmp_path}/B.mbox: Too many levels of symbolic links"]
+    assert run(mbox_ids, ["--folders", str(tmp_path / "none.mbox"), str(tmp_path / "C.mbox")]
+               ) == (errors.PARTIAL, b"")
+    assert capsys.readouterr().err == \
+        f"mbox-ids: {tmp_path}/none.mbox: No such file or directory\n"
+
+
+def test_imap_append_restores_the_files_it_can_read(account, tmp_path, capsys, dovecot,
+                                                    new_user, monkeypatch):
+    account.create_folder("Z")
+    append_all(account, "Z", AWKWARD[:3])
+    backup(str(tmp_path))
+    (tmp_path / "A.mbox").mkdir()
+    (tmp_path / "B.mbox").symlink_to("B.mbox")
+    capsys.readouterr()
+    user, _ = new_user("fs")
+    for key, value in dovecot.env(user).items():
+        monkeypatch.setenv(key, value)
+    assert run(imap_append, ["-d", str(tmp_path)])[0] == errors.PARTIAL
+    assert capsys.readouterr().err.splitlines() == [
+        f"imap-append: {tmp_path}/A.mbox: Is a directory",
+        f"imap-append: {tmp_path}/B.mbox: Too many levels of symbolic links"]
+    with dovecot.client(user) as client:
+        assert server_messages(client)["Z"] == held_in(tmp_path / "Z.mbox")
