@@ -1,15 +1,20 @@
 """One bad thing stops only itself: a file that cannot be read or written fails its
 folder alone, with one line on stderr, and every other folder gets its mail."""
 
+import re
 import resource
 import signal
+import subprocess
 
 import pytest
+from conftest import REPO, command_env
 from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_messages
+from test_readme import EXAMPLES
 
 from imapstream import errors
 from imapstream.commands import imap_append, mbox_ids
 from imapstream.mbox.reader import scan
+from imapstream.message import to_lf
 
 BIG = b"Subject: big\r\nMessage-ID: <big@x>\r\n\r\n" + b"z" * 78 + b"\r\n" * 2000
 
@@ -103,3 +108,50 @@ def test_imap_append_restores_the_files_it_can_read(account, tmp_path, capsys, d
         f"imap-append: {tmp_path}/B.mbox: Too many levels of symbolic links"]
     with dovecot.client(user) as client:
         assert server_messages(client)["Z"] == held_in(tmp_path / "Z.mbox")
+
+
+COPY = b"Subject: copy\r\nMessage-ID: <copy@x>\r\n\r\n" + b"the same bytes\r\n" * 600
+
+
+def _man_example(page, needle):
+    """The literal block of a man page that contains needle, as the shell reads it."""
+    text = (REPO / "man" / page).read_text()
+    for block in re.findall(r"\.Bd -literal -offset indent\n(.*?)\.Ed", text, re.S):
+        if needle in block:
+            return block.replace("\\e", "\\")
+    raise AssertionError(f"no example with {needle} in {page}")
+
+
+@pytest.mark.parametrize("example", ["README flagged", "imapstream(7) big"])
+def test_a_copy_in_another_folder_is_stored_again(dovecot, new_user, tmp_path, program,
+                                                  example):
+    """The examples that merge every folder into one mbox: an identical message that
+    reaches a second folder after the first was stored is stored again, so the file
+    holds as many copies as the server; reruns add nothing."""
+    program("jq")
+    if example == "README flagged":
+        script, target = EXAMPLES["flagged"], tmp_path / "flagged.mbox"
+    else:
+        script = _man_example("imapstream.7", "big.mbox").replace("10000000", "9000")
+        target = tmp_path / "big.mbox"
+    user, _ = new_user("fs")
+    env = command_env(dovecot, user, tmp_path)
+    with dovecot.client(user) as client:
+        append_all(client, "INBOX", AWKWARD[:3])
+        client.create_folder("Archive")
+        client.append("INBOX", COPY, flags=[b"\\Flagged"])
+        sh(script, env, tmp_path)
+        assert [data for _o, _r, data in scan(str(target))] == [to_lf(COPY)]
+        client.append("Archive", COPY, flags=[b"\\Flagged"])
+    sh(script, env, tmp_path)
+    once = target.read_bytes()
+    sh(script, env, tmp_path)
+    assert target.read_bytes() == once
+    held = [(record["folder"], data) for _o, record, data in scan(str(target))]
+    assert held == [("INBOX", to_lf(COPY)), ("Archive", to_lf(COPY))]
+
+
+def sh(script, env, cwd):
+    done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr

@@ -82,16 +82,24 @@ def _record_key(record):
     return record.get("message_id"), record.get("size"), instant
 
 
+def _may_be(own, generation):
+    """Whether a message of generation own, not held by its UID, may be one held in
+    generation: the same folder under an earlier UIDVALIDITY, or a message from a
+    foreign mbox (no generation); any held message, for one without a generation.  A
+    copy in another folder is another message: it is stored again, count for count."""
+    return own is None or generation is None or generation != own and generation[0] == own[0]
+
+
 def digest(data):
     return hashlib.sha1(data, usedforsecurity=False).digest()
 
 
 class Holdings:
     """What one mbox file holds.  A message is held if its folder, UIDVALIDITY and UID
-    are; otherwise it is matched by content against the messages of other generations
-    (folder and UIDVALIDITY; all of them for a message without one), each matching
-    at most once: by Message-ID, size and INTERNALDATE when only a record is known, by
-    digest when the bytes are."""
+    are; otherwise it is matched by content against the messages of its folder's other
+    generations (UIDVALIDITYs) and foreign ones (all of them for a message without a
+    generation), each matching at most once: by Message-ID, size and INTERNALDATE when
+    only a record is known, by digest when the bytes are."""
 
     def __init__(self, path, name=None, keep_index=False):
         """keep_index: the caller holds the file's lock (mbox-merge), so the holdings
@@ -218,11 +226,10 @@ class Holdings:
             self.uids.add((*_generation(record), record["uid"]))
 
     def _consume(self, table, record, key):
-        """Match key once against the messages of the other generations (of all of them
-        for a record without UIDVALIDITY)."""
+        """Match key once against the messages it may be (see _may_be)."""
         own = _generation(record)
         for generation, counter in table.items():
-            if (own is None or generation != own) and counter[key] > 0:
+            if _may_be(own, generation) and counter[key] > 0:
                 counter[key] -= 1
                 return True
         return False
@@ -239,7 +246,7 @@ class Holdings:
         if self._uid_held(record):
             return True
         own = _generation(record)
-        if not any(own is None or generation != own for generation in self.by_id):
+        if not any(_may_be(own, generation) for generation in self.by_id):
             return False
         if self.by_digest is None:
             self.by_digest = defaultdict(Counter)
