@@ -155,3 +155,38 @@ def sh(script, env, cwd):
     done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("missing", [8, 3])
+def test_a_gzip_member_missing_its_trailer_keeps_its_messages(account, tmp_path, capsys,
+                                                              program, missing):
+    """gzip -dc reads every message of a last member that lacks (part of) its trailer:
+    so do mbox-ids and mbox-merge, which completes the trailer instead of cutting the
+    member, so that the messages no longer on the server stay in the backup."""
+    append_all(account, "INBOX", AWKWARD[:4])
+    backup(str(tmp_path), "-z", "gzip")
+    append_all(account, "INBOX", AWKWARD[4:])
+    backup(str(tmp_path))
+    path = tmp_path / "INBOX.mbox.gz"
+    whole = path.read_bytes()
+    expected = backup_messages(str(tmp_path))
+    path.write_bytes(whole[:-missing])
+    (tmp_path / ".INBOX.mbox.gz.ids").unlink()
+    account.select_folder("INBOX")
+    account.delete_messages(account.search(["NOT", "UID", "1:4"]))
+    account.expunge()
+    capsys.readouterr()
+    status, out = run(mbox_ids, [str(path)])
+    assert status == errors.DATAERR
+    assert out.count(b"\n") == len(AWKWARD)
+    assert capsys.readouterr().err == (f"mbox-ids: {path}: the last gzip member lacks its "
+                                       f"trailer; the next mbox-merge completes it\n")
+    append_all(account, "INBOX", [COPY])  # the next mbox-merge to append repairs it
+    assert backup(str(tmp_path))[0] == (0, 0, 0, 0)
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"mbox-merge: {path}: completed the trailer of its last gzip member")
+    assert path.read_bytes().startswith(whole)
+    expected["INBOX"] = sorted(expected["INBOX"] + [(to_lf(COPY), [])])
+    assert backup_messages(str(tmp_path)) == expected
+    done = subprocess.run([program("gzip"), "-tv", str(path)], capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -60,6 +60,10 @@ def _main(argv, stdin, stdout):
             diagnostics.warn(PROG, f"{path}: the last message (at byte {holdings.torn_at}) is cut "
                            f"short; the next mbox-merge repairs it")
             status = errors.DATAERR
+        if holdings.trailer is not None:
+            diagnostics.warn(PROG, f"{path}: the last gzip member lacks its trailer; the next "
+                           f"mbox-merge completes it")
+            status = errors.DATAERR
         if holdings.cut_stream is not None:
             diagnostics.warn(PROG, f"{path}: the last compressed stream is cut short; the next "
                            f"mbox-merge repairs it")

@@ -164,6 +164,10 @@ class Merger:
         if holdings.cut_stream is not None and appender.cut_torn_stream(holdings.cut_stream):
             diagnostics.warn(PROG, f"{path}: cut off a compressed stream left unfinished "
                                    f"by a crash")
+        if holdings.trailer is not None:
+            appender.complete(holdings.trailer)
+            diagnostics.warn(PROG, f"{path}: completed the trailer of its last gzip member")
+            holdings = Holdings(path, keep_index=True)
         return holdings
 
     def close(self):

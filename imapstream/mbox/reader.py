@@ -12,7 +12,16 @@ from ..errors import DataError
 from ..message import header_section, message_id
 from . import sidecar
 from .mboxrd import MboxError, parse_held, parse_message
-from .scan import CutStream, HeldScan, Prefix, TornTail, complete_streams_end, spans
+from .scan import (
+    CutStream,
+    HeldScan,
+    Prefix,
+    Suffixed,
+    TornTail,
+    complete_streams_end,
+    missing_gzip_trailer,
+    spans,
+)
 
 _OPENERS = {".gz": ("gzip", "GzipFile"), ".bz2": ("bz2", "BZ2File"), ".xz": ("lzma", "LZMAFile")}
 
@@ -107,7 +116,7 @@ class Holdings:
         self.path, self.name = path, name or path
         self._uids = self._by_id = None  # built when first asked (mbox-ids lists without)
         self.by_digest = None
-        self.torn_at = self.cut_stream = None
+        self.torn_at = self.cut_stream = self.trailer = None
         self.marks = {}  # folder checkpoints given in this visit, for the sidecar
         self.index = sidecar.Index(None, 0, 0, [])
         if os.path.exists(path):
@@ -152,8 +161,16 @@ class Holdings:
 
     def _complete_streams(self, raw, fd, st, compressed, folders):
         """The index of the complete members or streams of a compressed file whose last
-        one is cut short; cut_stream is where they end, for mbox-merge to cut there."""
-        self.cut_stream = complete_streams_end(raw, compressed)
+        one is cut short; cut_stream is where they end, for mbox-merge to cut there.  A
+        last gzip member that lacks only its trailer holds all its messages: trailer is
+        what mbox-merge appends to make it whole."""
+        end = complete_streams_end(raw, compressed)
+        self.trailer = missing_gzip_trailer(raw, end) if compressed == ".gz" else None
+        if self.trailer is not None:  # whole but for its trailer: every message is held
+            scan = HeldScan(Suffixed(raw, self.trailer), compressed, self.name)
+            rows = [sidecar.row(offset, record) for offset, record in scan]
+            return sidecar.Index.of(fd, st, st.st_size, scan.end, rows, folders)
+        self.cut_stream = end
         scan = HeldScan(Prefix(raw, self.cut_stream), compressed, self.name)
         # None complete (a crash in the first append) leaves nothing to scan; bz2 and
         # lzma would take no bytes at all for a stream cut short.
