@@ -7,6 +7,7 @@ import io
 from . import errors
 from .mbox.reader import iter_messages
 from .mbox.scan import compression_damage
+from .records import check_fields
 from .stream import read_messages
 
 
@@ -25,7 +26,8 @@ def incoming_messages(stdin):
             # map keeps no message it passed on: a consumer's to_lf frees the server's form
             yield from map(_as_sent, read_messages(inp))
         elif head.startswith(b"From "):
-            for _offset, record, data in iter_messages(inp, "standard input"):
+            for offset, record, data in iter_messages(inp, "standard input"):
+                check_fields(record, f"standard input: message at byte {offset}")
                 yield record, data, True
         elif head:
             raise errors.DataError("standard input is neither a message stream nor an mbox")

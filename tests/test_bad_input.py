@@ -3,6 +3,7 @@ documented exit status, and no mbox left incomplete."""
 
 import os
 
+import orjson
 import pytest
 from plumbing import AWKWARD, append_all, backup, backup_messages, one_line, run, server_messages
 
@@ -87,7 +88,8 @@ def test_a_vanished_folder_fails_alone(account, capsys):
 def test_a_stale_uidvalidity_is_refused(account, capsys):
     append_all(account, "INBOX", AWKWARD[:1])
     _, listed = run(imap_list, ["INBOX"])
-    stale = listed.replace(b'"uidvalidity":', b'"uidvalidity":1', 1)
+    record = orjson.loads(listed)
+    stale = orjson.dumps(dict(record, uidvalidity=record["uidvalidity"] - 1)) + b"\n"
     status, stream = run(imap_fetch, [], stale)
     assert status == errors.PARTIAL and stream == b""
     assert "UIDVALIDITY is now" in one_line(capsys, "imap-fetch")

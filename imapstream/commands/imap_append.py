@@ -159,9 +159,7 @@ class Restorer:
         return folder
 
     def add(self, where, folder, record, wire):
-        flags = record.get("flags") or []
-        if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
-            raise errors.DataError(f"{where}: \"flags\" must be a list of strings")
+        flags = record.get("flags") or []  # strings: records.check_fields
         kept = tuple(f for f in flags if f.lower() in SYSTEM_FLAGS
                      or not f.startswith("\\") and KEYWORD.fullmatch(f))
         dropped = [f for f in flags if f not in kept and f.lower() != "\\recent"]
