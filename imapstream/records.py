@@ -110,6 +110,7 @@ FIELDS = {
     "checkpoint": (_boolean, "a boolean"),
     "length": (_count, "an integer from 0"),
     "file": (_string, "a string"),
+    "not_held_in": (_string, "a string"),
     "offset": (_count, "an integer from 0"),
 }
 

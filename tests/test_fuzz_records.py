@@ -163,7 +163,7 @@ TYPES = {"folder": TEXT, "delimiter": TEXT, "flags": "flags", "special_use": TEX
          "noselect": "boolean", "messages": COUNT, "uidvalidity": NUMBER, "uidnext": NUMBER,
          "uid": NUMBER, "message_id": TEXT, "size": COUNT, "internaldate": "date",
          "since": NUMBER, "checkpoint": "boolean", "file": TEXT, "offset": COUNT,
-         "length": COUNT}
+         "length": COUNT, "not_held_in": TEXT}
 not_json_types = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
                            st.lists(scalars, max_size=2),
                            st.dictionaries(st.text(max_size=3), scalars, max_size=2))
@@ -208,7 +208,8 @@ message_fields = {"folder": st.text(max_size=8), "delimiter": st.none() | st.tex
                   "uidvalidity": numbers, "uid": numbers,
                   "message_id": st.none() | st.text(max_size=8),
                   "size": st.integers(0, 2**40), "flags": st.lists(flag, max_size=3),
-                  "internaldate": st.none() | dates}
+                  "internaldate": st.none() | dates,
+                  "not_held_in": st.none() | st.text(max_size=4)}
 KINDS = {
     "folder record": {"folder": st.text(max_size=8),
                       "delimiter": st.none() | st.text(max_size=2),

@@ -190,3 +190,20 @@ def test_a_gzip_member_missing_its_trailer_keeps_its_messages(account, tmp_path,
     assert backup_messages(str(tmp_path)) == expected
     done = subprocess.run([program("gzip"), "-tv", str(path)], capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_new_uidvalidity_with_one_more_copy_stores_it(account, tmp_path):
+    """After a UIDVALIDITY change the folder holds two identical copies where the backup
+    held one: mbox-ids matches one by its record, so mbox-merge must not match the
+    other by its bytes against that same held copy."""
+    account.create_folder("F")
+    append_all(account, "F", [COPY])
+    assert backup(str(tmp_path))[0] == (0, 0, 0, 0)
+    account.delete_folder("F")
+    account.create_folder("F")
+    append_all(account, "F", [COPY, COPY])
+    statuses, missing, _ = backup(str(tmp_path))
+    assert statuses == (0, 0, 0, 0)
+    assert missing.count(b"\n") == 1  # the held copy is not fetched again
+    assert [data for _o, _r, data in scan(str(tmp_path / "F.mbox"))] == [to_lf(COPY)] * 2
+    assert backup(str(tmp_path))[1] == b""

@@ -107,7 +107,10 @@ def _missing(options, stdin, stdout):
                 reason = errors.describe(exc)[0]
                 diagnostics.warn(PROG, f"{reason}; its folder's records are held back")
                 holdings[path] = exc
-        if isinstance(holdings[path], Holdings) and not holdings[path].holds_record(record):
+        held = holdings[path]
+        if isinstance(held, Holdings) and not held.holds_record(record):
+            if held.matched_by_content(record):
+                record["not_held_in"] = path
             write_record(stdout, record)
     failures = [h for h in holdings.values() if not isinstance(h, Holdings)]
     return errors.DATAERR if any(isinstance(h, errors.DataError) for h in failures) \

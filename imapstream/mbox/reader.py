@@ -258,10 +258,19 @@ class Holdings:
     def holds_record(self, record):
         return self._uid_held(record) or self._consume(self.by_id, record, _record_key(record))
 
+    def matched_by_content(self, record):
+        """Whether a record was matched by content against messages the file holds (and
+        that holds_record found none of them free to be it)."""
+        own = _generation(record)
+        return any(_may_be(own, generation) for generation in self.by_id)
+
     def holds_message(self, record, data):
         """data in LF form, as mboxrd stores it."""
         if self._uid_held(record):
             return True
+        if record.get("not_held_in") == self.path:
+            return False  # mbox-ids found it held by no message: its copies are others'
+
         own = _generation(record)
         if not any(_may_be(own, generation) for generation in self.by_id):
             return False
