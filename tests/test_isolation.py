@@ -1,6 +1,7 @@
 """One bad thing stops only itself: a file that cannot be read or written fails its
 folder alone, with one line on stderr, and every other folder gets its mail."""
 
+import gzip
 import re
 import resource
 import signal
@@ -12,7 +13,7 @@ from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_m
 from test_readme import EXAMPLES
 
 from imapstream import errors
-from imapstream.commands import imap_append, mbox_ids
+from imapstream.commands import imap_append, mbox_ids, mbox_merge
 from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
 
@@ -207,3 +208,26 @@ def test_a_new_uidvalidity_with_one_more_copy_stores_it(account, tmp_path):
     assert missing.count(b"\n") == 1  # the held copy is not fetched again
     assert [data for _o, _r, data in scan(str(tmp_path / "F.mbox"))] == [to_lf(COPY)] * 2
     assert backup(str(tmp_path))[1] == b""
+
+
+@pytest.mark.parametrize("missing", [8, 1])
+def test_gzip_input_missing_its_trailer_gives_every_message(tmp_path, capsys, missing):
+    """An mbox.gz on standard input that gzip -dc reads whole but for its trailer: every
+    message is stored, then exit 65 says what was wrong; a rerun with the whole file
+    adds nothing."""
+    mbox = b"".join(b"From a@b Sat Jul  1 10:00:00 2005\nSubject: %d\n\n>From x\n\n" % n
+                    for n in range(30))
+    whole = gzip.compress(mbox[:700]) + gzip.compress(mbox[700:])
+    target = tmp_path / "in.mbox"
+    assert run(mbox_merge, [str(target)], whole[:-missing])[0] == errors.DATAERR
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "mbox-merge: standard input: the last gzip member lacks its trailer (its messages "
+        "were read)")
+    held = [(record["flags"], data) for _o, record, data in scan(str(target))]
+    assert held == [([], b"Subject: %d\n\nFrom x\n" % n) for n in range(30)]
+    once = target.read_bytes()
+    assert run(mbox_merge, [str(target)], whole)[0] == errors.OK
+    assert target.read_bytes() == once
+    bad = whole[:-4] + bytes([whole[-4] ^ 1]) + whole[-3:]  # a wrong length is damage
+    assert run(mbox_merge, [str(target)], bad)[0] == errors.DATAERR
+    assert "does not match its data" in capsys.readouterr().err
