@@ -21,7 +21,7 @@ def incoming_messages(stdin):
     try:
         inp = io.BufferedReader(_Raw(stdin))
         if inp.peek(2)[:2] == b"\x1f\x8b":
-            gzip_members = GzipMembers(inp)
+            gzip_members = GzipInput(inp)
             inp = io.BufferedReader(_Raw(gzip_members))
         inp = _decompressed(inp)
         while inp.peek(1)[:1] in (b"\n", b"\r"):
@@ -77,7 +77,7 @@ class _Raw(io.RawIOBase):
         return len(chunk)
 
 
-class GzipMembers:
+class GzipInput:
     """The members of a gzip stream one after another (RFC 1952), each checked against
     its CRC-32 and length.  A stream that ends after the whole deflate data of its last
     member, in that member's trailer, gives all its data and sets trailer_missing, as
