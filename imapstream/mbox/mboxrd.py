@@ -8,7 +8,7 @@ A message is stored as
                                           always the first line after the From line
     Status: RO / O                        \\Seen -> R; O always (no \\Recent in a backup)
     X-Status: AFTD                        \\Answered \\Flagged \\Draft(T) \\Deleted; if any
-    X-Keywords: k1 k2                     keywords; if any
+    X-Keywords: k1 k2                     keywords that are atoms (RFC 3501); if any
     the message in LF form (each CRLF of the server's bytes turned into LF), with
       - every line matching ^>*From  given one more '>' (mboxrd), and
       - every header-section line matching ^>*NAME: for a NAME in RESERVED given one
@@ -25,7 +25,7 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
-from ..message import crlf_size, header_end, header_section, message_id
+from ..message import crlf_size, header_end, header_section, is_flag, message_id
 
 RESERVED = (b"status|x-status|x-keywords|x-imapstream|x-uid|x-imap|x-imapbase|content-length")
 _RESERVED_ESCAPE = re.compile(rb"^(>*(?:" + RESERVED + rb")[ \t]*:)", re.MULTILINE | re.I)
@@ -117,10 +117,19 @@ def unquote_from(data):
 def from_line(header, internaldate):
     match = _RETURN_PATH.search(header)
     sender = match.group(1) if match and match.group(1) else b"MAILER-DAEMON"
-    when = datetime.fromisoformat(internaldate) if internaldate else datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return b"From " + sender + b" " + when.astimezone(UTC).ctime().encode() + b"\n"
+    return b"From " + sender + b" " + _asctime(internaldate).encode() + b"\n"
+
+
+def _asctime(internaldate):
+    """INTERNALDATE in UTC in asctime form; the time of writing for none, or for one
+    that is not ISO 8601 or has no UTC time in years 1 to 9999."""
+    try:
+        when = datetime.fromisoformat(internaldate)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(UTC).ctime()
+    except (TypeError, ValueError, OverflowError):
+        return datetime.now(UTC).ctime()
 
 
 def flag_headers(flags):
@@ -129,7 +138,7 @@ def flag_headers(flags):
     x_status = "".join(letter for flag, letter in _X_STATUS if flag in lowered)
     if x_status:
         lines.append(b"X-Status: " + x_status.encode() + b"\n")
-    keywords = [f for f in flags if not f.startswith("\\")]
+    keywords = [f for f in flags if not f.startswith("\\") and is_flag(f)]
     if keywords:
         lines.append(b"X-Keywords: " + " ".join(keywords).encode() + b"\n")
     return b"".join(lines)
