@@ -155,19 +155,10 @@ def parse_message(text):
         raise MboxError("message cut short (torn tail)")  # a prefix of our first line
     if not rest.startswith(OWN_MARK):
         return _parse_foreign(envelope, rest)
-    match = _OWN_META.match(rest)
-    if not match:
-        raise MboxError("message cut short (torn tail)")
-    record, own, pos = _parse_meta(match.group(1).decode("ascii", "replace")), {}, match.end()
-    while match := _OWN_FLAGS.match(rest, pos):
-        own[match.group(1).lower().decode()] = match.group(2).decode("utf-8", "replace")
-        pos = match.end()
-    record["flags"] = _flags(own.get("status", ""), own.get("x-status", ""),
-                             own.get("x-keywords", ""))
+    record, octets, pos = _own_fields(rest, 0, len(rest))
     unquoted = unquote_from(rest[pos:])
     header = header_section(unquoted)
     full = _RESERVED_UNESCAPE.sub(rb"\1", header) + unquoted[len(header):]
-    octets = record.pop("octets", None)
     if octets is None or len(full) < octets:
         raise MboxError("message cut short (torn tail)")
     data, pad = full[:octets], full[octets:]
@@ -238,16 +229,11 @@ def quoted_until_from(buf, start, end):
     """(n, at) for the lines of buf[start:end], which begins a line: n of them match
     ^>+From  before the first that matches ^From  (a From line: the next message), which
     begins at at (-1 if none).  One find for "From " tells both."""
-    quoted, at = 0, buf.find(b"From ", start, end)
-    while at >= 0:
-        line = at
-        while line > start and buf[line - 1] == 0x3E:  # '>'
-            line -= 1
-        if line == start or buf[line - 1] == 0x0A:
-            if line == at:
-                return quoted, at
-            quoted += 1
-        at = buf.find(b"From ", at + 5, end)
+    quoted = 0
+    for line in _from_lines(buf, b"From ", start, end):
+        if buf[line] != 0x3E:  # not '>': a From line
+            return quoted, line
+        quoted += 1
     return quoted, -1
 
 
@@ -265,6 +251,13 @@ def _own_head(buf, start, end):
     rest = newline + 1
     if newline < 0 or buf[rest:rest + len(OWN_MARK)] != OWN_MARK:
         return None
+    head = _own_fields(buf, rest, end)
+    return head if "size" in head[0] else None
+
+
+def _own_fields(buf, rest, end):
+    """(record with flags, octets, where the message's data begins) from the
+    X-Imapstream line at buf[rest] and the flag headers after it, within buf[:end]."""
     match = _OWN_META.match(buf, rest, end)
     if not match:
         raise MboxError("message cut short (torn tail)")
@@ -272,8 +265,6 @@ def _own_head(buf, start, end):
     while match := _OWN_FLAGS.match(buf, pos, end):
         own[match.group(1).lower().decode()] = match.group(2).decode("utf-8", "replace")
         pos = match.end()
-    if "size" not in record:
-        return None
     record["flags"] = _flags(own.get("status", ""), own.get("x-status", ""),
                              own.get("x-keywords", ""))
     return record, record.pop("octets", None), pos
