@@ -1,9 +1,12 @@
 """NDJSON records: one JSON object per line, UTF-8, flushed per record.  Readers report
-the line number of a malformed line; consumers ignore keys they do not know."""
+the line number of a malformed line; consumers ignore keys they do not know.  A known
+key with a value of another type than imapstream(7) gives it (FIELDS) is malformed."""
 
 import functools
 import os
+import re
 import select
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from .errors import DataError
@@ -36,7 +39,81 @@ def parse_record(line, lineno):
         raise DataError(f"line {lineno}: not a JSON object: {exc}") from None
     if not isinstance(record, dict):
         raise DataError(f"line {lineno}: not a JSON object")
+    check_fields(record, f"line {lineno}")
     return record
+
+
+def check_fields(record, where):
+    """Refuse a record with a known key whose value is not what FIELDS says (null stands
+    for an unknown value of any of them)."""
+    for key, value in record.items():
+        field = FIELDS.get(key)
+        if field is not None and value is not None and not field[0](value):
+            raise DataError(f"{where}: \"{key}\" must be {field[1]} or null")
+
+
+def positive_int(value):
+    """Whether value is a JSON integer above 0 (not a boolean, which Python counts)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value):
+    """An IMAP nz-number: UIDs, UIDVALIDITY and UIDNEXT are 32-bit (RFC 3501, 9)."""
+    return positive_int(value) and value < 1 << 32
+
+
+_NOT_IN_FLAG = re.compile(r"[\x00-\x20\x7f]")  # SP and CTL: atom-specials (RFC 3501, 9)
+
+
+def _flags(value):
+    return isinstance(value, list) and all(
+        isinstance(flag, str) and flag and not _NOT_IN_FLAG.search(flag) for flag in value)
+
+
+def _date(value):
+    """ISO 8601 with or without a UTC offset (without: UTC), an instant in UTC."""
+    try:
+        when = datetime.fromisoformat(value)
+        (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _string(value):
+    return isinstance(value, str)
+
+
+def _boolean(value):
+    return isinstance(value, bool)
+
+
+# The keys of the records of imapstream(7) (folder, message, checkpoint and held records,
+# and the message stream's "length"): a test of the value and what it must be.
+FIELDS = {
+    "folder": (_string, "a string"),
+    "delimiter": (_string, "a string"),
+    "flags": (_flags, "an array of flags (strings without spaces or control characters)"),
+    "special_use": (_string, "a string"),
+    "noselect": (_boolean, "a boolean"),
+    "messages": (_count, "an integer from 0"),
+    "uidvalidity": (_number, "an integer from 1 to 2^32-1"),
+    "uidnext": (_number, "an integer from 1 to 2^32-1"),
+    "uid": (_number, "an integer from 1 to 2^32-1"),
+    "since": (_number, "an integer from 1 to 2^32-1"),
+    "message_id": (_string, "a string"),
+    "size": (_count, "an integer from 0"),
+    "internaldate": (_date, "an ISO 8601 date"),
+    "checkpoint": (_boolean, "a boolean"),
+    "length": (_count, "an integer from 0"),
+    "file": (_string, "a string"),
+    "not_held_in": (_string, "a string"),
+    "offset": (_count, "an integer from 0"),
+}
 
 
 def read_lines(inp, idle=None):
@@ -53,11 +130,6 @@ def read_records(inp, idle=None):
     """Yield (lineno, record) for each non-empty line of a binary stream (read_lines)."""
     for lineno, line in read_lines(inp, idle):
         yield lineno, parse_record(line, lineno)
-
-
-def positive_int(value):
-    """Whether value is a JSON integer above 0 (not a boolean, which Python counts)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class Checkpoint(NamedTuple):

@@ -41,10 +41,13 @@ def _read_message(inp, line, lineno):
     return record, data
 
 
+PIECE = 1 << 20  # read at a time: a length that lies costs no more than the bytes sent
+
+
 def _read_exactly(inp, length):
     parts, wanted = [], length
     while wanted:
-        part = inp.read(wanted)
+        part = inp.read(min(wanted, PIECE))
         if not part:
             break
         parts.append(part)

@@ -3,6 +3,7 @@ documented exit status, and no mbox left incomplete."""
 
 import os
 
+import orjson
 import pytest
 from plumbing import AWKWARD, append_all, backup, backup_messages, one_line, run, server_messages
 
@@ -87,7 +88,8 @@ def test_a_vanished_folder_fails_alone(account, capsys):
 def test_a_stale_uidvalidity_is_refused(account, capsys):
     append_all(account, "INBOX", AWKWARD[:1])
     _, listed = run(imap_list, ["INBOX"])
-    stale = listed.replace(b'"uidvalidity":', b'"uidvalidity":1', 1)
+    record = orjson.loads(listed)
+    stale = orjson.dumps(dict(record, uidvalidity=record["uidvalidity"] - 1)) + b"\n"
     status, stream = run(imap_fetch, [], stale)
     assert status == errors.PARTIAL and stream == b""
     assert "UIDVALIDITY is now" in one_line(capsys, "imap-fetch")
@@ -161,4 +163,4 @@ def test_a_boolean_is_not_a_positive_integer(tmp_path, capsys):
     record = b'{"folder":"INBOX","uid":true}\n'
     assert run(mbox_ids, ["--missing", "-d", str(tmp_path)], record)[0] == 65
     assert capsys.readouterr().err == (
-        'mbox-ids: line 1: message record without a positive integer "uid"\n')
+        'mbox-ids: line 1: "uid" must be an integer from 1 to 2^32-1 or null\n')

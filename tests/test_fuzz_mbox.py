@@ -205,11 +205,12 @@ def test_compressed_files_keep_every_whole_stream(appends, suffix, data):
     else:
         patch = data.draw(st.binary(min_size=1, max_size=4))
         file = whole[:at] + patch + whole[at + len(patch):]
-    complete, end = 0, 0
+    complete, kept, end = 0, 0, 0
+    trailer = 8 if suffix == ".gz" else 0  # a gzip member cut in its trailer keeps its data
     for member, texts in zip(members, appends, strict=True):
         end += len(member)
-        if end <= at:
-            complete += len(texts)
+        complete += len(texts) if end <= at else 0
+        kept += len(texts) if end - trailer <= at else 0
     with tempfile.TemporaryDirectory() as directory:
         good, bad = (os.path.join(directory, name + suffix) for name in ("good", "bad"))
         for path, content in ((good, whole), (bad, file)):
@@ -219,7 +220,7 @@ def test_compressed_files_keep_every_whole_stream(appends, suffix, data):
         assert matches(list(Holdings(good).records()), expected)
         rows = holdings(bad)
         if file == whole[:at]:  # cut short: exactly the whole streams are held
-            assert matches(rows, expected[:complete])
+            assert matches(rows, expected[:kept])
         elif rows is not None:
             assert matches(rows[:complete], expected[:complete])
 

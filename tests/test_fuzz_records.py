@@ -3,20 +3,26 @@ parse_record, message_key) and the message stream framing (read_messages, and mb
 reading it).  Whatever follows a valid prefix, a reader yields every record or message
 of the prefix, then stops or raises a DataError: never another exception."""
 
+import contextlib
+import datetime as dt
 import io
 import os
+import re
 import tempfile
 
 import orjson
-from hypothesis import given, settings
+from conftest import REPO
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plumbing import run
 
 from imapstream import errors
-from imapstream.commands import mbox_merge
+from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
 from imapstream.errors import DataError
+from imapstream.mbox.archive import mbox_files
 from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
-from imapstream.records import message_key, read_records
+from imapstream.records import FIELDS, message_key, read_records
 from imapstream.stream import read_messages, write_message
 
 # Bytes that make JSON and framing go wrong in interesting ways.
@@ -29,11 +35,15 @@ scalars = (st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1)
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12))
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
                       | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
-# Records as message records look, and as anything else might send them.
+# Records as message records look, and as anything else might send them (keys of its
+# own, any values); the known keys with values of their types.
+numbers = st.integers(1, 2**32 - 1)
 records = st.one_of(
-    st.dictionaries(st.text(max_size=8), values, max_size=5),
-    st.fixed_dictionaries({"folder": st.text(max_size=10), "uid": st.integers(-3, 2**40)},
-                          optional={"uidvalidity": values, "delimiter": values}),
+    st.dictionaries(st.text(max_size=8).filter(lambda key: key not in FIELDS), values,
+                    max_size=5),
+    st.fixed_dictionaries({"folder": st.text(max_size=10), "uid": numbers},
+                          optional={"uidvalidity": st.none() | numbers,
+                                    "delimiter": st.none() | st.text(max_size=2)}),
 )
 
 
@@ -142,3 +152,181 @@ def test_mbox_merge_stores_the_whole_messages_and_fails_only_as_documented(pairs
         stored = [body for _offset, _record, body in scan(target)] \
             if os.path.exists(target) else []
     assert stored[:len(intact)] == intact
+
+
+# Wrong types, from the types imapstream(7) gives each key (the man page's words, not
+# records.FIELDS, so that a check too lax fails here).
+TEXT = "string"  # a string
+COUNT = "count"  # an integer from 0
+NUMBER = "number"  # an IMAP nz-number: an integer from 1 to 2^32-1
+TYPES = {"folder": TEXT, "delimiter": TEXT, "flags": "flags", "special_use": TEXT,
+         "noselect": "boolean", "messages": COUNT, "uidvalidity": NUMBER, "uidnext": NUMBER,
+         "uid": NUMBER, "message_id": TEXT, "size": COUNT, "internaldate": "date",
+         "since": NUMBER, "checkpoint": "boolean", "file": TEXT, "offset": COUNT,
+         "length": COUNT, "not_held_in": TEXT}
+not_json_types = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                           st.lists(scalars, max_size=2),
+                           st.dictionaries(st.text(max_size=3), scalars, max_size=2))
+integers = st.integers(-2**63, 2**64 - 1)
+
+
+def _iso(text):
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+WRONG = {
+    TEXT: st.one_of(st.booleans(), integers, not_json_types),
+    COUNT: st.one_of(st.booleans(), st.integers(-2**63, -1), st.text(max_size=4),
+                     st.sampled_from([1.0, 1e14, 0.5, "12"]), not_json_types),
+    NUMBER: st.one_of(st.booleans(), st.integers(-2**63, 0), st.integers(2**32, 2**64 - 1),
+                      st.text(max_size=4), st.sampled_from([1.0, 1e14, "7"]), not_json_types),
+    "flags": st.one_of(st.text(max_size=4), integers, st.booleans(),
+                       st.lists(st.one_of(integers, st.booleans(), st.lists(scalars)),
+                                min_size=1, max_size=2),
+                       st.sampled_from([[""], ["a b"], ["x\n"], ["\r"], ["\x00"],
+                                        ["\\Seen", "\t"]]),
+                       st.dictionaries(st.text(max_size=3), scalars, max_size=1)),
+    "boolean": st.one_of(integers, st.text(max_size=4), not_json_types),
+    "date": st.one_of(integers, st.booleans(), not_json_types,
+                      st.text(max_size=12).filter(lambda t: not _iso(t)),
+                      st.sampled_from(["2021-02-29T00:00:00+00:00", "29-Feb-2021",
+                                       "0001-01-01T00:00:00+01:00",
+                                       "9999-12-31T23:59:59-23:59", "2005-07-01 x"])),
+}
+ZONES = [dt.UTC, dt.timezone(dt.timedelta(hours=14)),
+         dt.timezone(-dt.timedelta(hours=12, minutes=30))]
+flag = st.text(st.characters(blacklist_categories=("Cs",),
+                             blacklist_characters=[chr(c) for c in range(33)] + ["\x7f"]),
+               min_size=1, max_size=6)
+dates = st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2100, 1, 1),
+                     timezones=st.none() | st.sampled_from(ZONES)).map(dt.datetime.isoformat)
+message_fields = {"folder": st.text(max_size=8), "delimiter": st.none() | st.text(max_size=2),
+                  "uidvalidity": numbers, "uid": numbers,
+                  "message_id": st.none() | st.text(max_size=8),
+                  "size": st.integers(0, 2**40), "flags": st.lists(flag, max_size=3),
+                  "internaldate": st.none() | dates,
+                  "not_held_in": st.none() | st.text(max_size=4)}
+KINDS = {
+    "folder record": {"folder": st.text(max_size=8),
+                      "delimiter": st.none() | st.text(max_size=2),
+                      "flags": st.lists(flag, max_size=2),
+                      "special_use": st.none() | st.text(max_size=6),
+                      "noselect": st.booleans(), "messages": st.none() | st.integers(0, 99),
+                      "uidvalidity": st.none() | numbers, "uidnext": st.none() | numbers},
+    "message record": message_fields,
+    "folder checkpoint": {"folder": st.text(max_size=8),
+                          "delimiter": st.none() | st.text(max_size=2),
+                          "uidvalidity": numbers, "uidnext": numbers,
+                          "messages": st.integers(0, 99), "since": st.none() | numbers,
+                          "checkpoint": st.booleans()},
+    "held record": dict(message_fields, file=st.text(max_size=8),
+                        offset=st.integers(0, 2**40)),
+}
+# Which commands read each kind of record.
+READERS = {
+    "folder record": ["imap-list -", "imap-list --since"],
+    "message record": ["mbox-ids --missing", "imap-fetch", "mbox-merge"],
+    "folder checkpoint": ["mbox-ids --missing", "imap-fetch", "mbox-merge",
+                          "imap-list --since"],
+    "held record": ["mbox-ids --missing", "imap-list --since"],
+}
+
+
+def test_every_documented_key_has_a_type():
+    """The keys the record sections of imapstream(7) describe, and the message stream's
+    length, are those TYPES and records.FIELDS know."""
+    page = (REPO / "man" / "imapstream.7").read_text()
+    keys = set()
+    for section in re.findall(r"\.Ss (?:Folder record|Message record|Folder checkpoint|"
+                              r"Held record) \(STABLE\)\n(.*?)(?=\n\.Ss )", page, re.S):
+        for line in re.findall(r"^\.It Cm (.*)$", section, re.M):
+            keys.update(key.strip() for key in line.split(","))
+    assert "\n.Cm length :\n" in page
+    assert keys | {"length"} == set(TYPES) == set(FIELDS)
+
+
+def command_run(reader, lines, directory):
+    """(status, stdout, stderr) of reader given lines of records."""
+    stdin = b"".join(lines)
+    err = io.StringIO()
+    server = ["--server", "127.0.0.1:1", "--user", "u"]  # never reached: input comes first
+    with contextlib.redirect_stderr(err):
+        if reader == "mbox-ids --missing":
+            status, out = run(mbox_ids, ["--missing", "-d", directory], stdin)
+        elif reader == "imap-fetch":  # a session opened at the first good record
+            status, out = run(imap_fetch, server, stdin)
+        elif reader == "mbox-merge":
+            status, out = run(mbox_merge, ["-d", directory], stdin)
+        elif reader == "imap-list -":
+            status, out = run(imap_list, [*server, "-"], stdin)
+        else:
+            since = os.path.join(directory, "since.ndjson")
+            with open(since, "wb") as f:
+                f.write(stdin)
+            status, out = run(imap_list, [*server, "--since", since, "--all"])
+    return status, out, err.getvalue()
+
+
+GOOD = {"folder": "INBOX", "delimiter": "/", "uidvalidity": 7, "uid": 1}
+BODY = b"Subject: good\r\n\r\nbody\r\n"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_a_key_of_a_wrong_type_is_one_line_and_exit_65(data):
+    """Every key of every kind of record, given a value of another type, to each
+    command that reads that kind: exit 65 with one line naming the key, never an
+    internal error, and mbox-merge keeps the whole message before it."""
+    kind = data.draw(st.sampled_from(sorted(KINDS)), label="kind")
+    record = data.draw(st.fixed_dictionaries(KINDS[kind]), label="valid record")
+    key = data.draw(st.sampled_from(sorted(KINDS[kind])), label="key")
+    record[key] = data.draw(WRONG[TYPES[key]], label="wrong value")
+    reader = data.draw(st.sampled_from(READERS[kind]), label="reader")
+    line = orjson.dumps(record) + b"\n"
+    with tempfile.TemporaryDirectory() as directory:
+        if reader == "mbox-merge":  # a whole message first, then the bad record's frame
+            good, _ = framed([(GOOD, BODY)])
+            bad = orjson.dumps(dict(record, length=len(BODY))) + b"\n" + BODY + b"\n" \
+                if kind == "message record" else line
+            status, _out, err = command_run(reader, [good, bad], directory)
+            held = [body for _o, _r, body in scan(os.path.join(directory, "INBOX.mbox"))]
+            assert held == [to_lf(BODY)]
+        else:
+            status, _out, err = command_run(reader, [line], directory)
+    prog = reader.split()[0]
+    err = "".join(line for line in err.splitlines(True) if not line.startswith("APPEND: "))
+    assert status == errors.DATAERR, err
+    assert err.count("\n") == 1 and err.startswith(f"{prog}: "), err
+    assert "internal error" not in err and "Traceback" not in err
+    assert f'"{key}" must be ' in err, err
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.fixed_dictionaries(message_fields), st.binary(max_size=60)),
+                min_size=1, max_size=4), st.booleans())
+def test_what_mbox_merge_accepts_it_reads_back(pairs, into_directory):
+    """Any record of the right types is written so that it reads back: the message
+    byte for byte with its folder, UIDs and size.  (One UIDVALIDITY per folder, as a
+    listing has: a second one with the same bytes is the same message renumbered.)"""
+    generation = {}
+    pairs = [(dict(record, uid=uid, uidvalidity=generation.setdefault(
+        record["folder"], record["uidvalidity"])), body)
+        for uid, (record, body) in enumerate(pairs, 1)]
+    stream, _ = framed(pairs)
+    with tempfile.TemporaryDirectory() as directory:
+        target = ["-d", directory] if into_directory else [os.path.join(directory, "x.mbox")]
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            status = mbox_merge.main(target, io.BytesIO(stream), io.BytesIO())
+        assert status == errors.OK, err.getvalue()
+        held = []
+        for path in mbox_files(directory):
+            held += [(record["folder"], record["uid"], record["size"], body)
+                     for _o, record, body in scan(path)]
+    want = [(record["folder"], record["uid"], record["size"], to_lf(body))
+            for record, body in pairs]
+    assert sorted(held) == sorted(want)

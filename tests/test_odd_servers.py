@@ -14,6 +14,7 @@ from plumbing import run
 from imapstream import errors
 from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
 from imapstream.mbox import archive
+from imapstream.mbox.mboxrd import format_message
 from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
 from imapstream.records import read_records
@@ -141,17 +142,22 @@ def test_keywords_no_header_can_hold_are_left_out(monkeypatch, tmp_path, capsys)
     assert [m.get_payload() for m in mailbox.mbox(str(path))] == ["body 1\n", "body 2\n"]
 
 
-def test_mbox_merge_writes_no_header_a_record_could_break(tmp_path):
+def test_mbox_merge_writes_no_header_a_record_could_break(tmp_path, capsys):
     """A stream edited by hand: a keyword holding LF and "From ", one holding a space,
-    and an INTERNALDATE with no UTC time.  The From line takes the time of writing, the
-    X-Imapstream line keeps the date percent-encoded, X-Keywords only the atom."""
+    and an INTERNALDATE with no UTC time.  mbox-merge refuses the record (exit 65,
+    records.check_fields); should one get past, the writer puts the time of writing in
+    the From line, keeps the date percent-encoded in X-Imapstream, and only the atom
+    in X-Keywords."""
     data = b"Subject: x\r\n\r\nb\r\n"
     record = {"folder": "INBOX", "uidvalidity": 7, "uid": 1, "size": 17,
               "flags": ["\\Seen", "ok", "a\nFrom b", "two words"],
               "internaldate": "9999-12-31T23:59:59-23:59", "length": len(data)}
     stream = orjson.dumps(record) + b"\n" + data + b"\n"
     path = tmp_path / "out.mbox"
-    assert run(mbox_merge, [str(path)], stream)[0] == errors.OK
+    assert run(mbox_merge, [str(path)], stream)[0] == errors.DATAERR
+    assert capsys.readouterr().err.startswith('mbox-merge: line 1: "flags" must be ')
+    assert not path.exists() or path.read_bytes() == b""
+    path.write_bytes(format_message(to_lf(data), record))
     text = path.read_bytes()
     assert text.startswith(b"From MAILER-DAEMON ")
     assert text[text.index(b"\n"):] == (

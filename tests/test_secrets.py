@@ -187,6 +187,6 @@ def test_a_planted_symlink_is_not_followed(account, tmp_path, capsys):
     _, listed = run(imap_list, ["Planted"])
     _, stream = run(imap_fetch, [], listed)
     status, _ = run(mbox_merge, ["-d", str(directory)], stream)
-    assert status == errors.IOERR
+    assert status == errors.PARTIAL  # that folder alone fails
     assert "Planted.mbox: Too many levels of symbolic links" in one_line(capsys, "mbox-merge")
     assert target.read_bytes() == b"not yours\n" and (directory / "Planted.mbox").is_symlink()

@@ -64,16 +64,31 @@ def _main(argv, stdin, stdout):
             restorer.add_all("", messages, folder=options.folder)
             return restorer.status()
         for path in files:
-            incoming = ((record, data, True) for _offset, record, data in scan(path))
             fallback = folder_name(os.path.basename(path), restorer.delimiter)
             try:
-                restorer.add_all(f"{path}: ", incoming, fallback=fallback)
+                restorer.add_all(f"{path}: ", _held(path), fallback=fallback)
             except errors.DataError as exc:
                 diagnostics.warn(PROG, str(exc))
                 restorer.bad_input = True
+            except _Unreadable as exc:
+                restorer.fail(str(exc))
         return restorer.status()
     finally:
         server.close()
+
+
+class _Unreadable(Exception):
+    """A file of the backup directory cannot be read; the other files go on."""
+
+
+def _held(path):
+    """(record, data, True) per message of the mbox file path; a failure to read it
+    (a directory, a symbolic link loop, an I/O error) as _Unreadable."""
+    try:
+        for _offset, record, data in scan(path):
+            yield record, data, True
+    except OSError as exc:
+        raise _Unreadable(errors.describe(exc)[0]) from None
 
 
 class Message(NamedTuple):
@@ -118,7 +133,7 @@ class Restorer:
                 target = folder or self.target(record, fallback, where)
                 self.add(f"{where} (folder {target})", target, record,
                          BARE_LF.sub(b"\r\n", data) if lf else data)
-        except errors.DataError:
+        except (errors.DataError, _Unreadable):
             self.flush()  # the messages before bad input are still appended
             raise
         self.flush()
@@ -135,9 +150,7 @@ class Restorer:
         return folder
 
     def add(self, where, folder, record, wire):
-        flags = record.get("flags") or []
-        if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
-            raise errors.DataError(f"{where}: \"flags\" must be a list of strings")
+        flags = record.get("flags") or []  # strings: records.check_fields
         kept = tuple(f for f in flags if f.lower() in SYSTEM_FLAGS
                      or not f.startswith("\\") and KEYWORD.fullmatch(f))
         dropped = [f for f in flags if f not in kept and f.lower() != "\\recent"]

@@ -55,13 +55,22 @@ def _main(argv, stdin, stdout):
         return _folders(files, stdout)
     status = errors.OK
     for path in files:
-        os.stat(path)  # a missing FILE is an error here, not an empty one
-        holdings = Holdings(path)
+        try:
+            os.stat(path)  # a missing FILE is an error here, not an empty one
+            holdings = Holdings(path)
+        except OSError as exc:
+            diagnostics.warn(PROG, errors.describe(exc)[0])
+            status = max(status, errors.PARTIAL)
+            continue
         for offset, record in holdings.records():
             write_record(stdout, dict(record, file=path, offset=offset))
         if holdings.torn_at is not None:
             diagnostics.warn(PROG, f"{path}: the last message (at byte {holdings.torn_at}) is cut "
                            f"short; the next mbox-merge repairs it")
+            status = errors.DATAERR
+        if holdings.trailer is not None:
+            diagnostics.warn(PROG, f"{path}: the last gzip member lacks its trailer; the next "
+                           f"mbox-merge completes it")
             status = errors.DATAERR
         if holdings.cut_stream is not None:
             diagnostics.warn(PROG, f"{path}: the last compressed stream is cut short; the next "
@@ -72,13 +81,19 @@ def _main(argv, stdin, stdout):
 
 def _folders(files, stdout):
     """One record per folder checkpoint (see sidecar.py), in file order."""
+    status = errors.OK
     for path in files:
-        os.stat(path)
+        try:
+            os.stat(path)
+        except OSError as exc:
+            diagnostics.warn(PROG, errors.describe(exc)[0])
+            status = errors.PARTIAL
+            continue
         for checkpoint in sidecar.checkpoints(path).values():
             write_record(stdout, {"folder": checkpoint.folder, "delimiter": checkpoint.delimiter,
                                   "uidvalidity": checkpoint.uidvalidity,
                                   "uidnext": checkpoint.uidnext, "file": path})
-    return errors.OK
+    return status
 
 
 def _missing(options, stdin, stdout):
@@ -87,7 +102,7 @@ def _missing(options, stdin, stdout):
         checkpoint = Checkpoint.of(record, lineno)
         if checkpoint is not None:
             path = _path(options, checkpoint.folder, record)
-            if path in holdings and holdings[path] is None:
+            if path in holdings and not isinstance(holdings[path], Holdings):
                 withdraw(record)  # its folder's records were held back
             write_record(stdout, record)
             continue
@@ -96,12 +111,18 @@ def _missing(options, stdin, stdout):
         if path not in holdings:
             try:
                 holdings[path] = Holdings(path)
-            except errors.DataError as exc:
-                diagnostics.warn(PROG, f"{exc}; its folder's records are held back")
-                holdings[path] = None
-        if holdings[path] is not None and not holdings[path].holds_record(record):
+            except (errors.DataError, OSError) as exc:
+                reason = errors.describe(exc)[0]
+                diagnostics.warn(PROG, f"{reason}; its folder's records are held back")
+                holdings[path] = exc
+        held = holdings[path]
+        if isinstance(held, Holdings) and not held.holds_record(record):
+            if held.matched_by_content(record):
+                record["not_held_in"] = path
             write_record(stdout, record)
-    return errors.DATAERR if None in holdings.values() else errors.OK
+    failures = [h for h in holdings.values() if not isinstance(h, Holdings)]
+    return errors.DATAERR if any(isinstance(h, errors.DataError) for h in failures) \
+        else errors.PARTIAL if failures else errors.OK
 
 
 def _check(directory, stdin, stdout):

@@ -1,6 +1,7 @@
 """mbox-merge: a message stream or an mbox on stdin, appended to mbox files, never a
 message twice."""
 
+import errno
 import os
 import shutil
 import sys
@@ -58,7 +59,7 @@ def _main(argv, stdin, stdout):
         merger.close()
     if options.json and merger.folders:
         write_record(stdout, {"folders": len(merger.folders)})
-    return errors.DATAERR if merger.refused else errors.OK
+    return errors.DATAERR if merger.refused else errors.PARTIAL if merger.failed else errors.OK
 
 
 def _incoming(stdin):
@@ -76,6 +77,7 @@ class Merger:
         self.options, self.stdout = options, stdout
         self.path = self.appender = self.holdings = None
         self.refused = set()  # files that are not mboxes: their messages are skipped
+        self.failed = set()  # files that could not be read or written: likewise
         self.folders = set()  # the folders whose checkpoints came
         self.given = 0  # messages given for the file of this visit
         self.first = None  # the record of the first message given for it
@@ -105,27 +107,50 @@ class Merger:
         self.given += 1
         self.first = self.first or record
         if not self.holdings.holds_message(record, data):
+            text = format_message(data, record)
             try:
-                text = format_message(data, record)
                 self.appender.write(text, len(data))
             except OSError as exc:
-                raise OSError(exc.errno, exc.strerror, self.path) from None
+                self.fail(exc)
+                return
             self.holdings.add_uid(record)
             self.holdings.add_appended(text)
 
     def visit(self, path):
         """Make path the file appended to; False for a file that is not an mbox."""
-        if path in self.refused:
+        if path in self.refused or path in self.failed:
             return False
         if path != self.path:
             self.close()
+            self.path = path
             try:
                 self._open(path)
             except errors.DataError as exc:
                 diagnostics.warn(PROG, f"{exc}; its messages are skipped")
                 self.refused.add(path)
+                self.path = None
+                return False
+            except OSError as exc:
+                self.fail(exc)
                 return False
         return True
+
+    def fail(self, exc):
+        """The file of this visit failed (a symbolic link, a directory, a file at its size
+        limit, an I/O error): what this visit appended is cut off, and the file's other
+        messages are skipped.  A full disk fails every file: it stops the command."""
+        path, appender = self.path, self.appender
+        self.path = self.appender = self.holdings = None
+        if appender is not None and not appender.abandoned:
+            try:
+                appender.abandon()
+            except OSError:
+                pass  # reported below; the file keeps what it had before this visit
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(exc.errno, exc.strerror, path) from None
+        reason = errors.describe(OSError(exc.errno, exc.strerror, path))[0]
+        diagnostics.warn(PROG, f"{reason}; its messages are skipped")
+        self.failed.add(path)
 
     def checkpoint(self, record):
         """Record a folder checkpoint that says more than the last one in the sidecar of
@@ -145,7 +170,7 @@ class Merger:
         except BaseException:
             appender.close()
             raise
-        self.appender, self.path, self.given, self.first = appender, path, 0, None
+        self.appender, self.given, self.first = appender, 0, None
         if self.holdings.torn_at is not None:
             diagnostics.warn(PROG, f"{path}: cut off a torn last message at byte "
                            f"{self.holdings.torn_at}")
@@ -157,16 +182,21 @@ class Merger:
         if holdings.cut_stream is not None and appender.cut_torn_stream(holdings.cut_stream):
             diagnostics.warn(PROG, f"{path}: cut off a compressed stream left unfinished "
                                    f"by a crash")
+        if holdings.trailer is not None:
+            appender.complete(holdings.trailer)
+            diagnostics.warn(PROG, f"{path}: completed the trailer of its last gzip member")
+            holdings = Holdings(path, keep_index=True)
         return holdings
 
     def close(self):
         if self.appender is None:
             return
-        appender, self.appender = self.appender, None
         try:
-            appender.close(synced=self.holdings.save_index)  # the sidecar of this file
+            self.appender.close(synced=self.holdings.save_index)  # the sidecar of this file
         except OSError as exc:
-            raise OSError(exc.errno, exc.strerror, self.path) from None
+            self.fail(exc)
+            return
+        appender, self.appender = self.appender, None
         if appender.abandoned:
             return
         if not self.given:

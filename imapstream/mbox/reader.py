@@ -11,7 +11,16 @@ from ..errors import DataError
 from ..message import header_section, message_id
 from . import compression, sidecar
 from .mboxrd import MboxError, parse_held, parse_message
-from .scan import CutStream, HeldScan, Prefix, TornTail, complete_streams_end, spans
+from .scan import (
+    CutStream,
+    HeldScan,
+    Prefix,
+    Suffixed,
+    TornTail,
+    complete_streams_end,
+    missing_gzip_trailer,
+    spans,
+)
 
 
 def open_for_reading(path):
@@ -65,6 +74,15 @@ def _record_key(record):
     return record.get("message_id"), record.get("size"), instant
 
 
+def _may_be(own, generation):
+    """Whether a message of generation own, not held by its UID, may be one held in
+    generation: the same folder under another UIDVALIDITY (any, own (folder, None)),
+    or a message from a foreign mbox (no generation); any held message, for one
+    without a generation.  A copy in another folder is another message: it is stored
+    again, count for count."""
+    return own is None or generation is None or generation != own and generation[0] == own[0]
+
+
 def digest(data):
     return hashlib.sha1(data, usedforsecurity=False).digest()
 
@@ -86,10 +104,11 @@ def _agree(record, key):
 class Holdings:
     """What one mbox file holds.  A message is held if its folder, UIDVALIDITY and UID
     are, for a message that agrees with the record (see _agree); otherwise it is
-    matched by content against the messages of other generations (folder and
-    UIDVALIDITY; all of them for a message without one, or whose UID is held for
-    another message: a server restored from a backup gives held UIDs to new
-    messages), each matching at most once: by Message-ID, size and INTERNALDATE when
+    matched by content against the messages of its folder's other generations
+    (UIDVALIDITYs; all of them, its own too, where its UID is held for another message:
+    a server restored from a backup gives held UIDs to new messages) and foreign ones
+    (all messages, for one without a generation), each matching at most once: by
+    Message-ID, size and INTERNALDATE when
     only a record is known, by digest when the bytes are."""
 
     def __init__(self, path, name=None, keep_index=False):
@@ -99,7 +118,7 @@ class Holdings:
         self._uids = self._by_id = None  # built when first asked (see _build_keys)
         self._added = []  # records given to add_uid
         self.by_digest = None
-        self.torn_at = self.cut_stream = None
+        self.torn_at = self.cut_stream = self.trailer = None
         self.marks = {}  # folder checkpoints given in this visit, for the sidecar
         self.index = sidecar.Index(None, 0, 0, [])
         if os.path.exists(path):
@@ -153,8 +172,16 @@ class Holdings:
 
     def _complete_streams(self, raw, fd, st, compressed, folders):
         """The index of the complete members or streams of a compressed file whose last
-        one is cut short; cut_stream is where they end, for mbox-merge to cut there."""
-        self.cut_stream = complete_streams_end(raw, compressed)
+        one is cut short; cut_stream is where they end, for mbox-merge to cut there.  A
+        last gzip member that lacks only its trailer holds all its messages: trailer is
+        what mbox-merge appends to make it whole."""
+        end = complete_streams_end(raw, compressed)
+        self.trailer = missing_gzip_trailer(raw, end) if compressed == ".gz" else None
+        if self.trailer is not None:  # whole but for its trailer: every message is held
+            scan = HeldScan(Suffixed(raw, self.trailer), compressed, self.name)
+            rows = [sidecar.row(offset, record) for offset, record in scan]
+            return sidecar.Index.of(fd, st, st.st_size, scan.end, rows, folders)
+        self.cut_stream = end
         scan = HeldScan(Prefix(raw, self.cut_stream), compressed, self.name)
         # None complete (a crash in the first append) leaves nothing to scan; bz2 and
         # lzma would take no bytes at all for a stream cut short.
@@ -242,40 +269,46 @@ class Holdings:
         return key
 
     def _others(self, own):
-        """Whether the file holds messages of generations other than own (any, for own
-        None), which a message may match by content."""
-        return any(own is None or generation != own
-                   for generation in self.index.held.generations())
+        """Whether the file holds messages of a generation a message of own may be (see
+        _may_be), which it is then matched against by content."""
+        return any(_may_be(own, generation) for generation in self.index.held.generations())
 
     def _consume(self, table, record, key, own):
-        """Match key once against the messages of the generations other than own (of
-        all of them for own None)."""
+        """Match key once against the messages own may be (see _may_be)."""
         for generation, counter in table.items():
-            if (own is None or generation != own) and counter[key] > 0:
+            if _may_be(own, generation) and counter[key] > 0:
                 counter[key] -= 1
                 return True
         return False
 
     def _uid_held(self, record):
         """(held, own): whether the record's UID is held for a message that agrees with
-        it, and the generation it is matched against by content otherwise: its own, or
-        None for all where the UID is held for another message."""
+        it, and the generation it is matched against by content otherwise (see
+        _may_be): its own, or (folder, None) for all of its folder's where the UID is
+        held for another message."""
         own = _generation(record)
         if own is None or (own, record.get("uid")) not in self.index.held:
             return False, own
         keys = self.uids.get((*own, record.get("uid")), ())
-        return any(_agree(record, key) for key in keys), own if not keys else None
+        return any(_agree(record, key) for key in keys), own if not keys else (own[0], None)
 
     def holds_record(self, record):
         held, own = self._uid_held(record)
         return held or self._others(own) and self._consume(
             self.by_id, record, _record_key(record), own)
 
+    def matched_by_content(self, record):
+        """Whether a record was matched by content against messages the file holds (and
+        that holds_record found none of them free to be it)."""
+        return self._others(self._uid_held(record)[1])
+
     def holds_message(self, record, data):
         """data in LF form, as mboxrd stores it."""
         held, own = self._uid_held(record)
         if held:
             return True
+        if record.get("not_held_in") == self.path:
+            return False  # mbox-ids found it held by no message: its copies are others'
         if not self._others(own):
             return False
         if self.by_digest is None:

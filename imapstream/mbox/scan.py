@@ -265,6 +265,67 @@ def complete_streams_end(raw, suffix):
     return good
 
 
+def missing_gzip_trailer(raw, start):
+    """For a gzip file whose last member, at start, holds all its deflate data but ends
+    in its 8-byte trailer (CRC-32 and length, RFC 1952) or before it: the trailer bytes
+    it lacks, which appended make the member whole; None for any other damage."""
+    raw.seek(start)
+    head = raw.read(10)
+    if len(head) < 10 or head[:3] != b"\x1f\x8b\x08":
+        return None
+    flags = head[3]
+    if flags & 4:  # FEXTRA
+        size = raw.read(2)
+        raw.seek(int.from_bytes(size, "little"), os.SEEK_CUR)
+    for flag in (8, 16):  # FNAME, FCOMMENT: zero-terminated
+        while flags & flag and raw.read(1) not in (b"\0", b""):
+            pass
+    if flags & 2:  # FHCRC
+        raw.read(2)
+    inflate, crc, size = zlib.decompressobj(-15), 0, 0
+    while not inflate.eof and (chunk := raw.read(1 << 18)):
+        try:
+            data = inflate.decompress(chunk)
+        except zlib.error:
+            return None
+        crc, size = zlib.crc32(data, crc), size + len(data)
+    if not inflate.eof:
+        return None
+    present = inflate.unused_data + raw.read(8)
+    trailer = crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little")
+    if len(present) >= len(trailer) or not trailer.startswith(present):
+        return None
+    return trailer[len(present):]
+
+
+class Suffixed:
+    """A raw file read as if more bytes followed its end."""
+
+    def __init__(self, raw, more):
+        self.raw, self.more, self.given = raw, more, 0
+
+    def seek(self, offset, whence=0):
+        self.given = 0
+        return self.raw.seek(offset, whence)
+
+    def tell(self):
+        return self.raw.tell() + self.given
+
+    def readinto(self, buffer):
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def read(self, size=-1):
+        data = self.raw.read(size)
+        if size is None or size < 0 or len(data) < size:
+            more = self.more[self.given:self.given + (len(self.more) if size is None
+                                                        or size < 0 else size - len(data))]
+            self.given += len(more)
+            data += more
+        return data
+
+
 class Prefix:
     """The first end bytes of a raw file, read as if they were all of it."""
 
