@@ -49,6 +49,8 @@ def _main(argv, stdin, stdout):
     for path in files:
         os.stat(path)  # a missing FILE is an error here, not an empty one
         holdings = Holdings(path)
+        for line in holdings.unmatched_reports():
+            diagnostics.warn(PROG, line)
         for offset, record in holdings.records():
             write_record(stdout, dict(record, file=path, offset=offset))
         if holdings.torn_at is not None:
@@ -88,6 +90,8 @@ def _missing(options, stdin, stdout):
         if path not in holdings:
             try:
                 holdings[path] = Holdings(path)
+                for line in holdings[path].unmatched_reports():
+                    diagnostics.warn(PROG, line)
             except errors.DataError as exc:
                 diagnostics.warn(PROG, f"{exc}; its folder's records are held back")
                 holdings[path] = None

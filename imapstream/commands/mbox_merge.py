@@ -128,6 +128,8 @@ class Merger:
             appender.close()
             raise
         self.appender, self.path, self.given = appender, path, 0
+        for line in self.holdings.unmatched_reports():
+            diagnostics.warn(PROG, line)
         if self.holdings.torn_at is not None:
             diagnostics.warn(PROG, f"{path}: cut off a torn last message at byte "
                            f"{self.holdings.torn_at}")
