@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml bin/imapbackup
 # Dovecot and the tools the tests use are system packages: install what is missing
 # (root on Debian), and stop the system Dovecot the package starts, which would only
 # hold ports 143 and 993.
-SYSTEM_TOOLS := dovecot doveadm openssl jq bzcat xzcat groff
-SYSTEM_PACKAGES := dovecot-imapd openssl jq bzip2 xz-utils groff
+SYSTEM_TOOLS := dovecot doveadm openssl jq bzcat xzcat groff mutt script
+SYSTEM_PACKAGES := dovecot-imapd openssl jq bzip2 xz-utils groff mutt bsdutils
 dovecot:
 	@for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
 	[ -z "$$missing" ] || { \

@@ -181,12 +181,13 @@ def _parse_edited(envelope, rest, last):
     except MboxError as exc:
         return _unmatched(envelope, {}, _own(header) + body, flags, str(exc))
     octets, full = record.pop("octets", None), _own(header) + body
-    if not _ends_well(full, octets, not rewritten):
+    if not _ends_well(full, octets, not rewritten, record.get("size")):
         drop = octets is not None and edited.droppable(
             rest[:end], len(full) - octets - (len(body) - len(body.rstrip(b"\n"))),
             len(full) - octets)
-        if drop:
-            full = _own(edited.clean(rest[:end], drop)[0]) + body
+        wider = drop and _own(edited.clean(rest[:end], drop)[0]) + body
+        if wider and _ends_well(wider, octets, False, record.get("size")):
+            full = wider
         elif rewritten:  # a client changed the message itself: kept as it is now
             record["flags"] = flags
             record.setdefault("size", crlf_size(full))
@@ -206,12 +207,17 @@ def _own(header):
     return unquote_from(_RESERVED_UNESCAPE.sub(rb"\1", header))
 
 
-def _ends_well(full, octets, padded):
-    """Whether full is data of octets bytes, then nothing but LFs: at least its padding
-    where padded (a message as we wrote it; a client may leave out the empty line)."""
+def _ends_well(full, octets, padded, size):
+    """Whether full is data of octets bytes, then LFs: its padding and any more where
+    padded (as we wrote it), else up to one more than its padding (a client may leave
+    out the empty line, or add one), and then the data's CRLF size must be size, if
+    known: a client that changed the message in place may have made it as long."""
     if octets is None or len(full) < octets or full[octets:].strip(b"\n"):
         return False
-    return not padded or len(full) - octets >= _padding_size(full, octets)
+    if padded:
+        return len(full) - octets >= _padding_size(full, octets)
+    return len(full) - octets <= _padding_size(full, octets) + 1 and (
+        size is None or crlf_size(full[:octets]) == size)
 
 
 def _cut_short(rest, full, octets):
