@@ -5,6 +5,7 @@ messages; the next run recognises every message the file still holds, fetches ag
 only those the client removed, the run after adds nothing, the file then holds the
 server's messages count for count, and every message restores byte for byte."""
 
+import io
 import mailbox
 import re
 import subprocess
@@ -14,8 +15,8 @@ import pytest
 from plumbing import AWKWARD, append_all, backup, run
 
 from imapstream import errors
-from imapstream.commands import imap_append, mbox_ids
-from imapstream.mbox.reader import scan
+from imapstream.commands import imap_append, mbox_ids, mbox_merge
+from imapstream.mbox.reader import iter_messages, scan
 from imapstream.message import to_lf
 
 LAST = b"Subject: the last one\r\nMessage-ID: <last@x>\r\n\r\nread me last\r\n"
@@ -204,3 +205,50 @@ def test_a_message_that_matches_nothing_is_kept_and_reported(backed_up, capsys):
             f"X-Imapstream header says; kept, as a copy of no message on the server\n") in err
     assert backup(str(path.parent))[1] == b""
     assert len(held(path)) == len(MESSAGES) + 1
+
+
+# Written from imapstream(7), "Mbox files": a message of 46 bytes in LF form with its own
+# (escaped) Status and a Lines field of its own, then as mutt, Thunderbird and a crash
+# leave it.  size is its length with CRLF line endings.
+DATA = b"Subject: hi\nStatus: RO\nLines: 2\n\nFrom me\nbody\n"
+META = b"X-Imapstream: folder=INBOX; uidvalidity=5; uid=7; size=52; octets=46\n"
+AS_WRITTEN = (b"From MAILER-DAEMON Fri Jul  1 12:00:00 2005\n" + META + b"Status: O\n"
+              b"Subject: hi\n>Status: RO\nLines: 2\n\n>From me\nbody\n\n")
+MUTT = (b"From MAILER-DAEMON Fri Jul  1 12:00:00 2005\n" + META +
+        b"Subject: hi\n>Status: RO\nLines: 2\nStatus: RO\nX-Status: F\nContent-Length: 14\n"
+        b"Lines: 2\n\n>From me\nbody\n")
+THUNDERBIRD = (b"From - Fri Jul  1 12:00:00 2005\nX-Mozilla-Status: 0001\n"
+               b"X-Mozilla-Status2: 00000000\nX-Mozilla-Keys:" + b" " * 80 + b"\n" + META +
+               b"Status: O\nSubject: hi\n>Status: RO\nLines: 2\n\n>From me\nbody\n\n")
+
+
+@pytest.mark.parametrize(("text", "flags"), [(AS_WRITTEN, []), (MUTT, ["\\Seen", "\\Flagged"]),
+                                             (THUNDERBIRD, [])])
+def test_the_fields_a_client_adds_are_not_the_messages(text, flags):
+    [(_offset, record, data)] = iter_messages(io.BytesIO(text), "t")
+    assert data == DATA
+    assert (record["uid"], record["size"], record["flags"]) == (7, 52, flags)
+
+
+def test_only_a_torn_message_as_written_is_cut(tmp_path, capsys):
+    """Cut short, the last message as we wrote it is torn and cut off; rewritten by a
+    client and short of its octets all the same (mutt dropped the message's own Lines
+    field), it is kept as it is now, and so is a message that matches nothing."""
+    torn = tmp_path / "torn.mbox"
+    torn.write_bytes(MUTT + AS_WRITTEN[:-3])
+    assert run(mbox_merge, [str(torn)], MUTT)[0] == errors.OK
+    assert torn.read_bytes() == MUTT
+    assert f"cut off a torn last message at byte {len(MUTT)}" in capsys.readouterr().err
+    dropped = tmp_path / "dropped.mbox"
+    without_lines = MUTT.replace(b"Lines: 2\n", b"")
+    dropped.write_bytes(AS_WRITTEN + without_lines)
+    assert run(mbox_merge, [str(dropped)], AS_WRITTEN)[0] == errors.OK
+    assert dropped.read_bytes() == AS_WRITTEN + without_lines
+    [(_o, _r, _d), (_offset, record, data)] = iter_messages(io.BytesIO(without_lines * 2), "t")
+    assert record["uid"] == 7 and data == DATA.replace(b"Lines: 2\n", b"")
+    longer = tmp_path / "longer.mbox"
+    longer.write_bytes(AS_WRITTEN + AS_WRITTEN.replace(b"body\n\n", b"body\nmore\n\n"))
+    assert run(mbox_merge, [str(longer)], AS_WRITTEN)[0] == errors.OK
+    assert longer.read_bytes() == AS_WRITTEN + AS_WRITTEN.replace(b"body\n\n", b"body\nmore\n\n")
+    assert (f"message at byte {len(AS_WRITTEN)}: message not as long as its X-Imapstream "
+            f"header says; kept") in capsys.readouterr().err
