@@ -391,9 +391,11 @@ def _parse_meta(value):
         text = unquote(raw) if "%" in raw else raw
         if key in _META_INTS:
             try:
-                record[key] = int(text)
-            except ValueError:
-                raise MboxError(f"bad {key} in X-Imapstream header") from None
+                record[key] = int(text) if text.isascii() and text.isdigit() else -1
+            except ValueError:  # more digits than int() takes
+                record[key] = -1
+            if record[key] < 0:
+                raise MboxError(f"bad {key} in X-Imapstream header")
         else:
             record[key] = text
     return record
