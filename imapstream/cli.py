@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from . import deadline
 from .diagnostics import warn
 from .errors import BROKEN_PIPE, INTERRUPTED, UsageError, describe
 
@@ -32,7 +33,10 @@ class ArgumentParser(argparse.ArgumentParser):
 def guarded(prog, body, argv, stdin, stdout):
     """Run body(argv, stdin, stdout) and turn any failure into a message and a status."""
     try:
-        return body(argv, stdin, stdout)
+        try:
+            return body(argv, stdin, stdout)
+        finally:
+            deadline.stop()
     except _Exit as done:
         return done.status
     except KeyboardInterrupt:

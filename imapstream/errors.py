@@ -45,6 +45,12 @@ class ServerError(CommandError):
     status = PARTIAL
 
 
+class DeadlineReached(CommandError):
+    """The command's --deadline passed: running again goes on, but no reconnect now."""
+
+    status = TEMPFAIL
+
+
 class ConnectRefused(ConnectionRefusedError):
     """The server refused the connection; the message names it.  Still a
     ConnectionError, so a session may try again."""
@@ -61,8 +67,9 @@ def describe(exc):
 
 
 def transient(exc):
-    """Whether a reconnect may cure exc: exactly the failures reported as TEMPFAIL."""
-    return _describe(exc)[1] == TEMPFAIL
+    """Whether a reconnect may cure exc: exactly the failures reported as TEMPFAIL, but
+    for a deadline reached."""
+    return _describe(exc)[1] == TEMPFAIL and not isinstance(exc, DeadlineReached)
 
 
 def _describe(exc):

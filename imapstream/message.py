@@ -2,6 +2,9 @@
 
 import re
 
+# RFC 3501 flag: an atom, or "\\" and an atom; no atom holds a space, a control
+# character, 8-bit bytes, or any of ( ) { % * " \\ ].
+_FLAG = re.compile(r'\\?[^(){ \x00-\x1f\x7f-\U0010ffff%*"\\\]]+\Z')
 _MESSAGE_ID = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -36,6 +39,12 @@ def message_id(header):
         return None
     value = b" ".join(match.group(1).split())
     return value.decode("utf-8", "replace") or None
+
+
+def is_flag(text):
+    """Whether text (a str) is a flag RFC 3501 allows: only such reach a record or a
+    header line."""
+    return _FLAG.match(text) is not None
 
 
 def crlf_size(data):

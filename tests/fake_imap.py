@@ -13,6 +13,10 @@ delimiter     the hierarchy delimiter of every LIST response ("/"; None sends NI
 first_uid     the UID of each folder's first message (1); message n has UID
               first_uid + n - 1, so UIDs and sequence numbers differ when it is not 1
 flags         {(folder, n): [flag bytes]} of message n (1-based; none if not given)
+dates         {(folder, n): INTERNALDATE of message n, as sent: b'"29-Feb-2021 ..."'}
+              (INTERNALDATE, 01-Jul-2005 12:00:00 +0000, if not given)
+uidnext       {folder: the UIDNEXT that STATUS and EXAMINE report}, for a server whose
+              UIDNEXT lags behind its messages (first_uid + count if not given)
 marks_seen    a server that ignores PEEK: fetching a body sets \\Seen (False)
 capabilities  the CAPABILITY list (STARTTLS is offered but always refused)
 users         {user: password} for LOGIN, AUTHENTICATE PLAIN and CRAM-MD5
@@ -50,10 +54,12 @@ class FakeIMAP:
 
     def __init__(self, mailbox=None, delimiter="/", capabilities=CAPABILITIES,
                  users=None, tokens=None, greeting=b"* OK fake IMAP ready", handlers=None,
-                 host="127.0.0.1", first_uid=1, flags=None, marks_seen=False):
+                 host="127.0.0.1", first_uid=1, flags=None, marks_seen=False, uidnext=None,
+                 dates=None):
         self.mailbox = {"INBOX": []} if mailbox is None else mailbox
         self.delimiter, self.capabilities = delimiter, capabilities
         self.first_uid, self.flags, self.marks_seen = first_uid, flags or {}, marks_seen
+        self.uidnext, self.dates = uidnext or {}, dates or {}
         self.longest_line = 0
         self.users = {"alice": "Fake-pass-13"} if users is None else users
         self.tokens = tokens or {}
@@ -101,6 +107,9 @@ class FakeIMAP:
 
     def folder(self, name):
         return next((f for f in self.mailbox if utf7(f) == name), None)
+
+    def next_uid(self, folder):
+        return self.uidnext.get(folder, self.first_uid + len(self.mailbox[folder]))
 
 
 class Session:
@@ -222,7 +231,7 @@ class Session:
             return
         count = len(self.server.mailbox[folder])
         self.send(b"* STATUS %s (MESSAGES %d UIDVALIDITY %d UIDNEXT %d)\r\n%s OK done\r\n"
-                  % (literal(name), count, UIDVALIDITY, self.server.first_uid + count, tag))
+                  % (literal(name), count, UIDVALIDITY, self.server.next_uid(folder), tag))
 
     def do_examine(self, tag, args):
         name, _ = first_string(args)
@@ -233,7 +242,7 @@ class Session:
         count = len(self.server.mailbox[self.selected])
         self.send(b"* FLAGS (\\Seen)\r\n* %d EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY %d] "
                   b"UIDs valid\r\n* OK [UIDNEXT %d] next\r\n%s OK [READ-ONLY] done\r\n"
-                  % (count, UIDVALIDITY, self.server.first_uid + count, tag))
+                  % (count, UIDVALIDITY, self.server.next_uid(self.selected), tag))
 
     def fetch(self, args, by_uid):
         """[(number, response)] for FETCH args (by_uid: UID FETCH) in the selected folder,
@@ -254,7 +263,8 @@ class Session:
             if b"BODY.PEEK[]" in items and self.server.marks_seen and b"\\Seen" not in flags:
                 flags.append(b"\\Seen")
             parts = [b"UID %d FLAGS (%s) INTERNALDATE %s RFC822.SIZE %d" % (
-                first + number - 1, b" ".join(flags), INTERNALDATE, len(data))]
+                first + number - 1, b" ".join(flags),
+                self.server.dates.get((self.selected, number), INTERNALDATE), len(data))]
             if b"HEADER.FIELDS" in items:
                 header = b"".join(re.findall(rb"(?im)^message-id:.*\r\n", data)) + b"\r\n"
                 parts.append(b"BODY[HEADER.FIELDS (MESSAGE-ID)] " + literal(header))

@@ -35,12 +35,12 @@ def responses(draw):
 
 @given(responses())
 def test_the_fast_reader_equals_imapclient(response):
-    fast = parse_simple(response, False)
+    fast = parse_simple(response)
     if fast is not None:
         assert fast == parse_fetch_response(response, False, False)
 
 
 def test_unusual_responses_are_left_to_imapclient():
-    assert parse_simple([b"4 (UID 8 X-GM-LABELS (a))"], False) is None
-    assert parse_simple([(b"4 (UID 8 BODY[] {5}", b"abc"), b")"], False) is None
-    assert parse_simple([(b"4 (BODY[] {1}", b"a"), b" FLAGS (\\Seen))"], False) is None
+    assert parse_simple([b"4 (UID 8 X-GM-LABELS (a))"]) is None
+    assert parse_simple([(b"4 (UID 8 BODY[] {5}", b"abc"), b")"]) is None
+    assert parse_simple([(b"4 (BODY[] {1}", b"a"), b" FLAGS (\\Seen))"]) is None

@@ -4,6 +4,7 @@ import sys
 
 from .. import cli, diagnostics, errors
 from ..imap import connection
+from ..imap.fetchparse import record_fields
 from ..imap.session import Session
 from ..mbox.mboxrd import format_pieces
 from ..message import header_section, message_id, to_lf
@@ -158,13 +159,14 @@ class Fetcher:
 
     def emit(self, record, item):
         data = item[b"BODY[]"]
-        date = item.get(b"INTERNALDATE")
-        flags = [f.decode("utf-8", "replace") for f in item.get(b"FLAGS", ())
-                 if f.lower() != b"\\recent"]
-        self.check_peek(record, flags)
-        record = dict(record, uidvalidity=self.uidvalidity,
-                      size=item.get(b"RFC822.SIZE", record.get("size")), flags=flags,
-                      internaldate=date.isoformat() if date else record.get("internaldate"))
+        fields, left_out = record_fields(item)
+        for what in left_out:
+            self.warn(f"{record['folder']}: UID {record['uid']}: left out {what}")
+        self.check_peek(record, fields["flags"])
+        record = dict(record, uidvalidity=self.uidvalidity, flags=fields["flags"])
+        for key, name in (("size", b"RFC822.SIZE"), ("internaldate", b"INTERNALDATE")):
+            if name in item:
+                record[key] = fields[key]
         record.pop("length", None)
         if "message_id" not in record:
             record["message_id"] = message_id(header_section(data))

@@ -5,10 +5,13 @@ import re
 import sys
 
 from .. import cli, diagnostics, errors
+from ..diagnostics import server_text
 from ..imap import connection
+from ..imap.fetchparse import record_fields
 from ..imap.session import Session
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
+from ..mbox.reader import same_message
 from ..message import message_id
 from ..records import parse_record, positive_int, read_records, write_record
 
@@ -19,6 +22,7 @@ MESSAGE_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
 HEADER_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 CHUNK = 2000  # messages per FETCH: bounds each response, whatever the folder's size
 _SURROGATE = re.compile("[\ud800-\udfff]")  # in a name from undecodable bytes
+_DELIMITER = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]")
 
 
 def parser():
@@ -77,10 +81,10 @@ def _main(argv, stdin, stdout):
         if options.all or not options.folders:
             # A name the server sends that is not valid modified UTF-7 cannot be written
             # as JSON nor named in EXAMINE: its folder is skipped, and the others listed.
-            for shown in filter(selected, unreadable):
-                diagnostics.warn(PROG, f"{shown}: the server's name for this folder is not valid "
-                               f"modified UTF-7; skipped")
-                failed += 1
+            for shown, why in unreadable:
+                if selected(shown):
+                    diagnostics.warn(PROG, f"{shown}: {why}; skipped")
+                    failed += 1
         if not (options.all or options.folders):
             failed += _write_folders(session, folders, stdout)
             return errors.PARTIAL if failed else errors.OK
@@ -140,19 +144,27 @@ def _folders_from(stdin):
 
 
 def _folders(client):
-    """(folder records without STATUS, the names that are not valid modified UTF-7 as
-    the server sent them, with non-ASCII bytes as \\xNN)."""
+    """(folder records without STATUS, [(name, why)] for the folders no record can
+    carry: a name that is not valid modified UTF-7, shown as the server sent it with
+    non-ASCII bytes as \\xNN, or a delimiter that is not one 7-bit character other
+    than CR, LF and NUL (RFC 3501 QUOTED-CHAR))."""
     folders, unreadable = [], []
     for flags, delimiter, name in client.list_folders():
         if isinstance(name, bytes):
-            unreadable.append(name.decode("ascii", "backslashreplace"))
+            unreadable.append((name.decode("ascii", "backslashreplace"), "the server's name "
+                               "for this folder is not valid modified UTF-7"))
+            continue
+        if delimiter is not None and not (isinstance(delimiter, bytes)
+                                          and _DELIMITER.fullmatch(delimiter)):
+            unreadable.append((name, f"the server's hierarchy delimiter for this folder "
+                                     f"({server_text(delimiter)}) is not one 7-bit character"))
             continue
         flags = [f.decode() if isinstance(f, bytes) else f for f in flags]
         lowered = {f.lower() for f in flags}
         special = [f for f in flags if f.lower() in SPECIAL_USE]
         folders.append({
             "folder": name,
-            "delimiter": delimiter.decode() if isinstance(delimiter, bytes) else delimiter,
+            "delimiter": delimiter and delimiter.decode(),
             "flags": flags,
             "special_use": special[0] if special else None,
             "noselect": "\\noselect" in lowered or "\\nonexistent" in lowered,
@@ -176,16 +188,16 @@ def _with_status(client, folder):
 
 
 def _read_since(path):
-    """{folder: (uidvalidity, uidnext)} from the folder records in the file at path, or
-    from the folder checkpoints of the backup directory at path; nothing is known of a
-    path that does not exist yet (a first run)."""
+    """{folder: (uidvalidity, uidnext, mbox file or None)} from the folder records in
+    the file at path, or from the folder checkpoints of the backup directory at path;
+    nothing is known of a path that does not exist yet (a first run)."""
     known = {}
     if not os.path.exists(path):
         return known
     if os.path.isdir(path):
         for mbox in mbox_files(path):
             for folder, _delimiter, uidvalidity, uidnext in sidecar.checkpoints(mbox).values():
-                known[folder] = (uidvalidity, uidnext)
+                known[folder] = (uidvalidity, uidnext, mbox)
         return known
     try:
         with open(path, "rb") as f:
@@ -195,7 +207,7 @@ def _read_since(path):
                 if not isinstance(folder, str):
                     raise errors.DataError(f"line {lineno}: record without a \"folder\" string")
                 if positive_int(uidvalidity) and positive_int(uidnext):
-                    known[folder] = (uidvalidity, uidnext)
+                    known[folder] = (uidvalidity, uidnext, None)
     except errors.DataError as exc:
         raise errors.DataError(f"{path}: {exc}") from None
     return known
@@ -211,7 +223,7 @@ def _list_since(session, name, delimiter, known, stdout):
         status = session.call(lambda client: client.folder_status(
             name, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]))
         uidvalidity, uidnext = status.get(b"UIDVALIDITY"), status.get(b"UIDNEXT")
-        if (uidvalidity, uidnext) == known:
+        if (uidvalidity, uidnext) == known[:2]:
             write_record(stdout, dict(checkpoint, uidvalidity=uidvalidity, uidnext=uidnext,
                                       messages=status.get(b"MESSAGES"), since=uidnext,
                                       checkpoint=True))
@@ -223,6 +235,8 @@ def _list_since(session, name, delimiter, known, stdout):
     if since is not None and (session.uidvalidity != known[0]
                               or not positive_int(selected.get(b"UIDNEXT"))):
         since = None  # changed since STATUS, or a server that does not say
+    if since is not None and known[2] and _restored(session, name, known):
+        since = None
     count = _list_messages(session, name, delimiter, stdout, selected, since)
     uidnext = selected.get(b"UIDNEXT")
     write_record(stdout, dict(checkpoint, uidvalidity=session.uidvalidity, uidnext=uidnext,
@@ -230,6 +244,28 @@ def _list_since(session, name, delimiter, known, stdout):
                               checkpoint=positive_int(uidnext)
                               and session.reconnects == reconnects))
     return count, since
+
+
+def _restored(session, name, known):
+    """Whether the server was restored from a backup, as far as one FETCH can tell: the
+    message the backup's file holds with the highest UID below known's uidnext (under
+    its UIDVALIDITY) is on the server, but another message (imapstream(7))."""
+    uidvalidity, uidnext, mbox = known
+    index = sidecar.load(mbox)
+    held = max((r for r in map(sidecar.record, index.rows if index else ())
+                if r["folder"] == name and r["uidvalidity"] == uidvalidity
+                and isinstance(r["uid"], int) and r["uid"] < uidnext),
+               key=lambda r: r["uid"], default=None)
+    if held is None:
+        return False
+    item = session.call(lambda client: client.fetch([held["uid"]], MESSAGE_ITEMS)).get(
+        held["uid"])
+    if item is None or same_message(message_record(name, None, uidvalidity,
+                                                    {**item, b"UID": held["uid"]}), held):
+        return False
+    diagnostics.warn(PROG, f"{name}: UID {held['uid']} is another message than the backup "
+                           f"holds: the server was restored from a backup; listing it whole")
+    return True
 
 
 def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
@@ -241,10 +277,7 @@ def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
     count = last_uid = 0
     start = 1
     if since is not None:
-        # UIDs grow with sequence numbers, and at most UIDNEXT - since messages have one
-        # from since on: they are among the last that many.
-        start = max(1, exists - (selected[b"UIDNEXT"] - since) + 1)
-        last_uid = since - 1
+        start, last_uid = _first_new(session, exists, selected[b"UIDNEXT"], since), since - 1
     for first in range(start, exists + 1, CHUNK):
         numbers = range(first, min(first + CHUNK - 1, exists) + 1)
         response = session.call(lambda client, numbers=numbers: _fetch_by_number(client,
@@ -259,26 +292,40 @@ def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
     return count
 
 
-def _fetch_by_number(client, numbers):
+def _first_new(session, exists, uidnext, since):
+    """The sequence number to list from so as to reach every UID from since on.  UIDs
+    grow with sequence numbers, so with a true UIDNEXT those messages are the last
+    UIDNEXT - since; but some servers' UIDNEXT lags behind their messages.  The server
+    is asked whether the message before holds a UID below since; if it does not (or it
+    is gone), the listing starts at 1 and the UIDs below since are left out."""
+    start = max(1, exists - (uidnext - since) + 1)
+    if start == 1:
+        return 1
+    before = session.call(lambda client: _fetch_by_number(client, [start - 1], ["UID"]))
+    return start if before.get(start - 1, {}).get(b"UID", since) < since else 1
+
+
+def _fetch_by_number(client, numbers, items=MESSAGE_ITEMS):
     client.use_uid = False
     try:
-        return client.fetch(numbers, MESSAGE_ITEMS)
+        return client.fetch(numbers, items)
     finally:
         client.use_uid = True
 
 
 def message_record(folder, delimiter, uidvalidity, item):
-    date = item.get(b"INTERNALDATE")
+    fields, left_out = record_fields(item)
+    for what in left_out:
+        diagnostics.warn(PROG, f"{folder}: UID {item[b'UID']}: left out {what}")
     return {
         "folder": folder,
         "delimiter": delimiter,
         "uidvalidity": uidvalidity,
         "uid": item[b"UID"],
         "message_id": message_id(item.get(HEADER_KEY) or b""),
-        "size": item.get(b"RFC822.SIZE"),
-        "flags": [f.decode("utf-8", "replace") for f in item.get(b"FLAGS", ())
-                  if f.lower() != b"\\recent"],
-        "internaldate": date.isoformat() if date else None,
+        "size": fields["size"],
+        "flags": fields["flags"],
+        "internaldate": fields["internaldate"],
     }
 
 

@@ -21,12 +21,13 @@ import os
 import shlex
 import stat
 
-from .. import diagnostics, errors
+from .. import deadline, diagnostics, errors
 from ..diagnostics import server_text
 from ..errors import NOPERM, UNAVAILABLE, CommandError, UsageError
 from . import auth
 
 DEFAULT_PORTS = {"imaps": 993, "starttls": 143, "none": 143}
+DEADLINE = 6 * 3600.0  # seconds; see deadline.py
 
 
 def add_options(parser):
@@ -63,6 +64,9 @@ def add_options(parser):
                             "way can read the password and the mail (warns every time)")
     group.add_argument("-t", "--timeout", type=float, default=60.0, metavar="SECONDS",
                        help="network timeout (default 60)")
+    group.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
+                       help=f"stop (exit 75) this long after the first connection, "
+                            f"whatever the server does; 0 for never (default {DEADLINE:g})")
     parser.set_defaults(prog=parser.prog, kept_password=None)
 
 
@@ -88,6 +92,8 @@ def server_address(text, tls):
 
 
 def _check_options(options, tls):
+    if not options.deadline >= 0:
+        raise UsageError(f"--deadline wants seconds, 0 or more, not {options.deadline:g}")
     if options.fingerprint and options.insecure:
         raise UsageError("--fingerprint and --insecure contradict each other: the pinned "
                          "certificate is checked; leave out --insecure")
@@ -197,6 +203,7 @@ def connect(options):
     if not options.user:
         raise UsageError("no user: give -u USER or set IMAP_USER")
     secret = _secret(options, host)
+    deadline.start(options.deadline)
     context = None
     if tls != "none":
         context = transport.tls_context(options.cafile, options.fingerprint, options.insecure)

@@ -27,9 +27,10 @@ from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 from imapclient.tls import IMAP4_TLS
 
+from .. import deadline
 from ..diagnostics import server_text
 from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, UsageError
-from .fetchparse import parse_simple
+from .fetchparse import parse_simple, with_internaldate
 
 LINE_LIMIT = 1 << 20
 RESPONSE_LIMIT = 1 << 30
@@ -53,7 +54,8 @@ class _Guarded:
     def _create_socket(self, timeout=None):
         where = f"{self.host} port {self.port}"
         try:
-            return super()._create_socket(timeout)
+            with deadline.reading():  # and the TLS handshake, for IMAPS
+                return super()._create_socket(timeout)
         except socket.gaierror as exc:
             raise CommandError(f"cannot resolve {self.host}: {exc.strerror}",
                                UNAVAILABLE) from None
@@ -91,7 +93,8 @@ class _Guarded:
                                   f"from the server ({what})")
 
     def readline(self):
-        line = self.file.readline(LINE_LIMIT + 1)
+        with deadline.reading():
+            line = self.file.readline(LINE_LIMIT + 1)
         if len(line) > LINE_LIMIT:
             raise self._violation(f"the server sent a line of more than {LINE_LIMIT} bytes")
         self._take(len(line), "too many lines")
@@ -99,7 +102,8 @@ class _Guarded:
 
     def read(self, size):
         self._take(size, f"it announced a literal of {size} bytes")
-        return super().read(size)
+        with deadline.reading():
+            return super().read(size)
 
     def _get_response(self):
         try:
@@ -131,6 +135,10 @@ class Client(imapclient.IMAPClient):
         # literal twice over, and once more the whole batch.
         if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
             self._imap.debug = 0
+
+    def starttls(self, ssl_context=None):
+        with deadline.reading():  # the TLS handshake
+            return super().starttls(ssl_context)
 
     def _create_IMAP4(self):
         timeout = self._timeout.connect
@@ -195,8 +203,9 @@ class Client(imapclient.IMAPClient):
         _typ, raw = self._imap._untagged_response(typ, raw, "FETCH")
         found = {}
         for response in _responses(raw):
-            parsed = (parse_simple(response, self.normalise_times)
-                      or parse_fetch_response(response, self.normalise_times, False))
+            parsed = parse_simple(response) or {
+                seq: with_internaldate(items, response)
+                for seq, items in parse_fetch_response(response, False, False).items()}
             for seq, items in parsed.items():
                 number = items.pop(b"UID", None) if self.use_uid else seq
                 if number in wanted:

@@ -21,6 +21,8 @@ another first field, shows that a client rewrote the header."""
 import itertools
 import re
 
+from ..message import crlf_size
+
 OURS = frozenset((b"status", b"x-status", b"x-keywords", b"x-imapstream", b"x-uid", b"x-imap",
                   b"x-imapbase", b"content-length"))
 FLAGS = frozenset((b"status", b"x-status", b"x-keywords"))
@@ -71,3 +73,34 @@ def droppable(header, least, most):
             if least <= sum(size for _number, size in chosen) <= most:
                 return {number for number, _size in chosen}
     return None
+
+
+def ends_well(full, octets, padded, size):
+    """Whether full is data of octets bytes, then LFs: its padding and any more where
+    padded (as we wrote it), else up to one more than its padding (a client may leave
+    out the empty line, or add one), and then the data's CRLF size must be size, if
+    known: a client that changed the message in place may have made it as long."""
+    if octets is None or len(full) < octets or full[octets:].strip(b"\n"):
+        return False
+    if padded:
+        return len(full) - octets >= _padding_size(full, octets)
+    return len(full) - octets <= _padding_size(full, octets) + 1 and (
+        size is None or crlf_size(full[:octets]) == size)
+
+
+def cut_short(rest, full, octets):
+    """Whether a message as we wrote it is a prefix of one: it ends inside a line, or
+    before its data and padding do."""
+    if not rest.endswith(b"\n"):
+        return True
+    return octets is not None and (len(full) < octets
+                                   or len(full) < octets + _padding_size(full, octets))
+
+
+def _padding_size(full, octets):
+    return 2 if octets and full[octets - 1] != 0x0A else 1
+
+
+def without_separator(data):
+    """data without the LF of a trailing empty line (the separator before a From line)."""
+    return data[:-1] if data.endswith(b"\n\n") else data

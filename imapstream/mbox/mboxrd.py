@@ -8,7 +8,7 @@ A message is stored as
                                           always the first line after the From line
     Status: RO / O                        \\Seen -> R; O always (no \\Recent in a backup)
     X-Status: AFTD                        \\Answered \\Flagged \\Draft(T) \\Deleted; if any
-    X-Keywords: k1 k2                     keywords; if any
+    X-Keywords: k1 k2                     keywords that are atoms (RFC 3501); if any
     the message in LF form (each CRLF of the server's bytes turned into LF), with
       - every line matching ^>*From  given one more '>' (mboxrd), and
       - every header-section line matching ^>*NAME: for a NAME in RESERVED given one
@@ -16,7 +16,8 @@ A message is stored as
     one LF if the message does not end with one, then one empty line.
 "octets" is the length of the message in LF form: a reader restores the exact bytes
 and detects a torn tail, as it does a message that ends inside its From line or its
-X-Imapstream line.  Messages without X-Imapstream (any other mboxrd or mboxo file) are
+X-Imapstream line; a message of ours that a mail client rewrote is read as edited.py
+says.  Messages without X-Imapstream (any other mboxrd or mboxo file) are
 read the way mutt and Dovecot read them: their Status/X-Status/X-Keywords anywhere in
 the header section are their flags, and those metadata headers go.
 """
@@ -25,7 +26,7 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
-from ..message import crlf_size, header_end, header_section, message_id
+from ..message import crlf_size, header_end, header_section, is_flag, message_id
 from . import edited
 
 RESERVED = (b"status|x-status|x-keywords|x-imapstream|x-uid|x-imap|x-imapbase|content-length")
@@ -118,10 +119,19 @@ def unquote_from(data):
 def from_line(header, internaldate):
     match = _RETURN_PATH.search(header)
     sender = match.group(1) if match and match.group(1) else b"MAILER-DAEMON"
-    when = datetime.fromisoformat(internaldate) if internaldate else datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return b"From " + sender + b" " + when.astimezone(UTC).ctime().encode() + b"\n"
+    return b"From " + sender + b" " + _asctime(internaldate).encode() + b"\n"
+
+
+def _asctime(internaldate):
+    """INTERNALDATE in UTC in asctime form; the time of writing for none, or for one
+    that is not ISO 8601 or has no UTC time in years 1 to 9999."""
+    try:
+        when = datetime.fromisoformat(internaldate)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(UTC).ctime()
+    except (TypeError, ValueError, OverflowError):
+        return datetime.now(UTC).ctime()
 
 
 def flag_headers(flags):
@@ -130,7 +140,7 @@ def flag_headers(flags):
     x_status = "".join(letter for flag, letter in _X_STATUS if flag in lowered)
     if x_status:
         lines.append(b"X-Status: " + x_status.encode() + b"\n")
-    keywords = [f for f in flags if not f.startswith("\\")]
+    keywords = [f for f in flags if not f.startswith("\\") and is_flag(f)]
     if keywords:
         lines.append(b"X-Keywords: " + " ".join(keywords).encode() + b"\n")
     return b"".join(lines)
@@ -140,11 +150,11 @@ def parse_message(text, last=True):
     """Split one stored message (From line included, separator excluded) into
     (record, data): data is the message as it was given to format_message, in LF form,
     wherever a mail client left it so (see edited.py).  MboxError only for a torn
-    message: the last of its file (last), as we write them and a prefix of one (see
-    _cut_short), or ending inside its From or X-Imapstream line.  A message of ours that cannot
-    be matched to what was stored (its X-Imapstream line unreadable, or no client
-    rewrote it and it is not as long as that line says) has the record of a foreign
-    one, with the reason in "unmatched"."""
+    message: the last of its file (last), as we write them and a prefix of one
+    (edited.cut_short), or ending inside its From or X-Imapstream line.  A message of
+    ours that cannot be matched to what was stored (its X-Imapstream line unreadable, or
+    no client rewrote it and it is not as long as that line says) has the record of a
+    foreign one, with the reason in "unmatched"."""
     newline = text.find(b"\n")
     if newline < 0:
         newline = len(text)
@@ -181,18 +191,18 @@ def _parse_edited(envelope, rest, last):
     except MboxError as exc:
         return _unmatched(envelope, {}, _own(header) + body, flags, str(exc))
     octets, full = record.pop("octets", None), _own(header) + body
-    if not _ends_well(full, octets, not rewritten, record.get("size")):
+    if not edited.ends_well(full, octets, not rewritten, record.get("size")):
         drop = octets is not None and edited.droppable(
             rest[:end], len(full) - octets - (len(body) - len(body.rstrip(b"\n"))),
             len(full) - octets)
         wider = drop and _own(edited.clean(rest[:end], drop)[0]) + body
-        if wider and _ends_well(wider, octets, False, record.get("size")):
+        if wider and edited.ends_well(wider, octets, False, record.get("size")):
             full = wider
         elif rewritten:  # a client changed the message itself: kept as it is now
             record["flags"] = flags
             record.setdefault("size", crlf_size(full))
-            return record, _without_separator(full)
-        elif last and _cut_short(rest, full, octets):
+            return record, edited.without_separator(full)
+        elif last and edited.cut_short(rest, full, octets):
             raise MboxError("message cut short (torn tail)")
         else:
             return _unmatched(envelope, record, full, flags, "message not as long as its "
@@ -207,39 +217,9 @@ def _own(header):
     return unquote_from(_RESERVED_UNESCAPE.sub(rb"\1", header))
 
 
-def _ends_well(full, octets, padded, size):
-    """Whether full is data of octets bytes, then LFs: its padding and any more where
-    padded (as we wrote it), else up to one more than its padding (a client may leave
-    out the empty line, or add one), and then the data's CRLF size must be size, if
-    known: a client that changed the message in place may have made it as long."""
-    if octets is None or len(full) < octets or full[octets:].strip(b"\n"):
-        return False
-    if padded:
-        return len(full) - octets >= _padding_size(full, octets)
-    return len(full) - octets <= _padding_size(full, octets) + 1 and (
-        size is None or crlf_size(full[:octets]) == size)
-
-
-def _cut_short(rest, full, octets):
-    """Whether a message as we wrote it is a prefix of one: it ends inside a line, or
-    before its data and padding do."""
-    if not rest.endswith(b"\n"):
-        return True
-    return octets is not None and (len(full) < octets
-                                   or len(full) < octets + _padding_size(full, octets))
-
-
-def _padding_size(full, octets):
-    return 2 if octets and full[octets - 1] != 0x0A else 1
-
-
-def _without_separator(data):
-    return data[:-1] if data.endswith(b"\n\n") else data
-
-
 def _unmatched(envelope, record, full, flags, reason):
     """A message of ours read as a foreign one: counted as holding no server message."""
-    data = _without_separator(full)
+    data = edited.without_separator(full)
     kept = {key: record[key] for key in ("folder", "delimiter") if key in record}
     return {**kept, "size": crlf_size(data), "internaldate": envelope_date(envelope),
             "flags": flags, "unmatched": reason}, data

@@ -86,12 +86,28 @@ def digest(data):
     return hashlib.sha1(data, usedforsecurity=False).digest()
 
 
+def same_message(record, held):
+    """Whether a record agrees with a held message's record (see _agree)."""
+    return _agree(record, _record_key(held))
+
+
+def _agree(record, key):
+    """Whether a record agrees with a held message's _record_key where both say: the
+    Message-ID (if the record has the key), the size and INTERNALDATE (if both have one)."""
+    message_id, size, instant = _record_key(record)
+    return (("message_id" not in record or message_id == key[0])
+            and all(a is None or b is None or a == b
+                    for a, b in ((size, key[1]), (instant, key[2]))))
+
+
 class Holdings:
     """What one mbox file holds.  A message is held if its folder, UIDVALIDITY and UID
-    are; otherwise it is matched by content against the messages of other generations
-    (folder and UIDVALIDITY; all of them for a message without one), each matching
-    at most once: by Message-ID, size and INTERNALDATE when only a record is known, by
-    digest when the bytes are."""
+    are, for a message that agrees with the record (see _agree); otherwise it is
+    matched by content against the messages of other generations (folder and
+    UIDVALIDITY; all of them for a message without one, or whose UID is held for
+    another message: a server restored from a backup gives held UIDs to new
+    messages), each matching at most once: by Message-ID, size and INTERNALDATE when
+    only a record is known, by digest when the bytes are."""
 
     def __init__(self, path, name=None, keep_index=False):
         """keep_index: the caller holds the file's lock (mbox-merge), so the holdings
@@ -169,13 +185,17 @@ class Holdings:
     def checkpoint(self, record):
         """Note a folder checkpoint that vouches for its folder, given after the
         folder's messages, each held now (see imapstream(7)).  One listed from "since"
-        on counts only where the file has the folder's UIDs below since; a checkpoint
-        never moves the folder's uidnext back."""
+        on counts only where the file has the folder's UIDs below since, and never
+        moves the folder's uidnext back; one of the whole folder always counts."""
         folder, uidvalidity, uidnext = record["folder"], record["uidvalidity"], record["uidnext"]
         since = record.get("since")
         mark = self.marks.get(folder) or self.index.folders.get(folder)
         same = mark is not None and mark[2] == uidvalidity
-        if (since is None or same and mark[3] >= since) and not (same and mark[3] >= uidnext):
+        # A listing of the whole folder vouches for it whatever the mark says: with a
+        # lower uidnext, the server was restored from a backup and gives the UIDs from
+        # there on to new messages, which a mark kept higher would never list.
+        if since is None and not (same and mark[3] == uidnext) \
+                or same and mark[3] >= since and mark[3] < uidnext:
             self.marks[folder] = [folder, record.get("delimiter"), uidvalidity, uidnext]
 
     def save_index(self):
@@ -202,7 +222,7 @@ class Holdings:
 
     @property
     def uids(self):
-        """{(folder, uidvalidity, uid)} of the messages held."""
+        """{(folder, uidvalidity, uid): (_record_key, ...)} of the messages held."""
         self._build_keys()
         return self._uids
 
@@ -214,21 +234,23 @@ class Holdings:
 
     def _build_keys(self):
         if self._uids is None:
-            self._uids, self._by_id = set(), defaultdict(Counter)
+            self._uids, self._by_id = {}, defaultdict(Counter)
             for row in self.index.rows:
                 record = sidecar.record(row)
-                self.add_uid(record)
-                self._by_id[_generation(record)][_record_key(record)] += 1
+                self._by_id[_generation(record)][self.add_uid(record)] += 1
 
     def add_uid(self, record):
-        """Count a message appended now as held by its folder, UIDVALIDITY and UID."""
+        """Count a message appended now as held by its folder, UIDVALIDITY and UID;
+        returns its _record_key."""
+        key = _record_key(record)
         if _generation(record) is not None and record.get("uid") is not None:
-            self.uids.add((*_generation(record), record["uid"]))
+            uid = (*_generation(record), record["uid"])
+            self.uids[uid] = self.uids.get(uid, ()) + (key,)
+        return key
 
-    def _consume(self, table, record, key):
-        """Match key once against the messages of the other generations (of all of them
-        for a record without UIDVALIDITY)."""
-        own = _generation(record)
+    def _consume(self, table, record, key, own):
+        """Match key once against the messages of the generations other than own (of
+        all of them for own None)."""
         for generation, counter in table.items():
             if (own is None or generation != own) and counter[key] > 0:
                 counter[key] -= 1
@@ -236,17 +258,22 @@ class Holdings:
         return False
 
     def _uid_held(self, record):
+        """(held, own): whether the record's UID is held for a message that agrees with
+        it, and the generation it is matched against by content otherwise: its own, or
+        None for all where the UID is held for another message."""
         own = _generation(record)
-        return own is not None and (*own, record.get("uid")) in self.uids
+        keys = self.uids.get((*own, record.get("uid")), ()) if own is not None else ()
+        return any(_agree(record, key) for key in keys), own if not keys else None
 
     def holds_record(self, record):
-        return self._uid_held(record) or self._consume(self.by_id, record, _record_key(record))
+        held, own = self._uid_held(record)
+        return held or self._consume(self.by_id, record, _record_key(record), own)
 
     def holds_message(self, record, data):
         """data in LF form, as mboxrd stores it."""
-        if self._uid_held(record):
+        held, own = self._uid_held(record)
+        if held:
             return True
-        own = _generation(record)
         if not any(own is None or generation != own for generation in self.by_id):
             return False
         if self.by_digest is None:
@@ -256,4 +283,4 @@ class Holdings:
                     self.by_digest[_generation(held)][digest(held_data)] += 1
             except (TornTail, CutStream):
                 pass
-        return self._consume(self.by_digest, record, digest(data))
+        return self._consume(self.by_digest, record, digest(data), own)
