@@ -16,7 +16,9 @@ it is stored (mboxrd.RESERVED), so:
 
 As we write it, X-Imapstream is the first field and only Status, X-Status and
 X-Keywords follow it before the message's own; a field of OURS anywhere else, or
-another first field, shows that a client rewrote the header."""
+another first field, shows that a client rewrote the header.  What is left is the
+message as stored where its length and padding say so (ends_well); a message as we
+wrote it that ends before them is torn (cut_short)."""
 
 import itertools
 import re

@@ -57,7 +57,8 @@ class HeldScan:
 
     A message of ours whose least end (held_head) is followed by an empty line and a
     From line ends there: its data is not read.  This trusts octets: a message as long
-    as that only because octets counts its quoted lines (a damaged length), or because
+    as that only because octets counts its quoted lines, and one more LF where its data
+    does not end in one (a damaged length), or because
     it is torn and another program appended after it, is taken as whole; at the end of
     the file nothing is trusted.  Another message of ours has its lines read once for
     quoted lines and the next From line (held_ends); any message that fails that, and
