@@ -6,7 +6,7 @@ DESTDIR ?=
 BIN := $(VENV)/bin
 MANPAGES := $(wildcard man/*.1 man/*.7)
 
-.PHONY: all test lint demo bench install clean dovecot
+.PHONY: all test lint demo bench mutants install clean dovecot
 
 all: $(VENV)/.installed
 
@@ -37,6 +37,11 @@ test: all dovecot
 lint: all
 	$(BIN)/ruff check imapstream tests
 	@for page in $(MANPAGES); do groff -mdoc -ww -z $$page || exit 1; done
+
+# Curated one-line mutants of the modules behind imapstream(7)'s promises (tests/mutants.py):
+# each applied, its tests run, the file restored; prints the score.
+mutants: all dovecot
+	$(BIN)/python tests/mutants.py
 
 demo: all dovecot
 	$(BIN)/python tests/demo.py backup

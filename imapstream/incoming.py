@@ -5,6 +5,7 @@ bzip2 or xz, told by their magic numbers)."""
 import io
 
 from . import errors
+from .mbox import compression
 from .mbox.reader import iter_messages
 from .mbox.scan import compression_damage
 from .stream import read_messages
@@ -41,18 +42,8 @@ def _as_sent(message):
 
 
 def _decompressed(inp):
-    """Imports a decompressor only when one is needed: start-up time."""
-    head = inp.peek(6)[:6]
-    if head.startswith(b"\x1f\x8b"):
-        import gzip
-        return io.BufferedReader(_Raw(gzip.GzipFile(fileobj=inp)))
-    if head.startswith(b"BZh"):
-        import bz2
-        return io.BufferedReader(_Raw(bz2.BZ2File(inp)))
-    if head.startswith(b"\xfd7zXZ\x00"):
-        import lzma
-        return io.BufferedReader(_Raw(lzma.LZMAFile(inp)))
-    return inp
+    suffix = compression.suffix_of_magic(inp.peek(6)[:6])
+    return io.BufferedReader(_Raw(compression.reading(inp, suffix))) if suffix else inp
 
 
 class _Raw(io.RawIOBase):

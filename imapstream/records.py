@@ -38,12 +38,20 @@ def parse_record(line, lineno):
     return record
 
 
-def read_records(inp, idle=None):
-    """Yield (lineno, record) for each non-empty line of a binary stream; idle(), if
-    given, is called whenever the next line has not arrived yet."""
+def read_lines(inp, idle=None):
+    """Yield (lineno, line) for each non-empty line of a binary stream, lines counted
+    from 1 (empty ones too); idle(), if given, is called whenever the next line has not
+    arrived yet.  Each line is read when asked for, so that a caller may read the bytes
+    that follow a line itself (the message stream)."""
     for lineno, line in enumerate(_lines(inp, idle), 1):
         if line.strip():
-            yield lineno, parse_record(line, lineno)
+            yield lineno, line
+
+
+def read_records(inp, idle=None):
+    """Yield (lineno, record) for each non-empty line of a binary stream (read_lines)."""
+    for lineno, line in read_lines(inp, idle):
+        yield lineno, parse_record(line, lineno)
 
 
 def positive_int(value):

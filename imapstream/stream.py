@@ -3,8 +3,10 @@ is the exact number of raw bytes that follow, then those bytes as the server sen
 then one LF.  Lossless, no quoting, framed by counting (after git cat-file --batch).
 A folder checkpoint (records.checkpoint_key) is its record line alone."""
 
+import itertools
+
 from .errors import DataError
-from .records import checkpoint_key, dumps, parse_record
+from .records import checkpoint_key, dumps, parse_record, read_lines
 
 
 def write_message(out, record, data):
@@ -20,13 +22,9 @@ def read_messages(inp, first_line=None):
     """Yield (record, data) per framed message, and (record, None) per folder checkpoint.
     A truncated or misframed stream raises DataError after the last complete message, so
     no partial message is ever yielded."""
-    lineno = 0
-    line = first_line if first_line is not None else inp.readline()
-    while line:
-        lineno += 1
-        if line.strip():
-            yield _read_message(inp, line, lineno)  # not kept here while the consumer has it
-        line = inp.readline()
+    lines = inp if first_line is None else itertools.chain([first_line], inp)
+    for lineno, line in read_lines(lines):
+        yield _read_message(inp, line, lineno)  # not kept here while the consumer has it
 
 
 def _read_message(inp, line, lineno):

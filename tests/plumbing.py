@@ -1,13 +1,16 @@
 """Helpers for the plumbing tests: run commands in-process, back up an account, and read
 what the server and the backup hold."""
 
+import bz2
 import datetime as dt
+import gzip
 import io
+import lzma
+import os
+import re
+from urllib.parse import unquote
 
 from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
-from imapstream.mbox.archive import mbox_files
-from imapstream.mbox.reader import scan
-from imapstream.message import to_lf
 
 UTC = dt.UTC
 AWKWARD = [
@@ -58,8 +61,8 @@ def server_messages(client):
         client.select_folder(name, readonly=True)
         uids = client.search("ALL")
         items = client.fetch(uids, ["BODY.PEEK[]", "FLAGS"]) if uids else {}
-        held[name] = sorted((to_lf(i[b"BODY[]"]), sorted(f.decode() for f in i[b"FLAGS"]
-                                                         if f != b"\\Recent"))
+        held[name] = sorted((i[b"BODY[]"].replace(b"\r\n", b"\n"),
+                             sorted(f.decode() for f in i[b"FLAGS"] if f != b"\\Recent"))
                             for i in items.values())
     return held
 
@@ -76,12 +79,52 @@ def server_flags(client):
 
 
 def backup_messages(directory):
-    """{folder: sorted [(LF bytes, sorted flags)]} read back from the mbox files."""
+    """{folder: sorted [(LF bytes, sorted flags)]} read back from the mbox files by the
+    rules of imapstream(7), written out here: not by imapstream's own reader."""
     held = {}
-    for path in mbox_files(directory):
-        for _offset, record, data in scan(path):
-            held.setdefault(record["folder"], []).append((data, sorted(record["flags"])))
+    for name in sorted(os.listdir(directory)):
+        opener = DECOMPRESS.get(os.path.splitext(name)[1])
+        if name.startswith(".") or not (name.endswith(".mbox") or opener):
+            continue
+        with open(os.path.join(directory, name), "rb") as f:
+            text = opener(f.read()) if opener else f.read()
+        for folder, data, flags in as_documented(text):
+            held.setdefault(folder, []).append((data, sorted(flags)))
     return {folder: sorted(items) for folder, items in held.items()}
+
+
+DECOMPRESS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
+_RESERVED = rb"status|x-status|x-keywords|x-imapstream|x-uid|x-imap|x-imapbase|content-length"
+_FLAG_HEADER = re.compile(rb"(Status|X-Status|X-Keywords): ?([^\n]*)\n")
+_X_STATUS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
+
+
+def as_documented(text):
+    """(folder, data, flags) per message of an mbox file of imapstream's (imapstream(7),
+    Mbox files): a From line, X-Imapstream, the flag headers, the LF form with one '>'
+    more on ^>*From  lines and reserved header lines, the padding that octets tells."""
+    for message in re.split(rb"(?m)^(?=From )", text):
+        if not message:
+            continue
+        _from_line, meta, rest = message.split(b"\n", 2)
+        assert meta.startswith(b"X-Imapstream: "), meta
+        fields = dict(item.split("=", 1) for item in meta[14:].decode().split("; "))
+        headers = {}
+        while match := _FLAG_HEADER.match(rest):
+            headers[match.group(1).decode()] = match.group(2).decode()
+            rest = rest[match.end():]
+        rest = re.sub(rb"(?m)^>(>*From )", rb"\1", rest)
+        blank = rest.find(b"\n\n")
+        cut = len(rest) if blank < 0 else blank + 1
+        rest = re.sub(rb"(?mi)^>(>*(?:" + _RESERVED + rb")[ \t]*:)", rb"\1", rest[:cut]) \
+            + rest[cut:]
+        octets = int(fields["octets"])
+        data, padding = rest[:octets], rest[octets:]
+        assert padding == (b"\n\n" if data and not data.endswith(b"\n") else b"\n"), padding
+        flags = ["\\Seen"] if "R" in headers.get("Status", "") else []
+        flags += [_X_STATUS[c] for c in headers.get("X-Status", "")]
+        flags += headers.get("X-Keywords", "").split()
+        yield unquote(fields["folder"]), data, flags
 
 
 def one_line(capsys, prefix="imap-list"):

@@ -154,3 +154,11 @@ def test_a_file_that_is_not_an_mbox_fails_alone(account, tmp_path, capsys):
     assert run(mbox_merge, ["-d", str(tmp_path)], stream)[0] == errors.DATAERR
     assert len(list(scan(str(tmp_path / "Other.mbox")))) == 3
     assert (tmp_path / "INBOX.mbox").read_bytes() == b"PK\x03\x04 not mail"
+
+
+def test_a_boolean_is_not_a_positive_integer(tmp_path, capsys):
+    """JSON's true is no UID, though Python counts it as 1."""
+    record = b'{"folder":"INBOX","uid":true}\n'
+    assert run(mbox_ids, ["--missing", "-d", str(tmp_path)], record)[0] == 65
+    assert capsys.readouterr().err == (
+        'mbox-ids: line 1: message record without a positive integer "uid"\n')

@@ -204,3 +204,38 @@ def test_bad_since_and_checkpoint_records_are_errors(account, tmp_path, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3 and all("line 1: folder checkpoint without positive integers"
                                    in line for line in lines)
+
+
+def mark(uidnext, folder=b"INBOX", since=b"null"):
+    return (b'{"folder":"%s","delimiter":"/","uidvalidity":7,"uidnext":%d,"messages":1,'
+            b'"since":%s,"checkpoint":true}\n' % (folder, uidnext, since))
+
+
+def test_a_checkpoint_from_since_on_never_moves_a_folder_back(tmp_path):
+    """imapstream(7), Folder checkpoint: one of the whole folder replaces the recorded
+    one (a lower uidnext: a server restored); one listed from since on only moves on."""
+    path = str(tmp_path / "INBOX.mbox")
+    message = b'{"folder":"INBOX","delimiter":"/","uidvalidity":7,"uid":1,"length":3}\nx\r\n\n'
+    recorded = b'{"folder":"INBOX","delimiter":"/","uidvalidity":7,"uidnext":%d,"file":"%s"}\n'
+
+    def after(*checkpoints):
+        assert run(mbox_merge, [path], b"".join(checkpoints))[0] == 0
+        status, out = run(mbox_ids, ["--folders", path])
+        assert status == 0
+        return out
+
+    assert after(message, mark(10)) == recorded % (10, path.encode())
+    assert after(mark(5, since=b"3")) == recorded % (10, path.encode())
+    assert after(mark(12, since=b"10")) == recorded % (12, path.encode())
+    assert after(mark(5)) == recorded % (5, path.encode())
+
+
+def test_a_held_back_folder_s_checkpoint_turns_false(tmp_path, capsys):
+    """mbox-ids --missing holds back the records of a folder whose file is not an mbox,
+    so its checkpoint no longer vouches for it; another folder's is passed on as it is."""
+    (tmp_path / "INBOX.mbox").write_bytes(b"not an mbox\n")
+    listing = (b'{"folder":"INBOX","delimiter":"/","uidvalidity":7,"uid":1}\n' + mark(2)
+               + mark(3, b"Other"))
+    assert run(mbox_ids, ["--missing", "-d", str(tmp_path)], listing) == (
+        65, mark(2).replace(b"true", b"false") + mark(3, b"Other"))
+    assert "its folder's records are held back" in capsys.readouterr().err

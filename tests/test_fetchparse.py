@@ -26,7 +26,7 @@ def responses(draw):
         else:
             items.append(name.encode() + b" %d" % draw(st.integers(0, 2**32)))
     head = b"%d (" % draw(st.integers(1, 10**6)) + b" ".join(items)
-    if draw(st.booleans()):
+    if items and draw(st.booleans()):  # a literal alone is left to imapclient (below)
         literal = draw(literals)
         section = (b" " if items else b"") + draw(sections)
         return [(head + section + b" {%d}" % len(literal), literal), b")"]
@@ -35,12 +35,13 @@ def responses(draw):
 
 @given(responses())
 def test_the_fast_reader_equals_imapclient(response):
-    fast = parse_simple(response)
-    if fast is not None:
-        assert fast == parse_fetch_response(response, False, False)
+    """Every response of the common shape is read by the fast reader, as imapclient
+    reads it."""
+    assert parse_simple(response) == parse_fetch_response(response, False, False)
 
 
 def test_unusual_responses_are_left_to_imapclient():
     assert parse_simple([b"4 (UID 8 X-GM-LABELS (a))"]) is None
     assert parse_simple([(b"4 (UID 8 BODY[] {5}", b"abc"), b")"]) is None
     assert parse_simple([(b"4 (BODY[] {1}", b"a"), b" FLAGS (\\Seen))"]) is None
+    assert parse_simple([(b"4 (BODY[] {1}", b"a"), b")"]) is None

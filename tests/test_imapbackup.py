@@ -342,3 +342,21 @@ def test_help_and_man_page_show_the_same_options(sample_account):
     in_page = {"-" + flag for line in page if line.startswith(".It ")
                for flag in re.findall(r"\bFl (-?[\w-]+)", line)}
     assert in_help == in_page
+
+
+def test_thunderbird_shows_folder_names_as_they_are(dovecot, new_user, tmp_path):
+    """The flat files escape '.' and '%' (imapstream(7), Backup directory); Thunderbird's
+    tree names a folder as it is, parts by .sbd directories."""
+    user, _ = new_user("fs")
+    client = dovecot.client(user)
+    for folder in ("a.b", "Lists/100% done", "Lists/x.y/z"):
+        client.create_folder(folder)
+        client.append(folder, b"Subject: %s\r\n\r\nx\r\n" % folder.encode())
+    done = imapbackup(command_env(dovecot, user), "-d", tmp_path, "--thunderbird")
+    assert done.returncode == 0, done.stderr
+    tree = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
+            if ".flat" not in p.parts and p.is_file()}
+    assert tree == {"a.b", "Lists", "Lists.sbd/100% done", "Lists.sbd/x.y",
+                    "Lists.sbd/x.y.sbd/z"}
+    assert (tmp_path / "Lists.sbd" / "100% done").read_bytes() == (
+        tmp_path / ".flat" / "Lists.100%25 done.mbox").read_bytes()

@@ -99,3 +99,32 @@ def test_every_option_is_documented(script, capsys, monkeypatch):
     documented = _documented_options(page)
     assert sorted(options - documented) == [], f"in --help, not in {page.name}"
     assert sorted(documented - options) == [], f"in {page.name}, not in --help"
+
+
+NUMBER = re.compile(r'^\.\\" number (.+) = ([A-Z_]+) in (imapstream/\S+)\.py$', re.M)
+SIZE = re.compile(r"(\d+)\\~([KMG])iB")
+
+
+def _value(text):
+    """The value a page's wording states: "8\\~MiB", "3 times", "1, 2 and 4 seconds",
+    "1:2000"."""
+    if match := SIZE.fullmatch(text):
+        return int(match.group(1)) << {"K": 10, "M": 20, "G": 30}[match.group(2)]
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    return tuple(numbers) if " and " in text else numbers[-1]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_ids(PAGES))
+def test_numbers_the_code_defines_are_the_code_s(page):
+    """Each '.\\" number TEXT = NAME in MODULE' comment: the page says TEXT, and TEXT
+    is the value of NAME in MODULE.  Every size the page states has such a comment, so
+    a constant that changes and a page that is not changed with it fail here."""
+    source = page.read_text()
+    text = " ".join(line for line in source.splitlines() if not line.startswith('.\\"'))
+    numbers = NUMBER.findall(source)
+    for wording, name, module in numbers:
+        assert wording in text, f"{page.name} does not say {wording}"
+        value = getattr(importlib.import_module(module.replace("/", ".")), name)
+        assert value == _value(wording), f"{page.name}: {wording} but {name} = {value}"
+    stated = {wording for wording, _name, _module in numbers}
+    assert {m.group() for m in SIZE.finditer(text)} <= stated

@@ -61,3 +61,23 @@ def test_keywords_and_dates_survive_in_the_file(dovecot, new_user, monkeypatch, 
     [record] = [r for r in run(mbox_ids, [str(tmp_path / "INBOX.mbox")])[1].splitlines()]
     assert b'"flags":["\\\\Seen","$label1","Work"]' in record
     assert b'"internaldate":"2005-07-01T10:00:00+00:00"' in record
+
+
+def test_dovecot_reads_system_flags_but_not_keywords(dovecot, new_user, monkeypatch, tmp_path):
+    """imapstream(7): Dovecot's mbox driver takes X-Keywords only for keywords its
+    X-IMAPbase header names, which an append-only file cannot keep up to date; so no
+    X-IMAPbase is written, and Dovecot shows the system flags alone."""
+    user, _ = new_user("fs")
+    for key, value in dovecot.env(user).items():
+        monkeypatch.setenv(key, value)
+    append_all(dovecot.client(user), "INBOX", [b"Subject: k\r\n\r\nx\r\n"],
+               flags=[b"\\Seen", b"$label1"])
+    assert backup(str(tmp_path))[0] == (0, 0, 0, 0)
+    text = (tmp_path / "INBOX.mbox").read_bytes()
+    assert b"\nX-Keywords: $label1\n" in text and b"X-IMAPbase" not in text
+    reader, _ = new_user("mbox")
+    dovecot.write_mail_file(reader, "mail/Restored", text)
+    target = dovecot.client(reader)
+    target.select_folder("Restored", readonly=True)
+    assert [sorted(f for f in flags if f != b"\\Recent")
+            for flags in target.get_flags(target.search("ALL")).values()] == [[b"\\Seen"]]

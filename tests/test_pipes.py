@@ -1,9 +1,12 @@
 """The installed commands through real pipes: the whole-account pipeline, and streaming
 (a record goes out as soon as it is complete, not when the input ends)."""
 
+import os
 import select
+import signal
 import subprocess
 
+import orjson
 from conftest import command_env
 from plumbing import AWKWARD, append_all, backup_messages, server_messages
 
@@ -56,5 +59,53 @@ def test_imap_fetch_streams_record_by_record(dovecot, new_user, tmp_path):
         fetch.stdin.close()
         rest = fetch.stdout.read()
         assert fetch.wait(30) == 0 and b'"uid":2' in rest
+    finally:
+        fetch.kill()
+
+
+def many_messages(path, count=3000):
+    """An mbox file whose held records fill more than a pipe's buffer."""
+    path.write_bytes(b"".join(b"From MAILER-DAEMON Fri Jul  1 10:00:00 2005\nSubject: %d\n\nx\n\n"
+                              % n for n in range(count)))
+    return path
+
+
+def test_a_reader_that_goes_away_gives_141_and_no_message(dovecot, new_user, tmp_path):
+    """imapstream(7), EXIT STATUS: 141, the reader of standard output went away."""
+    user, _ = new_user("fs")
+    append_all(dovecot.client(user), "INBOX",  # more than a pipe's buffer holds
+               [b"Subject: %d\r\n\r\n" % n + b"x" * 20000 + b"\r\n" for n in range(20)])
+    env = command_env(dovecot, user)
+    many_messages(tmp_path / "many.mbox")
+    for pipeline in ("mbox-ids many.mbox | head -n 1",
+                     "imap-list INBOX | imap-fetch | head -c 100"):
+        done = sh(f"{pipeline} >/dev/null; echo ${{PIPESTATUS[@]}}", env, tmp_path)
+        statuses = done.stdout.split()
+        assert statuses[-2] == b"141" and statuses[-1] == b"0", (pipeline, done)
+        assert done.stderr == b"", pipeline
+
+
+def test_sigint_gives_130(dovecot, new_user, tmp_path):
+    """imap-fetch interrupted while it waits for more records says so in one line and
+    exits 130."""
+    user, _ = new_user("fs")
+    append_all(dovecot.client(user), "INBOX", AWKWARD[:2])
+    env = command_env(dovecot, user)
+    records = subprocess.run(["imap-list", "INBOX"], env=env, capture_output=True,
+                             check=True).stdout.splitlines(keepends=True)
+    fetch = subprocess.Popen(["imap-fetch"], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        fetch.stdin.write(records[0])
+        fetch.stdin.flush()
+        # It runs, and waits for the next record once the first message is out.
+        out = b""
+        while b"\n" not in out or len(out) < out.index(b"\n") + 1 + orjson.loads(
+                out.split(b"\n", 1)[0])["length"] + 1:
+            out += os.read(fetch.stdout.fileno(), 1 << 16)
+        fetch.send_signal(signal.SIGINT)
+        assert fetch.wait(30) == 130
+        assert fetch.stderr.read() == b"imap-fetch: interrupted\n"
+        assert fetch.stdout.read() == b""
     finally:
         fetch.kill()

@@ -16,9 +16,10 @@ from imapstream.commands import mbox_ids, mbox_merge
 from imapstream.errors import DataError
 from imapstream.mbox import sidecar
 from imapstream.mbox.archive import mbox_files
+from imapstream.mbox.compression import reading
 from imapstream.mbox.mboxrd import format_message, parse_held, quote_from, unquote_from
 from imapstream.mbox.reader import Holdings, iter_messages, scan
-from imapstream.mbox.scan import GzipMembers, spans
+from imapstream.mbox.scan import spans
 from imapstream.message import header_section, message_id
 from imapstream.stream import write_message
 
@@ -165,10 +166,10 @@ def test_gzip_files_get_a_sidecar_too(tmp_path):
 
 def test_gzip_members_read_like_gzip_and_a_cut_member_is_reported(tmp_path):
     data = gzip.compress(b"From a\n\none\n") + b"\0\0" + gzip.compress(b"From b\n\ntwo\n")
-    reader = GzipMembers(io.BytesIO(data))
+    reader = reading(io.BytesIO(data), ".gz")
     assert b"".join(iter(lambda: reader.read(5), b"")) == b"From a\n\none\nFrom b\n\ntwo\n"
     with pytest.raises(DataError, match="last compressed stream is cut short"):
-        list(spans(GzipMembers(io.BytesIO(data[:-7])), "cut.gz"))
+        list(spans(reading(io.BytesIO(data[:-7]), ".gz"), "cut.gz"))
 
 
 def test_mbox_ids_lists_the_same_with_and_without_a_sidecar(mbox):
@@ -213,3 +214,18 @@ def test_the_fast_paths_equal_the_regular_ones(head, body, newline_at_end):
             list(iter_messages(io.BytesIO(torn), "t"))
         with pytest.raises(ValueError):
             parse_held(torn, 0, len(torn))
+
+
+def test_a_file_rewritten_in_place_between_the_hashed_windows_is_read_again(tmp_path):
+    """Same size, another mtime, a change the first and last 4 KiB do not show."""
+    path = tmp_path / "INBOX.mbox"
+    merge(path, [b"Subject: %d\n\n" % n + b"x" * 500 + b"\n" for n in range(40)])
+    text = path.read_bytes()
+    middle = text.index(b"Status: RO", len(text) // 2)
+    assert sidecar.WINDOW < middle < len(text) - sidecar.WINDOW
+    with open(path, "r+b") as f:
+        f.seek(middle)
+        f.write(b"Status: O ")
+    os.utime(path, ns=(1, 1))
+    assert held(path) == full_scan(path)
+    assert sum("\\Seen" not in r["flags"] for _o, r in held(path)) == 1

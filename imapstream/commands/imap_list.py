@@ -13,7 +13,7 @@ from ..mbox import sidecar
 from ..mbox.archive import mbox_files
 from ..mbox.reader import same_message
 from ..message import message_id
-from ..records import parse_record, positive_int, read_records, write_record
+from ..records import parse_record, positive_int, read_lines, read_records, write_record
 
 PROG = "imap-list"
 SPECIAL_USE = {"\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash"}
@@ -130,16 +130,16 @@ def _write_folders(session, folders, stdout):
 
 
 def _folders_from(stdin):
+    """FOLDER arguments from stdin: a name per line, or a record with a "folder" string."""
     names = []
-    for lineno, line in enumerate(stdin, 1):
-        text = line.decode("utf-8", "surrogateescape").rstrip("\r\n")
-        if text.lstrip().startswith("{"):
+    for lineno, line in read_lines(stdin):
+        if line.lstrip().startswith(b"{"):
             name = parse_record(line, lineno).get("folder")
             if not isinstance(name, str):
                 raise errors.DataError(f"line {lineno}: record without a \"folder\" string")
             names.append(name)
-        elif text.strip():
-            names.append(text)
+        else:
+            names.append(line.decode("utf-8", "surrogateescape").rstrip("\r\n"))
     return names
 
 

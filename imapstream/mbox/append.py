@@ -4,13 +4,12 @@ the repair of a tail torn by a crash."""
 
 import contextlib
 import fcntl
-import gzip
 import os
 import time
 
 from .. import diagnostics
 from ..errors import DataError
-from .reader import _opener
+from . import compression
 
 PIECE = 1 << 20  # written at a time: zlib, bz2 and lzma hold their whole output twice
 
@@ -43,7 +42,7 @@ class Appender:
 
     def cut_torn_tail(self, offset):
         """Cut a plain file back to the start of its torn last message."""
-        if _opener(self.path):
+        if compression.suffix_of(self.path):
             raise DataError(f"{self.path}: the last message is cut short")
         os.ftruncate(self._fd, offset)
         self._start = offset
@@ -60,11 +59,10 @@ class Appender:
     def write(self, text, message_size):
         try:
             if self._out is None:
-                opener = _opener(self.path)
-                if not opener and self._start and os.pread(self._fd, 1, self._start - 1) != b"\n":
+                suffix = compression.suffix_of(self.path)
+                if not suffix and self._start and os.pread(self._fd, 1, self._start - 1) != b"\n":
                     self._sink.write(b"\n")  # another program's last line: end it first
-                self._out = (opener(fileobj=self._sink, mode="ab") if opener is gzip.GzipFile
-                             else opener(self._sink, mode="ab") if opener else self._sink)
+                self._out = compression.appending(self._sink, suffix) if suffix else self._sink
             with memoryview(text) as view:  # a compressor's output for each piece is small
                 for at in range(0, len(view), PIECE):
                     self._out.write(view[at:at + PIECE])

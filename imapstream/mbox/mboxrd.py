@@ -286,16 +286,11 @@ def quoted_until_from(buf, start, end):
     """(n, at) for the lines of buf[start:end], which begins a line: n of them match
     ^>+From  before the first that matches ^From  (a From line: the next message), which
     begins at at (-1 if none).  One find for "From " tells both."""
-    quoted, at = 0, buf.find(b"From ", start, end)
-    while at >= 0:
-        line = at
-        while line > start and buf[line - 1] == 0x3E:  # '>'
-            line -= 1
-        if line == start or buf[line - 1] == 0x0A:
-            if line == at:
-                return quoted, at
-            quoted += 1
-        at = buf.find(b"From ", at + 5, end)
+    quoted = 0
+    for line in _from_lines(buf, b"From ", start, end):
+        if buf[line] != 0x3E:  # not '>': a From line
+            return quoted, line
+        quoted += 1
     return quoted, -1
 
 
@@ -313,6 +308,13 @@ def _own_head(buf, start, end):
     rest = newline + 1
     if newline < 0 or buf[rest:rest + len(OWN_MARK)] != OWN_MARK:
         return None
+    head = _own_fields(buf, rest, end)
+    return head if "size" in head[0] else None
+
+
+def _own_fields(buf, rest, end):
+    """(record with flags, octets, where the message's data begins) from the
+    X-Imapstream line at buf[rest] and the flag headers after it, within buf[:end]."""
     match = _OWN_META.match(buf, rest, end)
     if not match:
         raise MboxError("message cut short (torn tail)")
@@ -320,8 +322,6 @@ def _own_head(buf, start, end):
     while match := _OWN_FLAGS.match(buf, pos, end):
         own[match.group(1).lower().decode()] = match.group(2).decode("utf-8", "replace")
         pos = match.end()
-    if "size" not in record:
-        return None
     record["flags"] = _flags(own.get("status", ""), own.get("x-status", ""),
                              own.get("x-keywords", ""))
     return record, record.pop("octets", None), pos

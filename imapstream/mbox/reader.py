@@ -2,7 +2,6 @@
 appending under a lock.  Files are created 0600 and directories 0700."""
 
 import hashlib
-import importlib
 import os
 import stat
 from collections import Counter, defaultdict
@@ -10,26 +9,13 @@ from datetime import datetime
 
 from ..errors import DataError
 from ..message import header_section, message_id
-from . import sidecar
+from . import compression, sidecar
 from .mboxrd import MboxError, parse_held, parse_message
 from .scan import CutStream, HeldScan, Prefix, TornTail, complete_streams_end, spans
 
-_OPENERS = {".gz": ("gzip", "GzipFile"), ".bz2": ("bz2", "BZ2File"), ".xz": ("lzma", "LZMAFile")}
-
-
-def _opener(path):
-    """The file class for a compressed path, None for a plain one; the module is
-    imported only now, as loading liblzma alone costs 20 ms of start-up."""
-    module, name = _OPENERS.get(os.path.splitext(path)[1], (None, None))
-    return getattr(importlib.import_module(module), name) if module else None
-
 
 def open_for_reading(path):
-    raw = open(path, "rb")
-    opener = _opener(path)
-    if opener is None:
-        return raw
-    return opener(fileobj=raw, mode="rb") if path.endswith(".gz") else opener(raw, mode="rb")
+    return compression.reading(open(path, "rb"), compression.suffix_of(path))
 
 
 def iter_messages(f, name):
@@ -139,7 +125,7 @@ class Holdings:
             folders = {**known.folders, **self.marks}
             if st.st_size == known.raw_end:
                 return sidecar.Index.of(fd, st, known.raw_end, known.end, known.rows, folders)
-            compressed = os.path.splitext(self.path)[1] if _opener(self.path) else ""
+            compressed = compression.suffix_of(self.path)
             scan = HeldScan(raw, compressed, self.name, known.raw_end, known.end)
             rows = list(known.rows)
             try:
@@ -210,7 +196,7 @@ class Holdings:
             st = os.fstat(fd)
             if self.index.describes(fd, st) and (
                     not self.appended and st.st_size == self.index.raw_end
-                    or not _opener(self.path) and st.st_size == self.appended_end):
+                    or not compression.suffix_of(self.path) and st.st_size == self.appended_end):
                 sidecar.save(self.path, sidecar.Index.of(
                     fd, st, st.st_size, self.appended_end, self.index.rows + self.appended,
                     folders))

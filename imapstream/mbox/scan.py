@@ -1,7 +1,7 @@
 """Reading mbox files fast.  A Window holds a file's bytes from some offset on in one
 reused buffer, where bytes.find looks for the next From line; a plain file is read at
 any offset with os.preadv, so the data of a message that held_head measures need not
-be read; gzip files go through zlib directly.  Offsets count uncompressed bytes."""
+be read; compressed files through compression.py.  Offsets count uncompressed bytes."""
 
 import contextlib
 import os
@@ -10,6 +10,7 @@ import sys
 import zlib
 
 from ..errors import DataError
+from . import compression
 from .mboxrd import MboxError, held_ends, held_head, parse_held, quoted_until_from
 
 BLOCK = 256 << 10  # read at least this much at a time: holds most messages' header
@@ -75,7 +76,7 @@ class HeldScan:
         self.raw.seek(self.raw_start)
         fd = None if self.suffix else _regular_fd(self.raw)
         with _reading(self.name):
-            window = Window(_decompressed(self.raw, self.suffix), self.end, fd)
+            window = Window(compression.reading(self.raw, self.suffix), self.end, fd)
             offset = self.end
             index = _first(window, offset, self.name)
             while index < window.filled:
@@ -247,65 +248,11 @@ def _fill(f, space):
     return len(data)
 
 
-def _decompressed(raw, suffix):
-    if suffix == ".gz":
-        return GzipMembers(raw)
-    if suffix == ".bz2":
-        import bz2  # imported here: loading the library costs start-up time
-        return bz2.BZ2File(raw, mode="rb")
-    if suffix == ".xz":
-        import lzma
-        return lzma.LZMAFile(raw, mode="rb")
-    return raw
-
-
-class GzipMembers:
-    """The members of a gzip file one after another, inflated by ISA-L (isal_zlib, zlib's
-    interface at about twice its speed), which checks each member's CRC and length."""
-
-    def __init__(self, raw):
-        from isal import isal_zlib  # imported here: only gzip files need it
-        self.raw, self.pending, self.inflate, self.within = raw, b"", None, False
-        self.decompressobj = isal_zlib.decompressobj
-
-    def read(self, size):
-        while True:
-            if not self.pending:
-                self.pending = self.raw.read(1 << 20)
-                if not self.pending:
-                    if self.within:
-                        raise EOFError("Compressed file ended before the end-of-stream "
-                                       "marker was reached")
-                    return b""
-            if not self.within:
-                self.pending = self.pending.lstrip(b"\0")  # padding after the last member
-                if not self.pending:
-                    continue
-                self.inflate, self.within = self.decompressobj(31), True
-            data = self.inflate.decompress(self.pending, size)
-            if self.inflate.eof:
-                self.pending, self.within = self.inflate.unused_data, False
-            else:
-                self.pending = self.inflate.unconsumed_tail
-            if data:
-                return data
-
-
-def _decompressor(suffix):
-    if suffix == ".gz":
-        return zlib.decompressobj(31)
-    if suffix == ".bz2":
-        import bz2
-        return bz2.BZ2Decompressor()
-    import lzma
-    return lzma.LZMADecompressor()
-
-
 def complete_streams_end(raw, suffix):
     """The length of the complete gzip members, bzip2 or xz streams a file starts with
     (raw is the file, read from its start)."""
     raw.seek(0)
-    decompressor, position, good = _decompressor(suffix), 0, 0
+    decompressor, position, good = compression.decompressor(suffix), 0, 0
     while chunk := raw.read(1 << 18):
         while chunk:
             try:
@@ -320,7 +267,7 @@ def complete_streams_end(raw, suffix):
             position += len(chunk) - len(decompressor.unused_data)
             good, chunk = position, decompressor.unused_data.lstrip(b"\0")
             position += len(decompressor.unused_data) - len(chunk)
-            decompressor = _decompressor(suffix)
+            decompressor = compression.decompressor(suffix)
     return good
 
 
@@ -339,3 +286,8 @@ class Prefix:
     def read(self, size=-1):
         left = max(self.end - self.raw.tell(), 0)
         return self.raw.read(left if size is None or size < 0 else min(size, left))
+
+    def readinto(self, buffer):
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)

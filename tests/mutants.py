@@ -1,0 +1,163 @@
+"""make mutants: curated one-line mutants of the modules that hold imapstream(7)'s STABLE
+promises.  Each is applied to the working tree, the tests named with it run, and the file
+is restored (also on Ctrl-C or SIGTERM; a run killed harder leaves .mutant-backup files,
+which the next run puts back first).  A mutant is killed when its tests fail.
+
+    .venv/bin/python tests/mutants.py [-k SUBSTRING] [-v]
+
+A mutant that survives is a line no test checks: kill it with a test, or say here, next to
+it, why it cannot be killed (its note then begins "EQUIVALENT:", and it is expected to
+survive).  Prints the score; exits 1 if any other survived.
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PKG = "imapstream/"
+
+# (file, the line's text to replace (unique in the file), its replacement, test files,
+#  what the mutant breaks)
+MUTANTS = [
+    # The six the whole suite once let through (issue 12).
+    ("imap/session.py", "if selected[b\"UIDVALIDITY\"] != self.uidvalidity:", "if False:",
+     ["test_checkpoints.py", "test_quirks.py", "test_faults.py", "test_hostile_server.py"],
+     "the UIDVALIDITY re-check after a reconnect"),
+    ("mbox/reader.py", "or same and mark[3] >= since and mark[3] < uidnext:",
+     "or same and mark[3] >= since:", ["test_checkpoints.py", "test_sidecar.py"],
+     "a checkpoint from since on never moves a folder back"),
+    ("commands/mbox_ids.py", "record[\"checkpoint\"] = False  # its folder's records",
+     "pass  # its folder's records", ["test_checkpoints.py", "test_bad_input.py"],
+     "a held-back folder's checkpoint turns false"),
+    ("mbox/sidecar.py", "hashlib.sha1(body, usedforsecurity=False).hexdigest() != sha1:",
+     "False:", ["test_sidecar.py"], "the sidecar's rows are checked against their SHA-1"),
+    ("errors.py", "reason = \"no space left on device\"", "pass",
+     ["test_faults.py", "test_errors.py"], "a full disk says so"),
+    ("imap/fetchparse.py", "if len(response) == 2 and isinstance(response[0], tuple)",
+     "return None\n    if len(response) == 2 and isinstance(response[0], tuple)",
+     ["test_fetchparse.py"], "the fast FETCH reader is used"),
+    # The mbox form (imapstream(7), Mbox files).
+    ("mbox/mboxrd.py", "|x-imapbase|content-length\")", "|x-imapbase\")",
+     ["test_golden.py"], "Content-Length is escaped"),
+    ("mbox/mboxrd.py", "parts += (view[done:line], b\">\")", "parts += (view[done:line], b\"\")",
+     ["test_golden.py"], "From lines are quoted"),
+    ("mbox/mboxrd.py", "return b\"\\n\\n\" if data and not data.endswith(b\"\\n\") else b\"\\n\"",
+     "return b\"\\n\"", ["test_golden.py"], "a message without a final LF gets one"),
+    ("mbox/mboxrd.py", "b\"Status: RO\\n\" if \"\\\\seen\" in lowered else",
+     "b\"Status: O\\n\" if \"\\\\seen\" in lowered else", ["test_golden.py"],
+     "\\Seen is Status: RO"),
+    ("mbox/mboxrd.py", "_X_STATUS = ((\"\\\\answered\", \"A\"), (\"\\\\flagged\", \"F\"), "
+     "(\"\\\\draft\", \"T\"), (\"\\\\deleted\", \"D\"))",
+     "_X_STATUS = ((\"\\\\answered\", \"A\"), (\"\\\\flagged\", \"F\"), (\"\\\\draft\", \"T\"))",
+     ["test_golden.py"], "\\Deleted is X-Status: D"),
+    ("mbox/mboxrd.py", "meta[\"octets\"] = len(lf)", "meta[\"octets\"] = len(lf) + 1",
+     ["test_golden.py"], "octets counts the message in LF form"),
+    ("mbox/mboxrd.py", "if len(full) >= octets and full[octets:] == _padding(full[:octets]):",
+     "if len(full) >= octets:", ["test_golden.py", "test_mail_clients.py"],
+     "a message must end where octets says"),
+    ("mbox/folders.py", "_UNSAFE = re.compile(\"[%./", "_UNSAFE = re.compile(\"[%/",
+     ["test_golden.py", "test_formats.py"], "a '.' in a folder name part is %2E"),
+    # The message stream and the records.
+    ("stream.py", "if len(data) < length or inp.read(1) != b\"\\n\":", "if len(data) < length:",
+     ["test_formats.py", "test_bad_input.py", "test_fuzz_records.py"],
+     "a message is followed by one LF"),
+    ("records.py", "return isinstance(value, int) and not isinstance(value, bool) and value > 0",
+     "return isinstance(value, int) and value > 0",
+     ["test_bad_input.py", "test_fuzz_records.py"], "true is not a positive integer"),
+    # Folder checkpoints (imapstream(7), Folder checkpoint).
+    ("commands/imap_list.py", "and session.reconnects == reconnects))", "))",
+     ["test_checkpoints.py"], "a reconnect during a listing vouches for nothing"),
+    ("commands/imap_fetch.py", "record[\"checkpoint\"] = False", "pass",
+     ["test_checkpoints.py"], "a message not fetched makes its checkpoint false"),
+    ("mbox/reader.py", "or same and mark[3] >= since and", "or True and",
+     ["test_checkpoints.py", "test_sidecar.py"],
+     "a checkpoint from since on counts only where the file has the UIDs below since"),
+    ("mbox/sidecar.py", "if not unchanged and (st.st_ino != self.st.st_ino or "
+     "st.st_size == self.st.st_size):", "if False:", ["test_sidecar.py"],
+     "a file rewritten in place is read again"),
+    ("records.py", "        if line.strip():\n            yield lineno, line",
+     "        if True:\n            yield lineno, line",
+     ["test_golden.py"], "readers skip empty lines"),
+    # Reading what was written.
+    ("mbox/mboxrd.py", "    record[\"flags\"] = _flags(own.get(\"status\", \"\")",
+     "    record[\"flags\"] = [] and _flags(own.get(\"status\", \"\")", ["test_golden.py"],
+     "the flag headers are read back"),
+    # Equivalent: HeldScan's fast path (held_head, quoted_until_from, held_ends) hands every
+    # message it cannot vouch for to parse_held, so breaking it changes only the speed.
+    ("mbox/mboxrd.py", "if buf[line] != 0x3E:  # not '>': a From line",
+     "if False:  # not '>': a From line", ["test_golden.py", "test_scan.py"],
+     "EQUIVALENT: the fast path finds the next From line"),
+    ("mbox/compression.py", "\".gz\": (b\"\\x1f\\x8b\"", "\".gz\": (b\"\\x1f\\x8c\"",
+     ["test_compression_and_merge.py"], "gzip on standard input is told by its magic number"),
+    # Nothing lost, nothing doubled.
+    ("mbox/reader.py", "counter[key] -= 1", "pass",
+     ["test_backup.py", "test_compression_and_merge.py"],
+     "each held message matches at most once"),
+    ("mbox/append.py", "os.ftruncate(self._fd, self._start)\n", "pass\n",
+     ["test_faults.py"], "a failed append is cut back"),
+    ("commands/imap_fetch.py", "if record.get(\"uidvalidity\", self.uidvalidity) != "
+     "self.uidvalidity:", "if False:", ["test_checkpoints.py", "test_quirks.py",
+                                        "test_bad_input.py"],
+     "imap-fetch refuses a record of another UIDVALIDITY"),
+]
+
+
+def backup_of(path):
+    return path.with_name(path.name + ".mutant-backup")
+
+
+def restore_leftovers():
+    for left in (REPO / PKG).rglob("*.mutant-backup"):
+        left.replace(left.with_name(left.name.removesuffix(".mutant-backup")))
+        print(f"restored {left.name} left by an interrupted run", file=sys.stderr)
+
+
+def run_mutant(file, old, new, tests, verbose):
+    path = REPO / PKG / file
+    text = path.read_text()
+    if text.count(old) != 1:
+        return "stale"  # the line moved or changed: update MUTANTS
+    os.replace(path, backup_of(path))  # the original stays on disk until restored
+    try:
+        path.write_text(text.replace(old, new))
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                   *(f"tests/{t}" for t in tests if (REPO / "tests" / t).exists())]
+        try:
+            done = subprocess.run(command, cwd=REPO, capture_output=not verbose, timeout=600)
+        except subprocess.TimeoutExpired:
+            return "killed (timeout)"
+        return "killed" if done.returncode == 1 else \
+            "survived" if done.returncode == 0 else f"error (pytest exit {done.returncode})"
+    finally:
+        os.replace(backup_of(path), path)
+
+
+def main():
+    options = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    options.add_argument("-k", default="", help="only mutants whose file or note has this")
+    options.add_argument("-v", action="store_true", help="show pytest's output")
+    options = options.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # finally blocks restore
+    restore_leftovers()
+    results = []
+    for file, old, new, tests, note in MUTANTS:
+        if options.k not in file + note:
+            continue
+        start = time.monotonic()
+        outcome = run_mutant(file, old, new, tests, options.v)
+        results.append((outcome, note.startswith("EQUIVALENT:")))
+        print(f"{outcome:>9}  {time.monotonic() - start:5.1f}s  {file}: {note}", flush=True)
+    killed = sum(r.startswith("killed") for r, _equivalent in results)
+    equivalent = sum(equivalent for _r, equivalent in results)
+    print(f"mutation score: {killed}/{len(results)} killed, {equivalent} of the others "
+          f"equivalent (they change no result)")
+    return 0 if all(r.startswith("killed") or equivalent for r, equivalent in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
