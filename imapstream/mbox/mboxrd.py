@@ -186,6 +186,8 @@ def _parse_edited(envelope, rest, last):
     body = unquote_from(rest[end:])
     flags = _flags(*(found.get(name, b"").decode("utf-8", "replace")
                      for name in (b"status", b"x-status", b"x-keywords")))
+    if b"octets=" not in found[b"x-imapstream"]:  # we always write octets
+        return _parse_foreign(envelope, rest)
     try:
         record = _parse_meta(found[b"x-imapstream"].decode("ascii", "replace"))
     except MboxError as exc:
