@@ -6,7 +6,7 @@ DESTDIR ?=
 BIN := $(VENV)/bin
 MANPAGES := $(wildcard man/*.1 man/*.7)
 
-.PHONY: all test lint demo bench mutants install clean dovecot
+.PHONY: all test lint demo demo-server bench mutants install clean dovecot
 
 all: $(VENV)/.installed
 
@@ -20,10 +20,11 @@ $(VENV)/.installed: pyproject.toml bin/imapbackup
 # Dovecot and the tools the tests use are system packages: install what is missing
 # (root on Debian), and stop the system Dovecot the package starts, which would only
 # hold ports 143 and 993.
-SYSTEM_TOOLS := dovecot doveadm openssl jq bzcat xzcat groff mutt script
-SYSTEM_PACKAGES := dovecot-imapd openssl jq bzip2 xz-utils groff mutt bsdutils
+SYSTEM_TOOLS := dovecot doveadm openssl jq bzcat xzcat groff man mutt script
+SYSTEM_PACKAGES := dovecot-imapd openssl jq bzip2 xz-utils groff man-db python3-pip mutt bsdutils
 dovecot:
 	@for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	[ -x /usr/lib/dovecot/imap ] || [ -x /usr/libexec/dovecot/imap ] || missing=1; \
 	[ -z "$$missing" ] || { \
 	  echo "installing $(SYSTEM_PACKAGES) with apt-get"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -46,11 +47,38 @@ mutants: all dovecot
 demo: all dovecot
 	$(BIN)/python tests/demo.py backup
 
+# A demo Dovecot that keeps running until Ctrl-C; it prints the environment to paste.
+demo-server: all dovecot
+	@$(BIN)/python tests/demo.py --server
+
 bench: all dovecot
 	$(BIN)/python bench/run.py
 
+# make install: the package and its dependencies into $(PREFIX)/lib/imapstream (pip
+# --target, for the Python that $(PYTHON) names: Debian's, pyenv's, any 3.11+ with pip),
+# each command as a script in $(PREFIX)/bin that runs that Python with that directory
+# first on its path, imapbackup beside them, the man pages in $(PREFIX)/share/man.
+# DESTDIR stages it all for a package: the scripts name $(PREFIX), never $(DESTDIR).
+COMMANDS := imap-list imap-fetch mbox-ids mbox-merge imap-append
+LIBDIR = $(PREFIX)/lib/imapstream
 install:
-	$(PYTHON) -m pip install $(if $(DESTDIR),--root='$(DESTDIR)') --prefix='$(PREFIX)' .
+	@python=$$($(PYTHON) -c 'import sys; print(sys.executable)') || exit 1; \
+	set -e; \
+	rm -rf '$(DESTDIR)$(LIBDIR)'; \
+	"$$python" -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+	    --target '$(DESTDIR)$(LIBDIR)' .; \
+	rm -rf '$(DESTDIR)$(LIBDIR)/bin' '$(DESTDIR)$(LIBDIR)/share'; \
+	mkdir -p '$(DESTDIR)$(PREFIX)/bin' '$(DESTDIR)$(PREFIX)/share/man/man1' \
+	    '$(DESTDIR)$(PREFIX)/share/man/man7'; \
+	for command in $(COMMANDS); do \
+	    printf '#!%s -I\nimport sys\nsys.path.insert(0, "%s")\nfrom imapstream.commands.%s import run\nrun()\n' \
+	        "$$python" '$(LIBDIR)' "$$(echo $$command | tr - _)" >'$(DESTDIR)$(PREFIX)/bin/'$$command; \
+	    chmod 755 '$(DESTDIR)$(PREFIX)/bin/'$$command; \
+	done; \
+	install -m 755 bin/imapbackup '$(DESTDIR)$(PREFIX)/bin/imapbackup'; \
+	install -m 644 man/*.1 '$(DESTDIR)$(PREFIX)/share/man/man1'; \
+	install -m 644 man/*.7 '$(DESTDIR)$(PREFIX)/share/man/man7'; \
+	echo "installed imapbackup, $(COMMANDS) in $(DESTDIR)$(PREFIX)/bin for $$python"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import deadline
+from . import __version__, deadline
 from .diagnostics import warn
 from .errors import BROKEN_PIPE, INTERRUPTED, UsageError, describe
 
@@ -19,7 +19,22 @@ class _Exit(Exception):
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports usage errors as UsageError instead of exiting the process,
-    so main() can be called in-process and returns its status."""
+    so main() can be called in-process and returns its status; with --version, and a
+    help that ends with the environment variables the command reads (.environment:
+    (name, what it is for) pairs, added to by the options that read them)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                          help="print the version and exit")
+        self.environment = []
+
+    def format_help(self):
+        if not self.environment:
+            return super().format_help() + "\nenvironment: none read\n"
+        width = max(len(name) for name, _ in self.environment) + 2
+        lines = "".join(f"  {name:<{width}}{what}\n" for name, what in self.environment)
+        return f"{super().format_help()}\nenvironment:\n{lines}"
 
     def exit(self, status=0, message=None):
         if message:

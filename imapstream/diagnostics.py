@@ -18,6 +18,11 @@ def server_text(text, limit=300):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def count(number, noun):
+    """ "1 message", "2 messages": a count with its noun, singular or plural."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def secret(value):
     """Remember a password or token so that no message ever shows it; returns value."""
     if value:

@@ -12,6 +12,7 @@ Helper:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import shutil
@@ -25,6 +26,11 @@ from dovecot import Dovecot, DovecotError
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The tests never see the mail settings of the shell that runs them: each test sets the
+# IMAP_* variables it wants (command_env, the account fixture, monkeypatch).
+for _name in [name for name in os.environ if name.startswith("IMAP_")]:
+    del os.environ[_name]
+
 
 def command_env(server: Dovecot, user: str, home: Path | None = None) -> dict[str, str]:
     """os.environ with the user's IMAP_* variables, bin/ and this venv's scripts first on
@@ -35,6 +41,20 @@ def command_env(server: Dovecot, user: str, home: Path | None = None) -> dict[st
     if home is not None:
         env["HOME"] = str(home)
     return env
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Skipped tests are not passed tests: say loudly how many and why."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons = collections.Counter(
+        report.longrepr[2].removeprefix("Skipped: ") if isinstance(report.longrepr, tuple)
+        else str(report.longrepr) for report in skipped)
+    terminalreporter.section(f"{len(skipped)} TESTS SKIPPED, NOT PASSED", sep="!", red=True,
+                             bold=True)
+    for reason, count in reasons.most_common():
+        terminalreporter.write_line(f"{count:5} skipped: {reason}", red=True, bold=True)
 
 
 def _unavailable(message: str) -> None:
@@ -54,7 +74,8 @@ def dovecot(tmp_path_factory):
     server = Dovecot(directory)
     try:
         if not server.available:
-            _unavailable("dovecot/doveadm not installed (apt-get install dovecot-imapd)")
+            _unavailable("dovecot, doveadm or /usr/lib/dovecot/imap not installed "
+                         "(apt-get install dovecot-imapd)")
         try:
             server.start()
         except (DovecotError, OSError) as exc:

@@ -8,13 +8,20 @@ environment (never in argv), shows the files made and the messages each one hold
 checks them against the server, and stops the server.
 
     python tests/demo.py DIRECTORY
+
+make demo-server: the same server and mail, kept running until Ctrl-C, with the
+environment printed as shell commands to paste into another terminal.
+
+    python tests/demo.py --server
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -81,7 +88,34 @@ def show_backup(directory: str, server_counts: Counter) -> bool:
     return dict(per_folder) == wanted
 
 
+def keep_running() -> int:
+    """The demo server until Ctrl-C (or SIGTERM), and the environment to reach it."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    server = start_server()
+    try:
+        per_folder = load_sample_mail(server)
+        path = os.pathsep.join([str(REPO / "bin"), os.path.dirname(sys.executable), "$PATH"])
+        variables = dict(server.env(USER))
+        print(f"Dovecot on {server.host}:{server.port} (STARTTLS; IMAPS on "
+              f"{server.ssl_port}): user {USER} has {sum(per_folder.values())} sample "
+              f"messages in {len(per_folder)} folders.  Paste into another shell:\n")
+        print("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in variables.items()))
+        print(f'export PATH="{path}"')
+        print("imapbackup -d /tmp/demo-backup    # or imap-list, man imapstream ...\n")
+        print("Ctrl-C stops the server and removes its mail.", flush=True)
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        print("demo server stopped", flush=True)
+        return 0
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--server"]:
+        return keep_running()
     directory = argv[0] if argv else "backup"
     server = start_server()
     try:

@@ -67,6 +67,9 @@ LAYOUTS = {
 FIXED_USERS = {"alice": "fs", "bob": "maildir++", "carol": "mbox"}
 
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+# The IMAP server process itself, from Debian's dovecot-imapd (or a libexec layout):
+# dovecot and doveadm run without it, and every login then fails.
+IMAP_PROGRAMS = ("/usr/lib/dovecot/imap", "/usr/libexec/dovecot/imap")
 
 
 def find_program(name: str) -> str | None:
@@ -91,8 +94,9 @@ class DovecotError(RuntimeError):
 
 
 class Dovecot:
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, extra_config: str = ""):
         self.dir = Path(directory).resolve()
+        self.extra_config = extra_config  # appended to dovecot.conf
         self.host, self.port, self.ssl_port = HOST, 0, 0
         self.conf = self.dir / "dovecot.conf"
         self.log = self.dir / "dovecot.log"
@@ -120,13 +124,15 @@ class Dovecot:
 
     @property
     def available(self) -> bool:
-        return bool(self.binary and self.doveadm_binary)
+        return bool(self.binary and self.doveadm_binary
+                    and any(os.access(path, os.X_OK) for path in IMAP_PROGRAMS))
 
     # -- lifecycle ---------------------------------------------------------
 
     def start(self, attempts: int = 3) -> Dovecot:
         if not self.available:
-            raise DovecotError("dovecot/doveadm not found (Debian: apt-get install dovecot-imapd)")
+            raise DovecotError("dovecot, doveadm or /usr/lib/dovecot/imap not found (Debian: "
+                               "apt-get install dovecot-imapd)")
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "home").mkdir(exist_ok=True)
         self._make_certificate()
@@ -280,7 +286,7 @@ service anvil {{
     mode = 0
   }}
 }}
-""")
+{self.extra_config}""")
 
     def _write_oauth2_config(self) -> None:
         keys = self.dir / "oauth2-keys"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from plumbing import run
+from plumbing import one_line, private_file, run
 
 from imapstream import errors
 from imapstream.commands import imap_list
@@ -58,11 +58,25 @@ def test_netrc(login, tmp_path):
     assert run(imap_list, [])[0] == errors.OK
 
 
-def test_environment_wins(login, tmp_path, monkeypatch):
-    _user, password = login
-    (tmp_path / "wrong").write_text("wrong\n")
+def test_the_command_line_beats_the_environment(login, tmp_path, monkeypatch, capsys):
+    """imapstream(7) ENVIRONMENT: --password-file and --password-command come before
+    IMAP_PASSWORD, which comes before ~/.netrc."""
+    user, password = login
+    right = private_file(tmp_path / "right", password + "\n")
+    wrong = private_file(tmp_path / "wrong", "wrong\n")
+    (tmp_path / ".netrc").write_text(f"machine 127.0.0.1 login {user} password wrong\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    monkeypatch.setenv("IMAP_PASSWORD", "wrong")
+    assert run(imap_list, ["--password-file", str(right)])[0] == errors.OK
+    assert run(imap_list, ["--password-command", f"cat {right}"])[0] == errors.OK
+    assert run(imap_list, [])[0] == errors.NOPERM
     monkeypatch.setenv("IMAP_PASSWORD", password)
-    assert run(imap_list, ["--password-file", str(tmp_path / "wrong")])[0] == errors.OK
+    assert run(imap_list, [])[0] == errors.OK
+    assert run(imap_list, ["--password-file", str(wrong)])[0] == errors.NOPERM
+    capsys.readouterr()
+    assert run(imap_list, ["--password-file", str(right), "--password-command", "x"])[0] \
+        == errors.USAGE
+    assert "not both" in one_line(capsys)
 
 
 def test_no_terminal_no_password(login, capsys):
@@ -72,26 +86,44 @@ def test_no_terminal_no_password(login, capsys):
     assert done.stderr.decode().startswith("imap-list: no password: set IMAP_PASSWORD")
 
 
-def test_prompt_on_the_terminal(login):
-    """The prompt reads /dev/tty, so stdin stays free for the pipe."""
-    _user, password = login
+def _on_a_terminal(answers):
+    """Run imap-list on a pty, answering each Password: prompt with the next of answers;
+    (exit status, everything it wrote, the number of prompts)."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execve(IMAP_LIST, [IMAP_LIST], os.environ)
-    seen = b""
-    while b"Password" not in seen:
-        assert select.select([fd], [], [], 30)[0], f"no prompt, only {seen!r}"
-        seen += os.read(fd, 1024)
-    os.write(fd, password.encode() + b"\n")
-    output = b""
-    try:
-        while chunk := os.read(fd, 4096):
-            output += chunk
-    except OSError:
-        pass
+    output, prompts = b"", 0
+    while True:
+        if not select.select([fd], [], [], 30)[0]:
+            raise AssertionError(f"no prompt, only {output!r}")
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+        if output.count(b"Password for ") > prompts:
+            os.write(fd, answers[prompts].encode() + b"\n")
+            prompts += 1
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    return os.waitstatus_to_exitcode(status), output, prompts
+
+
+def test_prompt_on_the_terminal_asks_again_after_a_wrong_password(login):
+    """The prompt reads /dev/tty, so stdin stays free for the pipe; a refused password
+    is asked again, three times in all."""
+    user, password = login
+    status, output, prompts = _on_a_terminal(["wrong", "also wrong", password])
+    assert (status, prompts) == (0, 3)
+    assert output.count(f"imap-list: login as {user} on 127.0.0.1 failed: ".encode()) == 2
+    assert output.count(b"try again") == 2
     assert b'"folder":"INBOX"' in output and password.encode() not in output
+    status, output, prompts = _on_a_terminal(["wrong"] * 3)
+    assert (status, prompts) == (errors.NOPERM, 3)
+    last = output.rstrip().splitlines()[-1]
+    assert output.count(b"try again") == 2
+    assert b"imap-list: login as " in last and b"try again" not in last
 
 
 def test_folder_selection(dovecot, new_user, monkeypatch):

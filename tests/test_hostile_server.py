@@ -122,7 +122,7 @@ def test_control_characters_never_reach_the_terminal(hostile, capsys):
     assert run(imap_list, ["--all", "-v"])[0] == errors.OK
     err = capsys.readouterr().err
     assert err.count("\n") == len(HOSTILE) and not any(c in err for c in "\x1b\x07\x00\r\x85")
-    assert "IMAP: Found 1 messages in bell\\x07\\x1b[31mred\\x0d\\x0anext line\n" in err
+    assert "IMAP: Found 1 message in bell\\x07\\x1b[31mred\\x0d\\x0anext line\n" in err
 
     def refuse(session, tag, args):
         session.send(tag + b" NO [NONEXISTENT] \x1b]0;owned\x07 gone\r\n")

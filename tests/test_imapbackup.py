@@ -101,7 +101,7 @@ def test_new_mail_is_listed_alone_and_yes_overwrite_keeps_the_checkpoints(
         client.append("INBOX", b"Subject: new\r\n\r\nnew\r\n")
     done = imapbackup(env, "-d", backup, "-j", "2")
     assert done.returncode == 0, done.stderr
-    assert "IMAP: Found 1 new messages in INBOX\n" in done.stderr
+    assert "IMAP: Found 1 new message in INBOX\n" in done.stderr
     assert "SUMMARY: 9 folders, 1 messages appended (" in done.stderr
 
 

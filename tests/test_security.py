@@ -94,10 +94,20 @@ def test_bad_fingerprint_options(imaps, capsys):
         assert words in one_line(capsys)
 
 
-def test_untrusted_certificate_names_the_way_out_and_insecure_warns(imaps, capsys):
+@pytest.mark.parametrize("tls", ["imaps", "starttls"])
+def test_untrusted_certificate_names_the_way_out_and_insecure_warns(dovecot, imaps, tls,
+                                                                     monkeypatch, capsys):
+    if tls == "starttls":
+        monkeypatch.setenv("IMAP_SERVER", f"127.0.0.1:{dovecot.port}")
+        monkeypatch.setenv("IMAP_TLS", "starttls")
     assert run(imap_list, [])[0] == errors.UNAVAILABLE
     err = one_line(capsys)
     assert "not trusted" in err and "--cafile FILE" in err and "--fingerprint SHA256" in err
+    der = ssl.PEM_cert_to_DER_cert(dovecot.cafile.read_text())
+    digest = ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+    expires = dovecot.ssl_context().get_ca_certs()[0]["notAfter"]
+    assert f"(it shows SHA-256 {digest}, subject CN=localhost, expires {expires});" in err
+    assert run(imap_list, ["--fingerprint", digest])[0] == errors.OK  # the form it takes
     assert run(imap_list, ["--insecure"])[0] == errors.OK
     assert "imap-list: WARNING: --insecure: the certificate of 127.0.0.1 is not checked" in \
         one_line(capsys)

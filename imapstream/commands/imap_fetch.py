@@ -27,6 +27,7 @@ def parser():
     p.add_argument("--no-progress", action="store_true",
                    help="no progress line, even when stderr is a terminal")
     connection.add_options(p)
+    p.environment.append(("TERM", "dumb turns the progress line off"))
     return p
 
 
@@ -36,9 +37,11 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
+    progress = Progress("FETCH", False if options.no_progress else None)
+    if progress.enabled:
+        options.on_data = progress.arrived
     session = Session(options, PROG, lazy=True)
-    fetcher = Fetcher(session, stdout, options.mbox,
-                      Progress("FETCH", False if options.no_progress else None))
+    fetcher = Fetcher(session, stdout, options.mbox, progress)
     try:
         try:
             for lineno, record in read_records(stdin, idle=fetcher.flush):
@@ -52,7 +55,7 @@ def _main(argv, stdin, stdout):
             raise
         fetcher.flush()
     finally:
-        fetcher.progress.clear()
+        progress.close()
         session.close()
     return errors.PARTIAL if fetcher.failed else errors.OK
 
@@ -77,6 +80,7 @@ class Fetcher:
             self.flush()
         self.batch.append(record)
         self.batch_bytes += record.get("size") or 0
+        self.progress.expect(record.get("size") or 0)
 
     def flush(self):
         if self.batch:
@@ -106,6 +110,7 @@ class Fetcher:
 
     def fetch(self, batch):
         folder = batch[0]["folder"]
+        self.progress.folder = folder
         if folder != self.selected:
             self.selected = folder
             try:

@@ -41,8 +41,13 @@ def parser():
                    "the backup directory DIR: list only the messages with a UID from the "
                    "record's uidnext on, while the folder's UIDVALIDITY is the record's; "
                    "after each folder write its folder checkpoint")
-    p.add_argument("-v", "--verbose", action="store_true", help="say on stderr how many "
-                   "messages each listed folder has (\"IMAP: Found N messages in FOLDER\")")
+    p.add_argument("--exclude-folder", metavar="NAME", action="append", default=[],
+                   help="skip the folder named NAME exactly (INBOX in any case; "
+                        "repeatable); a NAME the server does not list is reported with the "
+                        "closest names it does")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="say on stderr how "
+                   "many messages each listed folder has (\"IMAP: Found N messages in "
+                   "FOLDER\"); twice, also the server's own words when it refuses a folder")
     connection.add_options(p)
     return p
 
@@ -61,9 +66,11 @@ def _main(argv, stdin, stdout):
     except re.error as exc:
         raise errors.UsageError(f"bad regular expression: {exc}") from None
 
+    excluded = set()
+
     def selected(name):
         return ((not include or any(r.search(name) for r in include))
-                and not any(r.search(name) for r in exclude))
+                and not any(r.search(name) for r in exclude) and name not in excluded)
 
     since = _read_since(options.since) if options.since else None
     named = [f for f in options.folders if f != "-"]
@@ -77,6 +84,13 @@ def _main(argv, stdin, stdout):
     session = Session(options, PROG)
     try:
         every, unreadable = session.call(_folders)
+        listed = [f["folder"] for f in every]
+        for name in options.exclude_folder:
+            excluded.add(_server_name(name, listed))
+            if _server_name(name, listed) not in listed:
+                diagnostics.warn(PROG, f"--exclude-folder {name}: no such folder on the "
+                                       f"server{_closest(name, listed)}")
+        named = [_server_name(name, listed) for name in named]
         folders = [f for f in every if selected(f["folder"])]
         if options.all or not options.folders:
             # A name the server sends that is not valid modified UTF-7 cannot be written
@@ -105,14 +119,39 @@ def _main(argv, stdin, stdout):
                                                      since.get(name), stdout)
                     new = "new " if listed_from else ""
             except errors.ServerError as exc:
-                diagnostics.warn(PROG, str(exc))
+                if name in delimiters:
+                    diagnostics.warn(PROG, str(exc))
+                else:  # named, and not among the folders the server lists
+                    said = f" (the server: {exc})" if options.verbose > 1 else ""
+                    diagnostics.warn(PROG, f"{name}: no such folder on the server"
+                                           f"{_closest(name, listed)}{said}")
                 failed += 1
                 continue
             if options.verbose:
-                diagnostics.inform(f"IMAP: Found {count} {new}messages in {name}")
+                found = diagnostics.count(count, f"{new}message")
+                diagnostics.inform(f"IMAP: Found {found} in {name}")
         return errors.PARTIAL if failed else errors.OK
     finally:
         session.close()
+
+
+def _server_name(name, listed):
+    """The server's name for a folder named name: INBOX is INBOX in any case (RFC 3501,
+    5.1), and so is the INBOX at the head of a name the server lists under it."""
+    if name in listed:
+        return name
+    head, rest = name[:5], name[5:]
+    if head.upper() == "INBOX" and (rest == "" or f"INBOX{rest}" in listed):
+        return f"INBOX{rest}"
+    return name
+
+
+def _closest(name, listed):
+    """ "; the closest: A, B" from the names listed most like name, or ""."""
+    import difflib
+
+    close = difflib.get_close_matches(name, listed, n=3, cutoff=0.6)
+    return f"; the closest: {', '.join(close)}" if close else ""
 
 
 def _write_folders(session, folders, stdout):

@@ -23,6 +23,10 @@ def parser():
                    "pass on those that the one FILE or DIR does not hold")
     p.add_argument("--folders", action="store_true", help="write instead the folder "
                    "checkpoints the files' sidecars hold, the FILE imap-list wants")
+    p.add_argument("--check", action="store_true", help="compare the message records of "
+                   "a whole listing on stdin (imap-list of every folder) with the backup "
+                   "directory DIR: one record per folder with the messages on the server, in the "
+                   "backup, missing from it and held only in it; exit 1 if any is missing")
     return p
 
 
@@ -32,8 +36,12 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
-    if options.missing and options.folders:
-        raise errors.UsageError("give --missing or --folders, not both")
+    if options.missing + options.folders + options.check > 1:
+        raise errors.UsageError("give one of --missing, --folders and --check")
+    if options.check:
+        if not options.directory or options.files:
+            raise errors.UsageError("--check takes -d DIR and no FILE")
+        return _check(options.directory, stdin, stdout)
     if options.missing:
         if bool(options.directory) == bool(options.files) or len(options.files) > 1:
             raise errors.UsageError("--missing takes exactly one FILE or -d DIR")
@@ -98,6 +106,39 @@ def _missing(options, stdin, stdout):
         if holdings[path] is not None and not holdings[path].holds_record(record):
             write_record(stdout, record)
     return errors.DATAERR if None in holdings.values() else errors.OK
+
+
+def _check(directory, stdin, stdout):
+    """Per folder of the listing, then per file of the backup no folder of it maps to:
+    {"folder", "file", "server", "backup", "missing", "only_in_backup"}.  A message is
+    in the backup as --missing finds it; only_in_backup is what the file holds beyond
+    the server's messages it matched (deleted on the server, or a folder gone)."""
+    folders = {}  # folder: [file, Holdings, server, missing]
+    for lineno, record in read_records(stdin):
+        if checkpoint_key(record, lineno) is not None:
+            continue
+        folder, _uid = message_key(record, lineno)
+        if folder not in folders:
+            path = folder_path(directory, folder, record.get("delimiter"))
+            folders[folder] = [path, Holdings(path), 0, 0]
+        entry = folders[folder]
+        entry[2] += 1
+        entry[3] += not entry[1].holds_record(record)
+    visited = {entry[0] for entry in folders.values()}
+    for path in mbox_files(directory):
+        if path not in visited:
+            held = Holdings(path)
+            names = {record.get("folder") for _offset, record in held.records()}
+            name = names.pop() if len(names) == 1 else os.path.basename(path)
+            folders[name] = [path, held, 0, 0]
+    missing = 0
+    for folder, (path, held, server, absent) in folders.items():
+        backup = sum(1 for _ in held.records())
+        write_record(stdout, {"folder": folder, "file": path, "server": server,
+                              "backup": backup, "missing": absent,
+                              "only_in_backup": backup - (server - absent)})
+        missing += absent
+    return errors.PARTIAL if missing else errors.OK
 
 
 def _path(options, folder, record):

@@ -159,9 +159,9 @@ class Merger:
         name = os.path.relpath(self.path, self.options.directory) if self.options.directory \
             else self.path
         largest = (f", of which the largest message was {appender.largest} bytes"
-                   if appender.messages else "")
-        diagnostics.inform(f"APPEND: Appended {appender.messages} messages to {name} "
-                   f"({appender.bytes} bytes{largest})")
+                   if appender.messages > 1 else "")
+        diagnostics.inform(f"APPEND: Appended {diagnostics.count(appender.messages, 'message')}"
+                   f" to {name} ({diagnostics.count(appender.bytes, 'byte')}{largest})")
         if self.options.json:
             write_record(self.stdout, {"file": self.path, "messages": appender.messages,
                                        "bytes": appender.bytes, "largest": appender.largest})

@@ -5,9 +5,10 @@ one certificate instead (no CA or host name check: the pin is stronger); --insec
 checks nothing and says so loudly.  --tls starttls never falls back to plain text, and
 --tls none warns unless the server is on this machine.
 
-Password sources, first found wins: $IMAP_PASSWORD, --password-file (refused when group
-or others may read it), --password-command (run without a shell), ~/.netrc, then a
-prompt on /dev/tty.  It is read once per process and kept for reconnecting.  An OAuth2
+Password sources, first found wins: what the command line gives (--password-file, refused
+when group or others may read it, or --password-command, run without a shell), then
+$IMAP_PASSWORD, ~/.netrc, then a prompt on /dev/tty, asked again after a refused login up
+to PROMPTS times.  It is read once per process and kept for reconnecting.  An OAuth2
 access token comes from --oauth2-token-command, run again for each connection since
 tokens expire.  Secrets are never put in argv, messages or records; diagnostics.secret makes
 every message hide them.
@@ -27,6 +28,18 @@ from ..errors import NOPERM, UNAVAILABLE, CommandError, UsageError
 from . import auth
 
 DEFAULT_PORTS = {"imaps": 993, "starttls": 143, "none": 143}
+PROMPTS = 3
+ENVIRONMENT = [
+    ("IMAP_SERVER", "default for --server"),
+    ("IMAP_USER", "default for --user"),
+    ("IMAP_PASSWORD", "the password, unless --password-file or --password-command is given"),
+    ("IMAP_TLS", "default for --tls"),
+    ("IMAP_CAFILE", "default for --cafile"),
+    ("IMAP_FINGERPRINT", "default for --fingerprint"),
+    ("IMAP_CERTFILE", "default for --certfile"),
+    ("IMAP_KEYFILE", "default for --keyfile"),
+    ("HOME", "where .netrc is"),
+]
 DEADLINE = 6 * 3600.0  # seconds; see deadline.py
 
 
@@ -59,6 +72,12 @@ def add_options(parser):
                        help="trust only the certificate with this SHA-256 fingerprint (hex, "
                             "colons optional, several separated by commas); no CA or host "
                             "name check then, as the pin is stronger (env IMAP_FINGERPRINT)")
+    group.add_argument("--certfile", metavar="FILE", default=os.environ.get("IMAP_CERTFILE"),
+                       help="present the TLS client certificate in FILE (PEM; it may hold "
+                            "the key too), as some servers require (env IMAP_CERTFILE)")
+    group.add_argument("--keyfile", metavar="FILE", default=os.environ.get("IMAP_KEYFILE"),
+                       help="the private key of --certfile, when FILE does not hold it "
+                            "(env IMAP_KEYFILE)")
     group.add_argument("--insecure", action="store_true",
                        help="do not check the server's certificate at all: anyone on the "
                             "way can read the password and the mail (warns every time)")
@@ -67,7 +86,8 @@ def add_options(parser):
     group.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
                        help=f"stop (exit 75) this long after the first connection, "
                             f"whatever the server does; 0 for never (default {DEADLINE:g})")
-    parser.set_defaults(prog=parser.prog, kept_password=None)
+    parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None)
+    parser.environment += ENVIRONMENT
 
 
 def server_address(text, tls):
@@ -99,6 +119,12 @@ def _check_options(options, tls):
                          "certificate is checked; leave out --insecure")
     if options.fingerprint and tls == "none":
         raise UsageError("--fingerprint needs TLS: use --tls imaps or starttls")
+    if (options.certfile or options.keyfile) and tls == "none":
+        raise UsageError("a client certificate needs TLS: use --tls imaps or starttls")
+    if options.keyfile and not options.certfile:
+        raise UsageError("--keyfile is the key of --certfile FILE: give that too")
+    if options.password_file and options.password_command:
+        raise UsageError("give --password-file or --password-command, not both")
     token = bool(options.oauth2_token_command)
     if options.auth in auth.TOKEN_MECHANISMS and not token:
         raise UsageError(f"--auth {options.auth} needs --oauth2-token-command CMD")
@@ -108,15 +134,16 @@ def _check_options(options, tls):
 
 
 def password(options, host):
-    if os.environ.get("IMAP_PASSWORD"):
-        return os.environ["IMAP_PASSWORD"]
+    """The password and whether it was typed at the prompt (then it may be asked again)."""
     if options.password_file:
-        return _password_file(options.password_file)
+        return _password_file(options.password_file), False
     if options.password_command:
-        return _run_for_secret("--password-command", options.password_command)
+        return _run_for_secret("--password-command", options.password_command), False
+    if os.environ.get("IMAP_PASSWORD"):
+        return os.environ["IMAP_PASSWORD"], False
     found = _netrc_entry(host)
     if found and found[2] and found[0] in (None, "", options.user):
-        return found[2]
+        return found[2], False
     try:
         with open("/dev/tty", "r+b", buffering=0):
             pass
@@ -125,7 +152,7 @@ def password(options, host):
                          "--password-command or ~/.netrc") from None
     import getpass
 
-    return getpass.getpass(f"Password for {options.user}@{host}: ")
+    return getpass.getpass(f"Password for {options.user}@{host}: "), True
 
 
 def _password_file(path):
@@ -167,10 +194,11 @@ def _netrc_entry(host):
 
 
 class _Kept:
-    """The password, kept for reconnecting; shows nothing when printed."""
+    """The password, kept for reconnecting, and whether it was typed at the prompt;
+    shows nothing when printed."""
 
-    def __init__(self, value):
-        self.value = value
+    def __init__(self, value, typed):
+        self.value, self.typed = value, typed
 
     def __repr__(self):
         return "<password>"
@@ -183,14 +211,13 @@ def _secret(options, host):
             raise CommandError("--oauth2-token-command printed no token", NOPERM)
         return diagnostics.secret(token)
     if options.kept_password is None:
-        options.kept_password = _Kept(diagnostics.secret(password(options, host)))
+        value, typed = password(options, host)
+        options.kept_password = _Kept(diagnostics.secret(value), typed)
     return options.kept_password.value
 
 
 def connect(options):
     """A logged-in client, or a typed exception for the command edge."""
-    import ssl
-
     from imapclient.exceptions import LoginError
 
     from . import transport
@@ -202,20 +229,45 @@ def connect(options):
         options.user = entry[0] if entry else None
     if not options.user:
         raise UsageError("no user: give -u USER or set IMAP_USER")
-    secret = _secret(options, host)
-    deadline.start(options.deadline)
     context = None
     if tls != "none":
-        context = transport.tls_context(options.cafile, options.fingerprint, options.insecure)
+        context = transport.tls_context(options.cafile, options.fingerprint, options.insecure,
+                                        options.certfile, options.keyfile)
         if options.insecure:
             diagnostics.warn(options.prog, f"WARNING: --insecure: the certificate of {host} is not "
                                    f"checked; anyone on the way can read the password and "
                                    f"the mail")
+    for attempt in range(1, PROMPTS + 1):
+        secret = _secret(options, host)
+        deadline.start(options.deadline)  # after the prompt: the clock starts only once
+        try:
+            client = _log_in(options, host, port, tls, context, secret)
+            break
+        except LoginError as exc:
+            refused = f"login as {options.user} on {host} failed: {server_text(exc)}"
+            kept = options.kept_password
+            if kept is None or not kept.typed or attempt == PROMPTS:
+                raise CommandError(refused, NOPERM) from None
+            diagnostics.warn(options.prog, f"{refused}; try again")
+            options.kept_password = None
+    client.normalise_times = False
+    return client
+
+
+def _log_in(options, host, port, tls, context, secret):
+    """A new connection, logged in; a refused login is imapclient's LoginError."""
+    import ssl
+
+    from imapclient.exceptions import LoginError
+
+    from . import transport
+
     try:
         client = transport.Client(host, port=port, ssl=tls == "imaps", ssl_context=context,
                                   timeout=options.timeout)
     except ssl.SSLCertVerificationError as exc:
-        raise _untrusted(host, exc) from None
+        raise _untrusted(options, host, port, tls, exc) from None
+    client.watch_literals(options.on_data)
     try:
         if tls == "starttls":
             _starttls(client, host, context)
@@ -225,23 +277,28 @@ def connect(options):
         mechanism = auth.choose(client.capabilities(), tls != "none", options.auth,
                                 bool(options.oauth2_token_command), host)
         auth.log_in(client, mechanism, options.user, secret, host, port)
-    except LoginError as exc:
+    except LoginError:
         _shutdown(client)
-        raise CommandError(f"login as {options.user} on {host} failed: {server_text(exc)}",
-                           NOPERM) from None
+        raise
     except ssl.SSLCertVerificationError as exc:
         _shutdown(client)
-        raise _untrusted(host, exc) from None
+        raise _untrusted(options, host, port, tls, exc) from None
     except BaseException:
         _shutdown(client)
         raise
-    client.normalise_times = False
     return client
 
 
-def _untrusted(host, exc):
-    return CommandError(f"the certificate of {host} is not trusted: {exc.verify_message}; use "
-                        f"--cafile FILE for a private CA or self-signed certificate, or "
+def _untrusted(options, host, port, tls, exc):
+    """The refusal of an untrusted certificate, with the certificate's fingerprint (the
+    form --fingerprint takes), subject and expiry, read over a second connection."""
+    from . import certificate
+
+    der = certificate.peer_certificate(host, port, tls, options.timeout)
+    shown = f" (it shows {certificate.describe(der)})" if der else ""
+    return CommandError(f"the certificate of {host} is not trusted: {exc.verify_message}"
+                        f"{shown}; use --cafile FILE for a private CA or self-signed "
+                        f"certificate, or, once you have checked the fingerprint, "
                         f"--fingerprint SHA256 to pin it", UNAVAILABLE)
 
 

@@ -33,6 +33,7 @@ from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, 
 from .fetchparse import parse_simple, with_internaldate
 
 LINE_LIMIT = 1 << 20
+PIECE = 1 << 16
 RESPONSE_LIMIT = 1 << 30
 _RESPONSE_START = re.compile(rb"\d+ \(")  # "* 12 FETCH (" as imaplib keeps it: "12 ("
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -46,6 +47,8 @@ class ProtocolViolation(CommandError):
 
 class _Guarded:
     """Limits for imaplib.IMAP4: per line, and per command for all it receives."""
+
+    on_data = None  # called with the size of each piece of a literal as it arrives
 
     def __init__(self, *args, **kwargs):
         self._received = 0
@@ -103,7 +106,19 @@ class _Guarded:
     def read(self, size):
         self._take(size, f"it announced a literal of {size} bytes")
         with deadline.reading():
-            return super().read(size)
+            if self.on_data is None:
+                return super().read(size)
+            # Watched: in PIECE-sized reads, reported one by one (a progress line that
+            # moves while a large message arrives); the pieces are joined once.
+            pieces, left = [], size
+            while left:
+                piece = super().read(min(left, PIECE))
+                if not piece:
+                    break
+                pieces.append(piece)
+                left -= len(piece)
+                self.on_data(len(piece))
+            return b"".join(pieces)
 
     def _get_response(self):
         try:
@@ -135,6 +150,10 @@ class Client(imapclient.IMAPClient):
         # literal twice over, and once more the whole batch.
         if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
             self._imap.debug = 0
+
+    def watch_literals(self, on_data):
+        """Call on_data(size) for each piece of a literal as it arrives (None: do not)."""
+        self._imap.on_data = on_data
 
     def starttls(self, ssl_context=None):
         with deadline.reading():  # the TLS handshake
@@ -287,18 +306,41 @@ class PinnedContext(ssl.SSLContext):
         return tls
 
 
-def tls_context(cafile, fingerprints, insecure):
+def tls_context(cafile, fingerprints, insecure, certfile=None, keyfile=None):
     """The SSL context for a connection: pinned, unchecked (insecure) or verified
-    against cafile or the system's CAs."""
+    against cafile or the system's CAs; presenting the client certificate in certfile
+    (PEM, with its key there or in keyfile) if given."""
     if fingerprints:
         context = PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
         context.pins = parse_fingerprints(fingerprints)
     else:
-        context = ssl.create_default_context(cafile=cafile)
+        try:
+            context = ssl.create_default_context(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"--cafile {cafile}: {_load_error(exc)}") from None
     if fingerprints or insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    if certfile:
+        try:
+            context.load_cert_chain(certfile, keyfile, password=_no_passphrase)
+        except (OSError, ssl.SSLError) as exc:
+            which = f"--certfile {certfile}" + (f" --keyfile {keyfile}" if keyfile else "")
+            raise UsageError(f"{which}: {_load_error(exc)}") from None
     return context
+
+
+def _no_passphrase():
+    raise UsageError("the key of the client certificate is encrypted; give it without a "
+                     "passphrase (openssl pkey -in KEY -out PLAIN.key), private to you")
+
+
+def _load_error(exc):
+    if isinstance(exc, ssl.SSLError):
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            return "the key does not belong to the certificate"
+        return f"not a PEM certificate and key ({exc.reason or exc})"
+    return exc.strerror or str(exc)
 
 
 def on_loopback(client):
