@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml bin/imapbackup
 # Dovecot and the tools the tests use are system packages: install what is missing
 # (root on Debian), and stop the system Dovecot the package starts, which would only
 # hold ports 143 and 993.
-SYSTEM_TOOLS := dovecot doveadm openssl jq bzcat xzcat groff man
-SYSTEM_PACKAGES := dovecot-imapd openssl jq bzip2 xz-utils groff man-db python3-pip
+SYSTEM_TOOLS := dovecot doveadm openssl jq bzcat xzcat groff man mutt script
+SYSTEM_PACKAGES := dovecot-imapd openssl jq bzip2 xz-utils groff man-db python3-pip mutt bsdutils
 dovecot:
 	@for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
 	[ -x /usr/lib/dovecot/imap ] || [ -x /usr/libexec/dovecot/imap ] || missing=1; \

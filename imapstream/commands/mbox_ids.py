@@ -62,6 +62,8 @@ def _main(argv, stdin, stdout):
             diagnostics.warn(PROG, errors.describe(exc)[0])
             status = max(status, errors.PARTIAL)
             continue
+        for line in holdings.unmatched_reports():
+            diagnostics.warn(PROG, line)
         for offset, record in holdings.records():
             write_record(stdout, dict(record, file=path, offset=offset))
         if holdings.torn_at is not None:
@@ -115,6 +117,9 @@ def _missing(options, stdin, stdout):
                 reason = errors.describe(exc)[0]
                 diagnostics.warn(PROG, f"{reason}; its folder's records are held back")
                 holdings[path] = exc
+            else:
+                for line in holdings[path].unmatched_reports():
+                    diagnostics.warn(PROG, line)
         held = holdings[path]
         if isinstance(held, Holdings) and not held.holds_record(record):
             if held.matched_by_content(record):

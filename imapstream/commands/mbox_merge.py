@@ -171,6 +171,8 @@ class Merger:
             appender.close()
             raise
         self.appender, self.given, self.first = appender, 0, None
+        for line in self.holdings.unmatched_reports():
+            diagnostics.warn(PROG, line)
         if self.holdings.torn_at is not None:
             diagnostics.warn(PROG, f"{path}: cut off a torn last message at byte "
                            f"{self.holdings.torn_at}")

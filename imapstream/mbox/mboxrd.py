@@ -16,7 +16,8 @@ A message is stored as
     one LF if the message does not end with one, then one empty line.
 "octets" is the length of the message in LF form: a reader restores the exact bytes
 and detects a torn tail, as it does a message that ends inside its From line or its
-X-Imapstream line.  Messages without X-Imapstream (any other mboxrd or mboxo file) are
+X-Imapstream line; a message of ours that a mail client rewrote is read as edited.py
+says.  Messages without X-Imapstream (any other mboxrd or mboxo file) are
 read the way mutt and Dovecot read them: their Status/X-Status/X-Keywords anywhere in
 the header section are their flags, and those metadata headers go.
 """
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 from ..message import crlf_size, header_end, header_section, is_flag, message_id
+from . import edited
 
 RESERVED = (b"status|x-status|x-keywords|x-imapstream|x-uid|x-imap|x-imapbase|content-length")
 _RESERVED_ESCAPE = re.compile(rb"^(>*(?:" + RESERVED + rb")[ \t]*:)", re.MULTILINE | re.I)
@@ -144,47 +146,104 @@ def flag_headers(flags):
     return b"".join(lines)
 
 
-def parse_message(text):
+def parse_message(text, last=True):
     """Split one stored message (From line included, separator excluded) into
-    (record, data): data is the message as it was given to format_message, in LF form."""
+    (record, data): data is the message as it was given to format_message, in LF form,
+    wherever a mail client left it so (see edited.py).  MboxError only for a torn
+    message: the last of its file (last), as we write them and a prefix of one
+    (edited.cut_short), or ending inside its From or X-Imapstream line.  A message of
+    ours that cannot be matched to what was stored (its X-Imapstream line unreadable, or
+    no client rewrote it and it is not as long as that line says) has the record of a
+    foreign one, with the reason in "unmatched"."""
     newline = text.find(b"\n")
     if newline < 0:
         newline = len(text)
     envelope, rest = text[:newline], text[newline + 1:]
     if newline == len(text) or len(rest) < len(OWN_MARK) and OWN_MARK.startswith(rest):
         raise MboxError("message cut short (torn tail)")  # a prefix of our first line
-    if not rest.startswith(OWN_MARK):
+    if rest.startswith(OWN_MARK) and not _OWN_META.match(rest):
+        raise MboxError("message cut short (torn tail)")
+    try:
+        head = _own_head(text, 0, len(text))
+    except MboxError:
+        head = None
+    if head is not None and head[1] is not None:  # as we wrote it?
+        record, octets, pos = head
+        unquoted = unquote_from(text[pos:])
+        header = header_section(unquoted)
+        full = _RESERVED_UNESCAPE.sub(rb"\1", header) + unquoted[len(header):]
+        if len(full) >= octets and full[octets:] == _padding(full[:octets]):
+            return record, full[:octets]
+    return _parse_edited(envelope, rest, last)
+
+
+def _parse_edited(envelope, rest, last):
+    """parse_message for a message that is not as we wrote it (see edited.py)."""
+    end = header_end(rest)
+    header, found, rewritten = edited.clean(rest[:end])
+    if b"x-imapstream" not in found:
         return _parse_foreign(envelope, rest)
-    record, octets, pos = _own_fields(rest, 0, len(rest))
-    unquoted = unquote_from(rest[pos:])
-    header = header_section(unquoted)
-    full = _RESERVED_UNESCAPE.sub(rb"\1", header) + unquoted[len(header):]
-    if octets is None or len(full) < octets:
-        raise MboxError("message cut short (torn tail)")
-    data, pad = full[:octets], full[octets:]
-    if pad != _padding(data):
-        raise MboxError("message does not end where its X-Imapstream header says")
-    record.setdefault("size", crlf_size(data))
-    return record, data
+    body = unquote_from(rest[end:])
+    flags = _flags(*(found.get(name, b"").decode("utf-8", "replace")
+                     for name in (b"status", b"x-status", b"x-keywords")))
+    if b"octets=" not in found[b"x-imapstream"]:  # we always write octets
+        return _parse_foreign(envelope, rest)
+    try:
+        record = _parse_meta(found[b"x-imapstream"].decode("ascii", "replace"))
+    except MboxError as exc:
+        return _unmatched(envelope, {}, _own(header) + body, flags, str(exc))
+    octets, full = record.pop("octets", None), _own(header) + body
+    if not edited.ends_well(full, octets, not rewritten, record.get("size")):
+        drop = octets is not None and edited.droppable(
+            rest[:end], len(full) - octets - (len(body) - len(body.rstrip(b"\n"))),
+            len(full) - octets)
+        wider = drop and _own(edited.clean(rest[:end], drop)[0]) + body
+        if wider and edited.ends_well(wider, octets, False, record.get("size")):
+            full = wider
+        elif rewritten:  # a client changed the message itself: kept as it is now
+            record["flags"] = flags
+            record.setdefault("size", crlf_size(full))
+            return record, edited.without_separator(full)
+        elif last and edited.cut_short(rest, full, octets):
+            raise MboxError("message cut short (torn tail)")
+        else:
+            return _unmatched(envelope, record, full, flags, "message not as long as its "
+                              "X-Imapstream header says")
+    record["flags"] = flags
+    record.setdefault("size", crlf_size(full[:octets]))
+    return record, full[:octets]
 
 
-def parse_held(buf, start, end):
-    """parse_message(buf[start:end])'s record, with "message_id", read from the message's
-    header and length alone: for a message with an X-Imapstream line nothing is copied or
-    unquoted.  buf may be bytes or an mmap; the same errors as parse_message."""
-    head = _own_head(buf, start, end)
-    if head is None:
-        return _held(*parse_message(buf[start:end]))
-    record, octets, pos = head
-    header = header_end(buf, pos, end)
-    unquoted = sum(1 for _ in _from_lines(buf, b">From ", pos, end))
-    pad = end - pos - unquoted - _escaped(buf, pos, header) - (octets or 0)
-    if octets is None or pad < 0:
-        raise MboxError("message cut short (torn tail)")
-    if not _padded(buf, end, pad, octets):
-        raise MboxError("message does not end where its X-Imapstream header says")
-    record["message_id"] = message_id(buf[pos:header])
-    return record
+def _own(header):
+    """The message's header from its stored fields: escaped and quoted lines restored."""
+    return unquote_from(_RESERVED_UNESCAPE.sub(rb"\1", header))
+
+
+def _unmatched(envelope, record, full, flags, reason):
+    """A message of ours read as a foreign one: counted as holding no server message."""
+    data = edited.without_separator(full)
+    kept = {key: record[key] for key in ("folder", "delimiter") if key in record}
+    return {**kept, "size": crlf_size(data), "internaldate": envelope_date(envelope),
+            "flags": flags, "unmatched": reason}, data
+
+
+def parse_held(buf, start, end, last=True):
+    """parse_message(buf[start:end], last)'s record, with "message_id", read from the
+    message's header and length alone where it is as we wrote it: then nothing is copied
+    or unquoted.  buf may be bytes or an mmap; the same errors as parse_message."""
+    try:
+        head = _own_head(buf, start, end)
+    except MboxError:
+        head = None
+    if head is not None and head[1] is not None:
+        record, octets, pos = head
+        header = header_end(buf, pos, end)
+        unquoted = sum(1 for _ in _from_lines(buf, b">From ", pos, end))
+        pad = end - pos - unquoted - _escaped(buf, pos, header) - octets
+        if pad >= 0 and _padded(buf, end, pad, octets):
+            record["message_id"] = message_id(buf[pos:header])
+            return record
+    return _held(*parse_message(buf[start:end], last))
 
 
 def held_head(buf, start, end):
@@ -314,9 +373,11 @@ def _parse_meta(value):
         text = unquote(raw) if "%" in raw else raw
         if key in _META_INTS:
             try:
-                record[key] = int(text)
-            except ValueError:
-                raise MboxError(f"bad {key} in X-Imapstream header") from None
+                record[key] = int(text) if text.isascii() and text.isdigit() else -1
+            except ValueError:  # more digits than int() takes
+                record[key] = -1
+            if record[key] < 0:
+                raise MboxError(f"bad {key} in X-Imapstream header")
         else:
             record[key] = text
     return record

@@ -42,7 +42,7 @@ def iter_messages(f, name):
 
 def _parse(name, offset, text, last=False):
     try:
-        record, data = parse_message(text)
+        record, data = parse_message(text, last)
     except MboxError as exc:
         if last:
             raise
@@ -119,6 +119,7 @@ class Holdings:
         self._added = []  # records given to add_uid
         self.by_digest = None
         self.torn_at = self.cut_stream = self.trailer = None
+        self.unmatched = []  # (offset, reason): messages of ours read as foreign ones
         self.marks = {}  # folder checkpoints given in this visit, for the sidecar
         self.index = sidecar.Index(None, 0, 0, [])
         if os.path.exists(path):
@@ -157,6 +158,7 @@ class Holdings:
                 if not known.raw_end:
                     raise
                 return self._read_index(None, keep)  # the rest did not scan: read it all
+            self.unmatched = scan.unmatched
             raw_end = raw.tell() if compressed else scan.end
             index = known.grown(fd, st, raw_end, scan.end, rows, folders)
             if keep and regular and not (compressed and self.torn_at is not None):
@@ -187,7 +189,13 @@ class Holdings:
         # lzma would take no bytes at all for a stream cut short.
         rows = [sidecar.row(offset, record) for offset, record in scan] \
             if self.cut_stream else []
+        self.unmatched = scan.unmatched
         return sidecar.Index.of(fd, st, self.cut_stream, scan.end, rows, folders)
+
+    def unmatched_reports(self):
+        """One line per message of ours read as a foreign one (see mboxrd.parse_message)."""
+        return [f"{self.name}: message at byte {offset}: {reason}; kept, as a copy of no "
+                f"message on the server" for offset, reason in self.unmatched]
 
     def add_appended(self, text):
         """Note a message just appended as text (formatted), for save_index."""

@@ -58,16 +58,19 @@ class HeldScan:
 
     A message of ours whose least end (held_head) is followed by an empty line and a
     From line ends there: its data is not read.  This trusts octets: a message as long
-    as that only because octets counts its quoted lines (a damaged length), or because
+    as that only because octets counts its quoted lines, and one more LF where its data
+    does not end in one (a damaged length), or because
     it is torn and another program appended after it, is taken as whole; at the end of
     the file nothing is trusted.  Another message of ours has its lines read once for
     quoted lines and the next From line (held_ends); any message that fails that, and
     a foreign one, is held whole and parsed by parse_held, so that every error is the
-    one that reading from From line to From line gives."""
+    one that reading from From line to From line gives.  A message of ours that cannot
+    be matched to what was stored (see mboxrd.parse_message) is listed in unmatched."""
 
     def __init__(self, raw, suffix, name, raw_start=0, base=0):
         self.raw, self.suffix, self.name = raw, suffix, name
         self.raw_start, self.end, self.torn_at = raw_start, base, None
+        self.unmatched = []  # (offset, reason) per message of ours read as a foreign one
 
     def __iter__(self):
         self.raw.seek(self.raw_start)
@@ -95,12 +98,15 @@ class HeldScan:
         """(end, record) of the message at offset, held whole and parsed by parse_held."""
         end, last = window.span(offset)
         try:
-            return end, parse_held(window.buf, offset - window.base, end - window.base)
+            record = parse_held(window.buf, offset - window.base, end - window.base, last)
         except MboxError as exc:
             if last:
                 self.torn_at = offset
                 raise TornTail(self.name, offset) from None
             raise DataError(f"{self.name}: message at byte {offset}: {exc}") from None
+        if "unmatched" in record:
+            self.unmatched.append((offset, record.pop("unmatched")))
+        return end, record
 
     @staticmethod
     def _counted(window, offset, pos, least):
