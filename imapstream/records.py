@@ -178,8 +178,10 @@ class Checkpoint(NamedTuple):
 
 def withdraw(record):
     """Make a checkpoint record vouch for nothing, where a message of its folder did not
-    go on before it (see imapstream(7)); other keys pass on as they were."""
+    go on before it, and say that the folder failed (see imapstream(7)); other keys pass
+    on as they were."""
     record["checkpoint"] = False
+    record["failed"] = True
     return record
 
 

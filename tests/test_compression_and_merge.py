@@ -4,7 +4,9 @@ import bz2
 import gzip
 import io
 import lzma
+import os
 import subprocess
+import sys
 
 import pytest
 from plumbing import AWKWARD, append_all, backup, backup_messages, run, server_messages
@@ -136,4 +138,30 @@ def test_merge_json_names_each_files_folder_and_counts_the_folders(tmp_path):
     assert status == 0
     path = tmp_path / "a%2Eb.mbox"
     assert out == (b'{"file":"%s","folder":"a.b","delimiter":"/","messages":1,"bytes":%d,'
-                   b'"largest":17}\n{"folders":2}\n' % (str(path).encode(), path.stat().st_size))
+                   b'"largest":17}\n{"folders":2,"failed":[]}\n'
+                   % (str(path).encode(), path.stat().st_size))
+
+
+def test_merge_json_names_the_folders_that_failed(tmp_path):
+    """Sent lost a message on the way ("failed": true), Dir's file is a directory."""
+    body = b"Subject: x\r\n\r\nbody\r\n"
+    stream = b"".join(
+        b'{"folder":"%s","delimiter":"/","uidvalidity":1,"uid":1,"message_id":null,'
+        b'"size":20,"flags":[],"internaldate":null,"length":20}\n%s\n'
+        b'{"folder":"%s","delimiter":"/","uidvalidity":1,"uidnext":3,"messages":2,'
+        b'"since":null,"checkpoint":%s}\n' % (name, body, name, vouches)
+        for name, vouches in ((b"Sent", b'false,"failed":true'), (b"Dir", b"true"),
+                              (b"INBOX", b"true")))
+    (tmp_path / "Dir.mbox").mkdir()
+    merge = os.path.join(os.path.dirname(sys.executable), "mbox-merge")
+    done = subprocess.run([merge, "-d", str(tmp_path), "--json"], input=stream,
+                          capture_output=True, check=False)
+    assert done.returncode == errors.PARTIAL
+    assert b"\nmbox-merge: %s: Is a directory; its messages are skipped\n" % (
+        str(tmp_path / "Dir.mbox").encode()) in done.stderr
+    sent, inbox = tmp_path / "Sent.mbox", tmp_path / "INBOX.mbox"
+    assert done.stdout == (
+        b'{"file":"%s","folder":"Sent","delimiter":"/","messages":1,"bytes":%d,"largest":17}\n'
+        b'{"file":"%s","folder":"INBOX","delimiter":"/","messages":1,"bytes":%d,"largest":17}\n'
+        b'{"folders":3,"failed":["Dir","Sent"]}\n'
+        % (str(sent).encode(), sent.stat().st_size, str(inbox).encode(), inbox.stat().st_size))

@@ -58,7 +58,7 @@ def _main(argv, stdin, stdout):
     finally:
         merger.close()
     if options.json and merger.folders:
-        write_record(stdout, {"folders": len(merger.folders)})
+        write_record(stdout, {"folders": len(merger.folders), "failed": merger.failed_folders()})
     return errors.DATAERR if merger.refused else errors.PARTIAL if merger.failed else errors.OK
 
 
@@ -78,7 +78,8 @@ class Merger:
         self.path = self.appender = self.holdings = None
         self.refused = set()  # files that are not mboxes: their messages are skipped
         self.failed = set()  # files that could not be read or written: likewise
-        self.folders = set()  # the folders whose checkpoints came
+        self.folders = {}  # the folders whose checkpoints came: {folder: its file}
+        self.withdrawn = set()  # those whose checkpoint says a message was dropped
         self.given = 0  # messages given for the file of this visit
         self.first = None  # the record of the first message given for it
 
@@ -155,13 +156,20 @@ class Merger:
     def checkpoint(self, record):
         """Record a folder checkpoint that says more than the last one in the sidecar of
         the folder's file; a folder without a file holds nothing to vouch for."""
-        self.folders.add(record["folder"])
         checkpoint = Checkpoint.of(record)
+        path = self.folders[checkpoint.folder] = self.target(record)
+        if record.get("failed") is True:
+            self.withdrawn.add(checkpoint.folder)
         if not checkpoint.says_more():
             return
-        path = self.target(record)
         if (path == self.path or os.path.exists(path)) and self.visit(path):
             self.holdings.checkpoint(checkpoint)
+
+    def failed_folders(self):
+        """The folders whose checkpoints came, not backed up to the end: a message of
+        theirs was dropped on the way ("failed": true), or their file failed."""
+        return sorted(folder for folder, path in self.folders.items()
+                      if folder in self.withdrawn or path in self.failed | self.refused)
 
     def _open(self, path):
         appender = Appender(path)
