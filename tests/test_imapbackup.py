@@ -78,7 +78,7 @@ def test_a_second_run_appends_nothing(sample_account, tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary | {"seconds": 0} == {"folders": 9, "files": 0, "messages": 0, "bytes": 0,
-                                        "largest": 0, "seconds": 0, "status": 0}
+                                        "largest": 0, "failed": [], "seconds": 0, "status": 0}
     assert "APPEND" not in done.stderr
     assert contents(tmp_path) == before
     # The backup's checkpoints let imap-list skip every folder after a STATUS.
@@ -102,7 +102,12 @@ def test_new_mail_is_listed_alone_and_yes_overwrite_keeps_the_checkpoints(
     done = imapbackup(env, "-d", backup, "-j", "2")
     assert done.returncode == 0, done.stderr
     assert "IMAP: Found 1 new message in INBOX\n" in done.stderr
-    assert "SUMMARY: 9 folders, 1 messages appended (" in done.stderr
+    assert "SUMMARY: 9 folders, 1 message appended (" in done.stderr
+    with dovecot.client(user) as client:
+        client.append("INBOX", b"Subject: 1\r\n\r\n1\r\n")
+    one = imapbackup(env, "-d", backup, "-f", "INBOX")
+    assert re.search(r"^SUMMARY: 1 folder, 1 message appended \(\d+ bytes\) in [\d.]+ s$",
+                     one.stderr, re.M)
 
 
 @pytest.mark.parametrize(("option", "suffix", "reader"), [
@@ -168,9 +173,16 @@ def test_a_folder_deleted_before_its_fetch_fails_alone(dovecot, tmp_path):
     (shim / "imap-fetch").chmod(0o755)
     env = command_env(dovecot, user, tmp_path)
     env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
-    done = imapbackup(env, "-d", tmp_path / "backup")
+    done = imapbackup(env, "-d", tmp_path / "backup", "--json")
     assert done.returncode == 1
     assert "imap-fetch: Sent: " in done.stderr
+    # Sent is counted as failed, not backed up: 8 of the 9 folders listed.
+    assert re.search(r"^SUMMARY: 8 folders, 25 messages appended \(", done.stderr, re.M)
+    assert done.stderr.endswith(
+        "imapbackup: 1 folder failed: Sent; the others were backed up (exit status 1)\n")
+    assert json.loads(done.stdout) | {"bytes": 0, "largest": 0, "seconds": 0} == {
+        "folders": 8, "files": 2, "messages": 25, "bytes": 0, "largest": 0,
+        "failed": ["Sent"], "seconds": 0, "status": 1}
     assert "IMAP: Found 10 messages in Sent" in done.stderr
     assert {name: sum(messages.values())
             for name, messages in held(tmp_path / "backup").items()} == {
@@ -302,11 +314,17 @@ def test_no_password_and_no_terminal_is_a_usage_error(sample_account, tmp_path):
 
 
 def test_the_plumbing_statuses_pass_through(sample_account, tmp_path):
+    """A run that a fatal error stopped before any folder says the cause alone."""
     refused = imapbackup(dict(sample_account, IMAP_PASSWORD="wrong"), "-d", tmp_path)
     assert refused.returncode == 77
-    assert "login as" in refused.stderr and "wrong" not in refused.stderr
-    unreachable = imapbackup(dict(sample_account, IMAP_SERVER="127.0.0.1:1"), "-d", tmp_path)
-    assert unreachable.returncode == 69
+    assert re.fullmatch(r"imap-list: login as [^\n]* failed: [^\n]*\n", refused.stderr)
+    assert "wrong" not in refused.stderr
+    for jobs in "1", "2":
+        unreachable = imapbackup(dict(sample_account, IMAP_SERVER="127.0.0.1:1"), "-d",
+                                 tmp_path, "-j", jobs, "--json")
+        assert unreachable.returncode == 69
+        assert re.fullmatch(r"imap-list: [^\n]*\n", unreachable.stderr), unreachable.stderr
+        assert json.loads(unreachable.stdout)["status"] == 69
 
 
 def test_an_interrupted_overwrite_keeps_the_old_files(sample_account, tmp_path):
