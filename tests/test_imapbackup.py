@@ -327,6 +327,32 @@ def test_the_plumbing_statuses_pass_through(sample_account, tmp_path):
         assert json.loads(unreachable.stdout)["status"] == 69
 
 
+def test_an_interrupted_run_counts_the_folders_it_finished(sample_account, tmp_path):
+    """^C once INBOX is in and while Sent is on its way: INBOX alone is backed up."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    real = shutil.which("imap-fetch", path=os.path.dirname(sys.executable))
+    (shim / "imap-fetch").write_text(  # the records up to INBOX's checkpoint, then a wait
+        f"#!/bin/sh\nsed '/^{{\"folder\":\"INBOX\".*\"checkpoint\"/q' | {real} \"$@\"\n"
+        f"touch {tmp_path}/fetched\nexec sleep 60\n")
+    (shim / "imap-fetch").chmod(0o755)
+    env = dict(sample_account, PATH=f"{shim}{os.pathsep}{sample_account['PATH']}")
+    run = subprocess.Popen([str(IMAPBACKUP), "-d", str(tmp_path / "backup"), "-f", "INBOX,Sent",
+                            "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "fetched").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=30)
+    assert run.returncode == 130, err
+    assert re.search(r"^SUMMARY: 1 folder, 119 messages appended \(", err, re.M), err
+    assert err.endswith("imapbackup: the backup is not complete (exit status 130)\n")
+    assert json.loads(out) | {"bytes": 0, "largest": 0, "seconds": 0} == {
+        "folders": 1, "files": 1, "messages": 119, "bytes": 0, "largest": 0, "failed": [],
+        "seconds": 0, "status": 130}
+
+
 def test_an_interrupted_overwrite_keeps_the_old_files(sample_account, tmp_path):
     """^C reaches the whole process group, as on a terminal; here while imap-fetch runs."""
     shim = tmp_path / "shim"

@@ -55,10 +55,11 @@ def _main(argv, stdin, stdout):
     merger = Merger(options, stdout)
     try:
         merger.add_all(_incoming(stdin))
-    finally:
+    finally:  # interrupted too: the folders whose checkpoints came are backed up
         merger.close()
-    if options.json and merger.folders:
-        write_record(stdout, {"folders": len(merger.folders), "failed": merger.failed_folders()})
+        if options.json and merger.folders:
+            write_record(stdout, {"folders": len(merger.folders),
+                                  "failed": merger.failed_folders()})
     return errors.DATAERR if merger.refused else errors.PARTIAL if merger.failed else errors.OK
 
 
