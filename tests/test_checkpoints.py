@@ -219,7 +219,8 @@ def test_a_checkpoint_record_reads_and_writes_as_imapstream_7_shows_it():
     assert not checkpoint._replace(since=2441).says_more()  # a folder with nothing new
     assert not checkpoint._replace(vouches=False).says_more()
     record = dict(orjson.loads(line), unknown="kept")
-    assert withdraw(record) == dict(orjson.loads(line), unknown="kept", checkpoint=False)
+    assert withdraw(record) == dict(orjson.loads(line), unknown="kept", checkpoint=False,
+                                    failed=True)
 
 
 def test_a_whole_listing_that_meets_the_same_mark_changes_nothing(tmp_path):
@@ -260,10 +261,11 @@ def test_a_checkpoint_from_since_on_never_moves_a_folder_back(tmp_path):
 
 def test_a_held_back_folder_s_checkpoint_turns_false(tmp_path, capsys):
     """mbox-ids --missing holds back the records of a folder whose file is not an mbox,
-    so its checkpoint no longer vouches for it; another folder's is passed on as it is."""
+    so its checkpoint no longer vouches for it and says it failed; another folder's is
+    passed on as it is."""
     (tmp_path / "INBOX.mbox").write_bytes(b"not an mbox\n")
     listing = (b'{"folder":"INBOX","delimiter":"/","uidvalidity":7,"uid":1}\n' + mark(2)
                + mark(3, b"Other"))
     assert run(mbox_ids, ["--missing", "-d", str(tmp_path)], listing) == (
-        65, mark(2).replace(b"true", b"false") + mark(3, b"Other"))
+        65, mark(2).replace(b"true", b'false,"failed":true') + mark(3, b"Other"))
     assert "its folder's records are held back" in capsys.readouterr().err
