@@ -109,6 +109,7 @@ FIELDS = {
     "size": (_count, "an integer from 0"),
     "internaldate": (_date, "an ISO 8601 date"),
     "checkpoint": (_boolean, "a boolean"),
+    "failed": (_boolean, "a boolean"),
     "length": (_count, "an integer from 0"),
     "file": (_string, "a string"),
     "not_held_in": (_string, "a string"),

@@ -162,8 +162,8 @@ NUMBER = "number"  # an IMAP nz-number: an integer from 1 to 2^32-1
 TYPES = {"folder": TEXT, "delimiter": TEXT, "flags": "flags", "special_use": TEXT,
          "noselect": "boolean", "messages": COUNT, "uidvalidity": NUMBER, "uidnext": NUMBER,
          "uid": NUMBER, "message_id": TEXT, "size": COUNT, "internaldate": "date",
-         "since": NUMBER, "checkpoint": "boolean", "file": TEXT, "offset": COUNT,
-         "length": COUNT, "not_held_in": TEXT}
+         "since": NUMBER, "checkpoint": "boolean", "failed": "boolean", "file": TEXT,
+         "offset": COUNT, "length": COUNT, "not_held_in": TEXT}
 not_json_types = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
                            st.lists(scalars, max_size=2),
                            st.dictionaries(st.text(max_size=3), scalars, max_size=2))
