@@ -10,6 +10,8 @@ import os
 import re
 from urllib.parse import unquote
 
+from fake_imap import FakeIMAP
+
 from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
 
 UTC = dt.UTC
@@ -35,6 +37,40 @@ def run(module, argv, stdin=b""):
     out = io.BytesIO()
     status = module.main(list(argv), io.BytesIO(stdin), out)
     return status, out.getvalue()
+
+
+def pipeline(directory, *list_options):
+    """imap-list --all | mbox-ids --missing -d directory | imap-fetch | mbox-merge -d
+    directory, in-process; the four exit statuses."""
+    data, statuses = b"", []
+    for module, argv in ((imap_list, ["--all", *list_options]),
+                         (mbox_ids, ["--missing", "-d", directory]),
+                         (imap_fetch, []), (mbox_merge, ["-d", directory])):
+        status, data = run(module, argv, data)
+        statuses.append(status)
+    return statuses
+
+
+def serve(monkeypatch, mailbox, **options):
+    """A tests/fake_imap.py server for mailbox, its IMAP_* variables set."""
+    server = FakeIMAP(mailbox, **options)
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    return server
+
+
+def session_processes(session):
+    """The PIDs of the live processes in a session (zombies are done)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state, *fields = f.read().rpartition(b")")[2].split()
+        except (OSError, ValueError):
+            continue
+        if int(fields[3]) == session and state != b"Z":
+            found.append(int(entry))
+    return found
 
 
 def backup(directory, *merge_options):

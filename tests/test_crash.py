@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from plumbing import append_all, backup_messages, server_messages
+from plumbing import append_all, backup_messages, server_messages, session_processes
 
 from imapstream.mbox.reader import TornTail, scan
 from imapstream.mbox.scan import CutStream
@@ -123,20 +123,6 @@ def test_kill_9_anywhere_loses_nothing(dovecot, new_user, tmp_path, compression)
 IMAPBACKUP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "bin", "imapbackup")
 RUNS = 5  # interrupted runs per mode
-
-
-def session_processes(session):
-    """The live processes of a session (zombies are done)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                state, *fields = f.read().rpartition(b")")[2].split()
-        except (OSError, ValueError):
-            continue
-        if int(fields[3]) == session and state != b"Z":
-            found.append(int(entry))
-    return found
 
 
 def crash(session):

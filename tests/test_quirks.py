@@ -7,11 +7,11 @@ taken for a UID."""
 import os
 
 import pytest
-from fake_imap import FakeIMAP, literal
-from plumbing import run
+from fake_imap import literal
+from plumbing import pipeline, run, serve
 
 from imapstream import errors
-from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.commands import imap_fetch, imap_list, mbox_ids
 from imapstream.mbox import archive
 from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
@@ -24,25 +24,8 @@ def message(number):
     return b"Subject: %d\r\nMessage-ID: <q%d@quirk>\r\n\r\nbody %d\r\n" % (number, number, number)
 
 
-def serve(monkeypatch, mailbox, **options):
-    server = FakeIMAP(mailbox, **options)
-    for key, value in server.env().items():
-        monkeypatch.setenv(key, value)
-    return server
-
-
 def records(out):
     return [record for _lineno, record in read_records(out.splitlines(True))]
-
-
-def pipeline(directory):
-    """imap-list --all | mbox-ids --missing | imap-fetch | mbox-merge; the statuses."""
-    statuses, data = [], b""
-    for module, argv in ((imap_list, ["--all"]), (mbox_ids, ["--missing", "-d", directory]),
-                         (imap_fetch, []), (mbox_merge, ["-d", directory])):
-        status, data = run(module, argv, data)
-        statuses.append(status)
-    return statuses
 
 
 def held(directory):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import command_env
-from plumbing import append_all, backup_messages, run, server_messages
+from plumbing import append_all, backup_messages, run, server_messages, session_processes
 
 from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
 from imapstream.mbox import sidecar
@@ -117,20 +117,6 @@ def test_a_dead_runs_copy_is_removed_and_a_live_ones_kept(dovecot, imap_user, tm
     assert done.wait(60) == 0
     assert not dead.exists()
     assert (live / "INBOX.mbox").exists()
-
-
-def session_processes(session):
-    """The PIDs of the live processes in a session (zombies are done)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                state, *fields = f.read().rpartition(b")")[2].split()
-        except (OSError, ValueError):
-            continue
-        if int(fields[3]) == session and state != b"Z":
-            found.append(int(entry))
-    return found
 
 
 @pytest.mark.parametrize(("signal_number", "status"), [

@@ -6,9 +6,9 @@ whose UIDs they took."""
 import subprocess
 
 import pytest
-from plumbing import run
+from plumbing import pipeline, run
 
-from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.commands import imap_list
 from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
 
@@ -16,16 +16,6 @@ from imapstream.message import to_lf
 def mail(tag, number):
     return (b"Subject: %s %d\r\nMessage-ID: <%s%d@restored>\r\n\r\n%s text %d\r\n"
             % (tag, number, tag, number, tag, number))
-
-
-def pipeline(directory, *list_options):
-    data, statuses = b"", []
-    for module, argv in ((imap_list, ["--all", *list_options]),
-                         (mbox_ids, ["--missing", "-d", directory]),
-                         (imap_fetch, []), (mbox_merge, ["-d", directory])):
-        status, data = run(module, argv, data)
-        statuses.append(status)
-    return statuses
 
 
 def held(directory):
