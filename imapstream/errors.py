@@ -4,6 +4,7 @@ worth a reconnect and a retry (transient), any other is not.  Exit statuses foll
 sysexits(3) where one fits; they are documented in every man page."""
 
 import errno
+import re
 
 from .diagnostics import printable, redact, server_text
 
@@ -51,6 +52,53 @@ class DeadlineReached(CommandError):
     status = TEMPFAIL
 
 
+class LimitReached(CommandError):
+    """A limit stops the run: the server's download limit or throttling, or --max-bytes.
+    What was done is kept and running again goes on, but no reconnect now.  wait: the
+    seconds the server asked to wait, or None when it did not say."""
+
+    status = TEMPFAIL
+
+    def __init__(self, reason, advice, wait=None):
+        super().__init__(f"{reason}; {advice}")
+        self.reason, self.advice, self.wait = reason, advice, wait
+
+
+# What providers say when an account has used up what it may download (Gmail:
+# "NO [OVERQUOTA] Account exceeded command or bandwidth limits.", 2,500 MB a day) or
+# sends commands too fast (Microsoft 365: "NO Request is throttled. Suggested Backoff
+# Time: 299609 milliseconds", also as BAD, then BYE).  [OVERQUOTA] alone is a full
+# mailbox (RFC 5530), not a limit on downloads.
+_BACKOFF = re.compile(r"Suggested Backoff Time: *(\d+) *milliseconds", re.I)
+_BANDWIDTH = re.compile(r"bandwidth limit", re.I)
+
+
+def server_limit_reached(limit):
+    """The LimitReached for what server_limit found: when to run again, from the wait
+    the server asked for, or a day for a limit it did not time (Gmail counts its
+    download limit over 24 hours)."""
+    import time
+
+    text, wait = limit
+    if wait is None:
+        advice = "run again in 24 hours"
+    else:
+        advice = f"run again after {time.strftime('%H:%M', time.gmtime(time.time() + wait))} UTC"
+    return LimitReached(f"the server's limit is reached: {text}", advice, wait)
+
+
+def server_limit(exc):
+    """(the server's words, seconds it asks to wait or None) when exc is a server's
+    answer that a download or rate limit is reached; None for any other failure."""
+    text = re.sub(r"^\w+ failed: ", "", server_text(exc))  # imapclient's "fetch failed: "
+    backoff = _BACKOFF.search(text)
+    if backoff:
+        return text, int(backoff.group(1)) / 1000
+    if _BANDWIDTH.search(text):
+        return text, None
+    return None
+
+
 class ConnectRefused(ConnectionRefusedError):
     """The server refused the connection; the message names it.  Still a
     ConnectionError, so a session may try again."""
@@ -68,8 +116,9 @@ def describe(exc):
 
 def transient(exc):
     """Whether a reconnect may cure exc: exactly the failures reported as TEMPFAIL, but
-    for a deadline reached."""
-    return _describe(exc)[1] == TEMPFAIL and not isinstance(exc, DeadlineReached)
+    for a deadline or a limit reached."""
+    return (_describe(exc)[1] == TEMPFAIL
+            and not isinstance(exc, (DeadlineReached, LimitReached)))
 
 
 def _describe(exc):

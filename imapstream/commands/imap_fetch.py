@@ -1,5 +1,7 @@
 """imap-fetch: message records in, the message stream (or mboxrd) out."""
 
+import argparse
+import re
 import sys
 
 from .. import cli, diagnostics, errors
@@ -21,6 +23,10 @@ def parser():
                            "stdout, fetching with BODY.PEEK[] under EXAMINE over one "
                            "connection at a time (a new one after a drop).")
     p.add_argument("--mbox", action="store_true", help="write plain mboxrd instead")
+    p.add_argument("--max-bytes", metavar="SIZE", type=byte_size,
+                   help="fetch messages while their sizes add up to at most SIZE bytes (K, "
+                        "M, G: times 1024, 1024², 1024³), the first whatever its size; then "
+                        "stop with exit 75, saying what is left: a later run goes on")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress line, even when stderr is a terminal")
     store.add_options(p)
@@ -38,10 +44,11 @@ def _main(argv, stdin, stdout):
     if progress.enabled:
         options.on_data = progress.arrived
     server = store.Store(options, PROG, lazy=True)
-    fetcher = Fetcher(server, stdout, options.mbox, progress)
+    fetcher = Fetcher(server, stdout, options.mbox, progress, options.max_bytes)
+    records = read_records(stdin, idle=fetcher.idle)
     try:
         try:
-            for lineno, record in read_records(stdin, idle=fetcher.flush):
+            for lineno, record in records:
                 if Checkpoint.of(record, lineno) is not None:
                     fetcher.checkpoint(record)
                     continue
@@ -51,18 +58,33 @@ def _main(argv, stdin, stdout):
             fetcher.flush()  # the records before a malformed line are still fetched
             raise
         fetcher.flush()
+    except errors.LimitReached as exc:
+        raise fetcher.stopped(exc, records) from None
     finally:
         progress.close()
         server.close()
     return errors.PARTIAL if fetcher.failed else errors.OK
 
 
+def byte_size(text):
+    """--max-bytes: a number of bytes, with K, M or G for 1024, 1024², 1024³."""
+    match = re.fullmatch(r"(\d+)([KMG]?)", text, re.I)
+    if not match or not int(match.group(1)):
+        raise argparse.ArgumentTypeError(f"wants a size above 0 such as 500M or 2G, not "
+                                         f"{text!r}")
+    return int(match.group(1)) << 10 * " KMG".index(match.group(2).upper() or " ")
+
+
 class Fetcher:
     """Fetches message records in batches: one folder per batch, bounded by the sizes
     the records give, and sent off early whenever the input pauses."""
 
-    def __init__(self, server, out, mbox, progress):
+    def __init__(self, server, out, mbox, progress, max_bytes=None):
         self.server, self.out, self.mbox, self.progress = server, out, mbox, progress
+        self.max_bytes, self.fetched = max_bytes, 0  # bytes of the messages written
+        self.unfetched = []  # the records of the batch under way not written yet
+        self.limit = None  # the LimitReached that stops the run
+        self.halted = False  # the run is stopped: nothing more is fetched
         self.selected = self.uidvalidity = None
         self.failed = 0
         self.failed_folders = set()  # folders with a message not fetched in this run
@@ -70,6 +92,7 @@ class Fetcher:
         self.batch, self.batch_bytes = [], 0
 
     def add(self, record):
+        self.check()
         if self.batch and (record["folder"] != self.batch[0]["folder"]
                            or len(self.batch) >= BATCH_MESSAGES
                            or self.batch_bytes >= BATCH_BYTES):
@@ -78,8 +101,21 @@ class Fetcher:
         self.batch_bytes += record.get("size") or 0
         self.progress.expect(record.get("size") or 0)
 
+    def check(self):
+        if self.limit is not None and not self.halted:
+            raise self.limit
+
+    def idle(self):
+        """flush, when the input pauses: a limit reached then (inside the reading of the
+        input) stops the run at the next record."""
+        try:
+            self.flush()
+        except errors.LimitReached as exc:
+            self.limit = exc
+
     def flush(self):
-        if self.batch:
+        self.check()
+        if self.batch and not self.halted:
             batch, self.batch, self.batch_bytes = self.batch, [], 0
             failed = self.failed
             self.fetch(batch)
@@ -125,19 +161,57 @@ class Fetcher:
             else:
                 current.append(record)
         while current:
+            self.unfetched = current
+            wanted = self.within_budget(current)
+            if not wanted:
+                raise errors.LimitReached(f"stopped after {self.fetched} bytes (--max-bytes "
+                                          f"{self.max_bytes})", "run again to go on")
             try:
-                asked, response = self.server.bodies([r["uid"] for r in current])
+                asked, response = self.server.bodies([r["uid"] for r in wanted])
             except errors.ServerError as exc:
                 self.selected = None
                 self.fail(str(exc), len(current))
                 return
             done, current = current[:asked], current[asked:]
-            for record in done:
+            for number, record in enumerate(done):
+                self.unfetched = done[number + 1:] + current
                 item = response.get(record["uid"])
                 if item is None or item.body is None:
                     self.fail(f"{folder}: UID {record['uid']} is no longer on the server")
                     continue
                 self.emit(record, item)
+        self.unfetched = []
+
+    def within_budget(self, records):
+        """The first of records whose sizes fit in what --max-bytes leaves; the first
+        message of a run goes whatever its size, so that every run gets on."""
+        if self.max_bytes is None:
+            return records
+        room, wanted = self.max_bytes - self.fetched, []
+        for record in records:
+            size = record.get("size") or 0
+            if size > room and (wanted or self.fetched):
+                break
+            wanted.append(record)
+            room -= size
+        return wanted
+
+    def stopped(self, limit, records):
+        """The LimitReached to end the run with, saying how many messages are left to
+        fetch (and their bytes, as their records give them): those of the batch under
+        way and of the records not read yet.  Checkpoints after the stop go nowhere: a
+        folder not fetched to the end is listed again by the next run."""
+        self.halted = True
+        left = self.unfetched + self.batch
+        try:
+            left += [record for lineno, record in records
+                     if Checkpoint.of(record, lineno) is None]
+        except errors.DataError:
+            pass  # what is left counts up to the malformed line
+        size = sum(r.get("size") or 0 for r in left if isinstance(r.get("size"), int))
+        return errors.LimitReached(f"{limit.reason}; {diagnostics.count(len(left), 'message')}"
+                                   f" ({diagnostics.count(size, 'byte')}) left to fetch",
+                                   limit.advice, limit.wait)
 
     def check_peek(self, record, flags):
         """Some servers set \\Seen when they send a body, PEEK or not: warn once per folder
@@ -170,6 +244,7 @@ class Fetcher:
         else:
             write_message(self.out, record, data)
         self.progress.add(len(data))
+        self.fetched += len(data)
 
 
 def _seen(flags):

@@ -41,6 +41,7 @@ ENVIRONMENT = [
     ("HOME", "where .netrc is"),
 ]
 DEADLINE = 6 * 3600.0  # seconds; see deadline.py
+MAX_WAIT = 60.0  # seconds; see session.py
 
 
 def add_options(parser):
@@ -86,6 +87,11 @@ def add_options(parser):
     group.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
                        help=f"stop (exit 75) this long after the first connection, "
                             f"whatever the server does; 0 for never (default {DEADLINE:g})")
+    group.add_argument("--max-wait", type=float, default=MAX_WAIT, metavar="SECONDS",
+                       help=f"when the server says to wait (Microsoft 365's throttling), "
+                            f"wait up to this long and go on; longer, or a limit it does "
+                            f"not time (Gmail's daily download limit): stop with exit 75 "
+                            f"(default {MAX_WAIT:g})")
     parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None)
     parser.environment += ENVIRONMENT
 
@@ -112,6 +118,8 @@ def server_address(text, tls):
 
 
 def _check_options(options, tls):
+    if not options.max_wait >= 0:
+        raise UsageError(f"--max-wait wants seconds, 0 or more, not {options.max_wait:g}")
     if not options.deadline >= 0:
         raise UsageError(f"--deadline wants seconds, 0 or more, not {options.deadline:g}")
     if options.fingerprint and options.insecure:

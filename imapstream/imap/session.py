@@ -1,7 +1,9 @@
 """An IMAP session that survives a dropped connection: a transient failure (connection
 cut, BYE, timeout) reconnects with backoff, EXAMINEs the folder again, and retries the
-operation; RETRIES failures in a row end it with the last error.  The IMAP and TLS
-libraries are loaded at the first call (see connection.py)."""
+operation; RETRIES failures in a row end it with the last error.  A server that says a
+limit is reached (errors.server_limit) is waited for, as long as it asks up to
+--max-wait, or else ends the run.  The IMAP and TLS libraries are loaded at the first
+call (see connection.py)."""
 
 import time
 
@@ -46,6 +48,10 @@ class Session:
                     self._reconnect()
                 return operation(self.client)
             except (imaplib.IMAP4.error, imap_errors.IMAPClientError) as exc:
+                limit = errors.server_limit(exc)
+                if limit is not None:
+                    failures = self._wait_or_stop(limit, failures)
+                    continue
                 reason, status = errors.describe(exc)
                 if status == errors.PARTIAL:
                     where = f"{self.folder}: " if self.folder else ""
@@ -66,6 +72,20 @@ class Session:
         time.sleep(BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)])
         if on_retry:
             on_retry()
+        return failures + 1
+
+    def _wait_or_stop(self, limit, failures):
+        """The server says a limit is reached: wait as long as it asks, if that is at most
+        --max-wait seconds, and try again over a new connection (Microsoft 365 ends the
+        one it throttles), up to RETRIES times in a row; else stop the run."""
+        text, wait = limit
+        if wait is None or wait > self.options.max_wait or failures >= RETRIES:
+            raise errors.server_limit_reached(limit) from None
+        diagnostics.warn(self.prog, f"the server asks to wait {wait:g} s ({text}); waiting")
+        if self.client is not None:
+            connection.logout(self.client)
+            self.client = None
+        time.sleep(wait)
         return failures + 1
 
     def _reconnect(self):
