@@ -90,7 +90,7 @@ def golden_backup(directory, sidecars=True):
     """A copy of golden/backup, its sidecars filled in (or left out)."""
     shutil.copytree(GOLDEN / "backup", directory,
                     ignore=None if sidecars else shutil.ignore_patterns(".*"))
-    for name in ("INBOX.mbox", CAFE_FILE):
+    for name in ("INBOX.mbox", CAFE_FILE, "Lists.mbox"):
         ids = directory / f".{name}.ids"
         if sidecars:
             ids.write_bytes(filled_sidecar(ids.read_bytes(), directory / name))
@@ -125,7 +125,7 @@ def test_mbox_merge_writes_the_mbox_form_sidecar_and_checkpoints(tmp_path, monke
     written = tmp_path / "backup"
     assert sorted(p.name for p in written.iterdir()) == sorted(
         p.name for p in (GOLDEN / "backup").iterdir())
-    for name in ("INBOX.mbox", CAFE_FILE):
+    for name in ("INBOX.mbox", CAFE_FILE, "Lists.mbox"):
         assert (written / name).read_bytes() == golden(f"backup/{name}")
         assert (written / f".{name}.ids").read_bytes() == filled_sidecar(
             golden(f"backup/.{name}.ids"), written / name)

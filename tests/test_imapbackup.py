@@ -26,7 +26,8 @@ from imapstream.message import to_lf
 REPO = Path(__file__).resolve().parent.parent
 IMAPBACKUP = REPO / "bin" / "imapbackup"
 ALL_FILES = {"INBOX.mbox", "Sent.mbox", "Drafts.mbox", "Archive.mbox", "Personal.mbox",
-             "Personal.2005.Q3.mbox", "Entwürfe.mbox", 'Projects & "Ideas" (2024).mbox'}
+             "Personal.2005.mbox", "Personal.2005.Q3.mbox", "Entwürfe.mbox",
+             'Projects & "Ideas" (2024).mbox'}  # Personal/2005 is empty: an empty file
 
 
 def imapbackup(env, *args):
@@ -186,7 +187,8 @@ def test_a_folder_deleted_before_its_fetch_fails_alone(dovecot, tmp_path):
     assert "IMAP: Found 10 messages in Sent" in done.stderr
     assert {name: sum(messages.values())
             for name, messages in held(tmp_path / "backup").items()} == {
-        "INBOX.mbox": 20, "Archive.mbox": 5}
+        "INBOX.mbox": 20, "Archive.mbox": 5,
+        **{name: 0 for name in ALL_FILES - {"INBOX.mbox", "Archive.mbox", "Sent.mbox"}}}
 
 
 def test_parallel_pipelines_make_the_same_backup(sample_account, plain_backup, tmp_path):
@@ -400,11 +402,12 @@ def test_thunderbird_names_are_the_folder_names(dovecot, tmp_path):
     assert done.returncode == 0, done.stderr
     tree = {str(p.relative_to(backup)) for p in backup.rglob("*")
             if ".flat" not in p.parts and p.is_file()}
-    assert tree == {"a.b", "100% done", "x", "x.sbd/y.z", "x.sbd/y.z.sbd/w"}
+    assert tree == {"INBOX", "a.b", "100% done", "x", "x.sbd/y.z", "x.sbd/y.z.sbd/w"}
     assert (backup / "x").stat().st_size == 0
     assert (backup / "x.sbd" / "y.z").stat().st_ino == (
         backup / ".flat" / "x.y%2Ez.mbox").stat().st_ino
-    assert json.loads(done.stdout)["files"] == 4  # INBOX is empty: no file
+    assert (backup / "INBOX").stat().st_size == 0  # empty: its file holds its checkpoint
+    assert json.loads(done.stdout)["files"] == 4  # the files appended to
 
 
 def test_the_login_comes_from_where_the_plumbing_finds_it(sample_account, tmp_path):
@@ -447,7 +450,7 @@ def test_thunderbird_shows_folder_names_as_they_are(dovecot, new_user, tmp_path)
     assert done.returncode == 0, done.stderr
     tree = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
             if ".flat" not in p.parts and p.is_file()}
-    assert tree == {"a.b", "Lists", "Lists.sbd/100% done", "Lists.sbd/x.y",
+    assert tree == {"INBOX", "a.b", "Lists", "Lists.sbd/100% done", "Lists.sbd/x.y",
                     "Lists.sbd/x.y.sbd/z"}
     assert (tmp_path / "Lists.sbd" / "100% done").read_bytes() == (
         tmp_path / ".flat" / "Lists.100%25 done.mbox").read_bytes()

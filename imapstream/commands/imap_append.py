@@ -12,6 +12,7 @@ from typing import NamedTuple
 from .. import cli, diagnostics, errors
 from ..imap import store
 from ..incoming import incoming_messages
+from ..mbox import sidecar
 from ..mbox.archive import mbox_files
 from ..mbox.folders import folder_name
 from ..mbox.reader import scan
@@ -66,7 +67,8 @@ def _main(argv, stdin, stdout):
         for path in files:
             fallback = folder_name(os.path.basename(path), restorer.delimiter)
             try:
-                restorer.add_all(f"{path}: ", _held(path), fallback=fallback)
+                if not restorer.add_all(f"{path}: ", _held(path), fallback=fallback):
+                    restorer.keep(_empty_folder(path, fallback))
             except errors.DataError as exc:
                 diagnostics.warn(PROG, str(exc))
                 restorer.bad_input = True
@@ -75,6 +77,14 @@ def _main(argv, stdin, stdout):
         return restorer.status()
     finally:
         server.close()
+
+
+def _empty_folder(path, fallback):
+    """The folder an mbox file without messages stands for: its checkpoint's (the name
+    in full, with its delimiter), else the one its name gives."""
+    for checkpoint in sidecar.checkpoints(path).values():
+        return {"folder": checkpoint.folder, "delimiter": checkpoint.delimiter}
+    return {"folder": fallback}
 
 
 class _Unreadable(Exception):
@@ -126,7 +136,9 @@ class Restorer:
         self.failed += 1
 
     def add_all(self, prefix, incoming, folder=None, fallback=None):
-        """Append (record, data, lf) items to folder, or each to its record's folder."""
+        """Append (record, data, lf) items to folder, or each to its record's folder;
+        returns how many there were."""
+        position = 0
         try:
             for position, (record, data, lf) in enumerate(incoming, 1):
                 where = f"{prefix}message {position}"
@@ -137,6 +149,13 @@ class Restorer:
             self.flush()  # the messages before bad input are still appended
             raise
         self.flush()
+        return position
+
+    def keep(self, record):
+        """Create the folder of an empty mbox file, unless it exists (or --no-create)."""
+        folder = self.target(record, record["folder"], "")
+        if not self.options.no_create and self.holdings(folder) is None:
+            self.failed += 1
 
     def target(self, record, fallback, where):
         """The record's folder re-joined with this server's delimiter, else fallback."""

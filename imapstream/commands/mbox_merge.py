@@ -156,14 +156,19 @@ class Merger:
 
     def checkpoint(self, record):
         """Record a folder checkpoint that says more than the last one in the sidecar of
-        the folder's file; a folder without a file holds nothing to vouch for."""
+        the folder's file.  A folder without a file holds nothing to vouch for, but for
+        an empty one: it gets an empty file, which keeps its checkpoint (so a run with
+        nothing new does not examine it again) and stands for it in a restore."""
         checkpoint = Checkpoint.of(record)
         path = self.folders[checkpoint.folder] = self.target(record)
         if record.get("failed") is True:
             self.withdrawn.add(checkpoint.folder)
         if not checkpoint.says_more():
             return
-        if (path == self.path or os.path.exists(path)) and self.visit(path):
+        new = path != self.path and not os.path.exists(path)
+        if (not new or checkpoint.messages == 0) and self.visit(path):
+            if new:
+                self.appender.begin()
             self.holdings.checkpoint(checkpoint)
 
     def failed_folders(self):

@@ -57,13 +57,19 @@ class Appender:
         os.fdatasync(self._fd)
         self._start = os.fstat(self._fd).st_size
 
+    def begin(self):
+        """Start what this Appender adds: in a compressed file a new member or stream,
+        which close ends, so that even with no message a new file is one its
+        decompressor reads (an empty gzip member, an empty bzip2 or xz stream)."""
+        if self._out is None:
+            suffix = compression.suffix_of(self.path)
+            if not suffix and self._start and os.pread(self._fd, 1, self._start - 1) != b"\n":
+                self._sink.write(b"\n")  # another program's last line: end it first
+            self._out = compression.appending(self._sink, suffix) if suffix else self._sink
+
     def write(self, text, message_size):
         try:
-            if self._out is None:
-                suffix = compression.suffix_of(self.path)
-                if not suffix and self._start and os.pread(self._fd, 1, self._start - 1) != b"\n":
-                    self._sink.write(b"\n")  # another program's last line: end it first
-                self._out = compression.appending(self._sink, suffix) if suffix else self._sink
+            self.begin()
             with memoryview(text) as view:  # a compressor's output for each piece is small
                 for at in range(0, len(view), PIECE):
                     self._out.write(view[at:at + PIECE])
