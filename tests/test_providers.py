@@ -5,9 +5,10 @@ by fake_imap."""
 import socket
 
 import pytest
-from plumbing import serve
+from plumbing import run, serve
 
-from imapstream.commands import imap_fetch
+from imapstream import errors
+from imapstream.commands import imap_fetch, imap_list
 from imapstream.imap import connection
 
 
@@ -38,3 +39,27 @@ def test_a_reconnected_session_sets_tcp_nodelay(monkeypatch):
         session.client = None
         assert session.call(nodelay)
         session.close()
+
+
+def examine_showing(exists):
+    """An EXAMINE handler that reports exists messages, as a server that shows only
+    so many (fetching by sequence number beyond the folder's messages finds none)."""
+    def answer(session, tag, args):
+        session.selected = session.server.folder(args.split(b'"')[1])
+        session.send(b"* %d EXISTS\r\n* OK [UIDVALIDITY 1130] ok\r\n* OK [UIDNEXT %d] ok\r\n"
+                     b"%s OK [READ-ONLY] done\r\n" % (exists, exists + 1, tag))
+    return {"EXAMINE": answer}
+
+
+@pytest.mark.parametrize("exists", [9999, 10000, 10001])
+def test_a_folder_that_shows_exactly_10000_messages_is_warned_about(monkeypatch, capsys,
+                                                                    exists):
+    """Yahoo (and AOL) show at most 10,000 messages of a folder over IMAP."""
+    mailbox = {"INBOX": [b"Subject: 1\r\n\r\n1\r\n"], "Bulk": [b"Subject: 2\r\n\r\n2\r\n"]}
+    with serve(monkeypatch, mailbox, handlers=examine_showing(exists)):
+        status, out = run(imap_list, ["Bulk", "INBOX"])
+    assert status == errors.OK and out.count(b'"uid":1,') == 2
+    warned = [f"imap-list: {name}: the server shows exactly 10000 messages, as many as Yahoo "
+              f"and AOL show of a folder over IMAP: it may hold more; move some to another "
+              f"folder to back them up" for name in ("Bulk", "INBOX")]
+    assert capsys.readouterr().err.splitlines() == (warned if exists == 10000 else [])

@@ -13,6 +13,9 @@ from ..message import message_id
 from ..records import Checkpoint, parse_record, positive_int, read_lines, read_records, write_record
 
 PROG = "imap-list"
+# Yahoo and AOL show at most this many messages of a folder over IMAP, however many it
+# holds; a folder that shows exactly this many is likely cut off there.
+SHOWN_AT_MOST = 10_000
 SPECIAL_USE = {"\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash"}
 _SURROGATE = re.compile("[\ud800-\udfff]")  # in a name from undecodable bytes
 
@@ -290,6 +293,10 @@ def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
     """Write the folder's message records in UID order, only those from UID since on if
     given (see Store.listing)."""
     selected = selected or session.examine(name)
+    if selected.exists == SHOWN_AT_MOST:
+        diagnostics.warn(PROG, f"{name}: the server shows exactly {SHOWN_AT_MOST} messages, "
+                               f"as many as Yahoo and AOL show of a folder over IMAP: it may "
+                               f"hold more; move some to another folder to back them up")
     count = 0
     for item in session.listing(selected, since):
         write_record(stdout, message_record(name, delimiter, selected.uidvalidity, item))
