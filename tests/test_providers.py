@@ -63,3 +63,33 @@ def test_a_folder_that_shows_exactly_10000_messages_is_warned_about(monkeypatch,
               f"and AOL show of a folder over IMAP: it may hold more; move some to another "
               f"folder to back them up" for name in ("Bulk", "INBOX")]
     assert capsys.readouterr().err.splitlines() == (warned if exists == 10000 else [])
+
+
+def test_the_token_command_runs_again_for_each_connection(monkeypatch, tmp_path):
+    """Access tokens last an hour: after a drop, the session logs in again with a new
+    token from --oauth2-token-command, not the one it first had (expired here)."""
+    helper = tmp_path / "token-helper"
+    helper.write_text('n=$(($(cat "$0.count" 2>/dev/null || echo 0) + 1))\n'
+                      'echo "$n" >"$0.count"\necho "ya29.token-$n"\n')
+    mailbox = {"INBOX": [b"Subject: 1\r\n\r\n1\r\n"]}
+    dropped = []
+
+    def expire_and_drop(session, tag, args):
+        if not dropped:
+            dropped.append(args)
+            session.server.tokens["alice"] = "ya29.token-2"
+            return False
+        session.send(b"".join(r for _n, r in session.fetch(args, True)) + tag + b" OK done\r\n")
+        return True
+
+    with serve(monkeypatch, mailbox, tokens={"alice": "ya29.token-1"},
+               handlers={"UID FETCH": expire_and_drop}) as server:
+        monkeypatch.delenv("IMAP_PASSWORD")
+        _status, listed = run(imap_list, ["INBOX", "--oauth2-token-command", f"sh {helper}"])
+        helper.with_name("token-helper.count").write_text("0\n")
+        server.tokens["alice"] = "ya29.token-1"
+        status, out = run(imap_fetch, ["--oauth2-token-command", f"sh {helper}"], listed)
+    assert status == errors.OK and out.endswith(b"Subject: 1\r\n\r\n1\r\n\n")
+    assert [(mechanism, replies[0].split(b"auth=")[1]) for mechanism, replies
+            in server.exchanges[1:]] == [("OAUTHBEARER", b"Bearer ya29.token-1\1\1"),
+                                         ("OAUTHBEARER", b"Bearer ya29.token-2\1\1")]
