@@ -8,6 +8,7 @@ import sys
 
 from .. import cli, diagnostics, errors
 from ..incoming import incoming_messages
+from ..mbox import thunderbird
 from ..mbox.append import Appender, clear_dead, replace
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.folders import COMPRESSION_SUFFIX, SUFFIXES
@@ -34,6 +35,9 @@ def parser():
     p.add_argument("--replace", metavar="NEW", help="read no input: move each mbox file of "
                    "the backup directory NEW over its folder's file in DIR, under the locks "
                    "an append takes, then remove NEW")
+    p.add_argument("--thunderbird", metavar="TREE", help="read no input: lay the plain mbox "
+                   "files of DIR out in TREE as Thunderbird's local folders, as hard links "
+                   "(Personal/2005/Q3: TREE/Personal.sbd/2005.sbd/Q3)")
     return p
 
 
@@ -49,6 +53,11 @@ def _main(argv, stdin, stdout):
         if not options.directory:
             raise errors.UsageError("--replace takes -d DIR, not FILE")
         replace_all(options.replace, options.directory)
+        return errors.OK
+    if options.thunderbird:
+        if not options.directory:
+            raise errors.UsageError("--thunderbird takes -d DIR, not FILE")
+        thunderbird.link_tree(options.directory, options.thunderbird)
         return errors.OK
     if options.directory and os.path.isdir(options.directory):
         clear_dead(options.directory)

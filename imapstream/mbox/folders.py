@@ -57,15 +57,21 @@ def file_stem(folder, delimiter, distinct=False):
 def folder_name(file_name, delimiter):
     """The folder a file name stands for (the inverse of file_stem for names it did
     not cut), or None if the name is not an mbox file name."""
+    parts = folder_parts(file_name)
+    return None if parts is None else (delimiter or ".").join(parts)
+
+
+def folder_parts(file_name):
+    """The parts of the folder name a file name stands for (split at the delimiter),
+    or None if the name is not an mbox file name."""
     for suffix in SUFFIXES:
         if file_name.endswith(suffix):
             stem = file_name[: -len(suffix)]
             break
     else:
         return None
-    parts = ["" if p == EMPTY_PART else re.sub(r"(%[0-9A-F]{2})+", _decode_run, p)
-             for p in stem.split(".")]
-    return (delimiter or ".").join(parts)
+    return ["" if p == EMPTY_PART else re.sub(r"(%[0-9A-F]{2})+", _decode_run, p)
+            for p in stem.split(".")]
 
 
 def _decode_run(match):
