@@ -90,7 +90,9 @@ def server_limit_reached(limit):
 def server_limit(exc):
     """(the server's words, seconds it asks to wait or None) when exc is a server's
     answer that a download or rate limit is reached; None for any other failure."""
-    text = re.sub(r"^\w+ failed: ", "", server_text(exc))  # imapclient's "fetch failed: "
+    # The server's words alone, without imapclient's "fetch failed: " or imaplib's
+    # "command: FETCH => " (a BYE).
+    text = re.sub(r"^(\w+ failed: |command: [\w ]+ => )", "", server_text(exc))
     backoff = _BACKOFF.search(text)
     if backoff:
         return text, int(backoff.group(1)) / 1000

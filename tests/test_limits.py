@@ -24,6 +24,9 @@ def refusing(answers):
     def answer(session, tag, args):
         if session.selected == "Later" and answers:
             text, ends = answers.pop(0)
+            if text.startswith(b"* BYE"):  # the session ended, no tagged answer
+                session.send(text + b"\r\n")
+                return False
             session.send(tag + b" " + text + b"\r\n" + (b"* BYE Connection closed. 14\r\n"
                                                         if ends else b""))
             return not ends
@@ -42,9 +45,10 @@ def complete(directory):
         "INBOX.mbox": [1, 2, 3], "Later.mbox": [1, 2, 3]}
 
 
+@pytest.mark.parametrize("answer", [GMAIL, b"* BYE " + GMAIL[3:]], ids=["NO", "BYE"])
 def test_gmails_download_limit_keeps_what_was_fetched_and_says_what_is_left(
-        monkeypatch, tmp_path, capsys):
-    with serve(monkeypatch, MAILBOX, handlers=refusing([(GMAIL, False)])):
+        monkeypatch, tmp_path, capsys, answer):
+    with serve(monkeypatch, MAILBOX, handlers=refusing([(answer, False)])):
         assert pipeline(str(tmp_path)) == [errors.OK, errors.OK, errors.TEMPFAIL, errors.OK]
         assert fetch_lines(capsys.readouterr().err) == [
             f"imap-fetch: the server's limit is reached: [OVERQUOTA] Account exceeded command "
