@@ -159,3 +159,15 @@ def test_imapbackup_max_bytes_then_a_run_that_completes(dovecot, imap_user, tmp_
     done = imapbackup(env, "-d", tmp_path)
     assert done.returncode == errors.OK, done.stderr
     assert {name: len(items) for name, items in held(str(tmp_path)).items()} == {"INBOX.mbox": 4}
+
+
+def test_what_is_left_counts_every_record_not_fetched(monkeypatch, capsys):
+    """--max-bytes 1 fetches the first message alone; the stop comes as the first
+    record of the next folder arrives, and that record is left too."""
+    with serve(monkeypatch, MAILBOX):
+        _status, listed = run(imap_list, ["INBOX", "Later"])
+        status, out = run(imap_fetch, ["--max-bytes", "1"], listed)
+    assert status == errors.TEMPFAIL and out.count(b'"length":') == 1
+    assert fetch_lines(capsys.readouterr().err) == [
+        f"imap-fetch: stopped after {SIZE} bytes (--max-bytes 1); 5 messages ({5 * SIZE} "
+        f"bytes) left to fetch; run again to go on"]

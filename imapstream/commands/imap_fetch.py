@@ -83,6 +83,7 @@ class Fetcher:
         self.server, self.out, self.mbox, self.progress = server, out, mbox, progress
         self.max_bytes, self.fetched = max_bytes, 0  # bytes of the messages written
         self.unfetched = []  # the records of the batch under way not written yet
+        self.arriving = None  # the record being added
         self.limit = None  # the LimitReached that stops the run
         self.halted = False  # the run is stopped: nothing more is fetched
         self.selected = self.uidvalidity = None
@@ -92,11 +93,13 @@ class Fetcher:
         self.batch, self.batch_bytes = [], 0
 
     def add(self, record):
+        self.arriving = record  # left to fetch, should a limit stop the run here
         self.check()
         if self.batch and (record["folder"] != self.batch[0]["folder"]
                            or len(self.batch) >= BATCH_MESSAGES
                            or self.batch_bytes >= BATCH_BYTES):
             self.flush()
+        self.arriving = None
         self.batch.append(record)
         self.batch_bytes += record.get("size") or 0
         self.progress.expect(record.get("size") or 0)
@@ -202,7 +205,7 @@ class Fetcher:
         way and of the records not read yet.  Checkpoints after the stop go nowhere: a
         folder not fetched to the end is listed again by the next run."""
         self.halted = True
-        left = self.unfetched + self.batch
+        left = self.unfetched + self.batch + ([self.arriving] if self.arriving else [])
         try:
             left += [record for lineno, record in records
                      if Checkpoint.of(record, lineno) is None]
