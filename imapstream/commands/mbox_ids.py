@@ -100,6 +100,7 @@ def _folders(files, stdout):
 
 def _missing(options, stdin, stdout):
     holdings = {}
+    gmail = None  # the gm_msgid of each message DIR holds, or passed on (see _gmail_held)
     for lineno, record in read_records(stdin):
         checkpoint = Checkpoint.of(record, lineno)
         if checkpoint is not None:
@@ -109,6 +110,11 @@ def _missing(options, stdin, stdout):
             write_record(stdout, record)
             continue
         folder, _uid = message_key(record, lineno)
+        gm_msgid = record.get("gm_msgid") if options.directory else None
+        if gm_msgid is not None:
+            gmail = _gmail_held(options.directory) if gmail is None else gmail
+            if gm_msgid in gmail:
+                continue
         path = _path(options, folder, record)
         if path not in holdings:
             try:
@@ -125,9 +131,24 @@ def _missing(options, stdin, stdout):
             if held.matched_by_content(record):
                 record["not_held_in"] = path
             write_record(stdout, record)
+            if gm_msgid is not None:
+                gmail.add(gm_msgid)
     failures = [h for h in holdings.values() if not isinstance(h, Holdings)]
     return errors.DATAERR if any(isinstance(h, errors.DataError) for h in failures) \
         else errors.PARTIAL if failures else errors.OK
+
+
+def _gmail_held(directory):
+    """The gm_msgid of every message the files of directory hold: a message from Gmail
+    is held whatever folder (label) lists it, and passed on once per run.  A file that
+    cannot be read adds none (its own folder's records report it)."""
+    held = set()
+    for path in mbox_files(directory) if os.path.isdir(directory) else ():
+        try:
+            held.update(r["gm_msgid"] for _o, r in Holdings(path).records() if "gm_msgid" in r)
+        except (errors.DataError, OSError):
+            continue
+    return held
 
 
 def _check(directory, stdin, stdout):

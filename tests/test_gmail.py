@@ -1,0 +1,260 @@
+"""Gmail (X-GM-EXT-1), against the emulator tests/fake_gmail.py and a real Dovecot: the
+listing's gm_msgid, gm_thrid and labels; each message stored once with its labels as
+Google Takeout writes them; restores into Gmail (once, labels set) and into Dovecot
+(a copy per label's folder), byte for byte; a Takeout mbox as input."""
+
+import collections
+import os
+import subprocess
+
+import imapclient
+import orjson
+from conftest import REPO
+from fake_gmail import ALL, Account, FakeGmail, sample_account
+from plumbing import run
+
+from imapstream.commands import imap_append, imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.mbox import mboxrd
+from imapstream.mbox.archive import mbox_files
+from imapstream.mbox.reader import scan
+from imapstream.message import to_lf
+
+SEED = int(os.environ.get("GMAIL_SEED", "14"))
+
+
+def serve(monkeypatch, account):
+    server = FakeGmail(account)
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    return server
+
+
+def records(data):
+    return [orjson.loads(line) for line in data.splitlines()]
+
+
+def backup(directory):
+    """imapbackup's pipeline: imap-list --once --all --since DIR | mbox-ids --missing |
+    imap-fetch | mbox-merge; the four exit statuses and mbox-merge's output."""
+    data, statuses = b"", []
+    for module, argv in ((imap_list, ["--once", "--all", "--since", directory]),
+                         (mbox_ids, ["--missing", "-d", directory]), (imap_fetch, []),
+                         (mbox_merge, ["-d", directory])):
+        status, data = run(module, argv, data)
+        statuses.append(status)
+    return statuses, data
+
+
+def stored(directory):
+    """[(record, message in LF form)] of every message the backup holds."""
+    return [(record, data) for path in mbox_files(str(directory))
+            for _offset, record, data in scan(path)]
+
+
+def messages(account):
+    """Counter of (bytes, labels, flags) of every message of an emulated account."""
+    return collections.Counter((m.data, frozenset(m.labels), frozenset(m.flags))
+                               for m in account.messages.values())
+
+
+def test_the_emulator_keeps_gmail_rules(monkeypatch):
+    account = Account()
+    first = account.add(b"Subject: a\r\n\r\na\r\n", ["Work"])
+    second = account.add(b"Subject: b\r\n\r\nb\r\n", ["\\Inbox", "Work"])
+    account.add(b"Subject: c\r\n\r\nc\r\n", ["\\Trash", "Work"])
+    with serve(monkeypatch, account) as server:
+        assert account.uids["Work"] == {first: 1, second: 2}
+        assert account.uids[ALL] == {first: 1, second: 2}  # not the one in Trash
+        assert account.uids["INBOX"] == {second: 1}  # its own UID in each folder
+        client = imapclient.IMAPClient(server.host, server.port, ssl=False)
+        client.login("alice", "Fake-pass-13")
+        assert (b"\\HasChildren", b"\\Noselect") == client.list_folders()[0][0]
+        client.select_folder("INBOX")
+        client.create_folder("Receipts")
+        client.append("Receipts", b"Subject: d\r\n\r\nd\r\n")
+        assert len(account.uids[ALL]) == 3 and len(account.uids["Receipts"]) == 1
+        client.copy([1], "Receipts")  # a label more, no message more
+        assert len(account.messages) == 4 and len(account.uids["Receipts"]) == 2
+        fetched = client.fetch([1], ["X-GM-MSGID", "X-GM-LABELS"])[1]
+        assert fetched[b"X-GM-MSGID"] == second
+        assert set(fetched[b"X-GM-LABELS"]) == {b"Work", b"Receipts"}  # not INBOX's own
+        client.logout()
+
+
+def test_listing_records_carry_ids_and_labels(monkeypatch):
+    account = Account()
+    msgid = account.add(b"Subject: a\r\nMessage-ID: <a@x>\r\n\r\na\r\n",
+                        ["\\Inbox", "\\Important", "Reisen/Ärger, 2024"], thrid=123)
+    with serve(monkeypatch, account):
+        status, out = run(imap_list, ["INBOX", ALL])
+    inbox, everything = records(out)
+    assert status == 0
+    assert inbox["gm_msgid"] == everything["gm_msgid"] == str(msgid)
+    assert inbox["gm_thrid"] == everything["gm_thrid"] == "123"
+    assert inbox["uid"] == everything["uid"] == 1
+    # INBOX's own label, left out by the server, is added back; modified UTF-7 decoded
+    assert sorted(inbox["labels"]) == ["Reisen/Ärger, 2024", "\\Important", "\\Inbox"]
+    assert sorted(everything["labels"]) == sorted(inbox["labels"])
+
+
+def test_every_message_is_stored_once_with_its_labels(monkeypatch, tmp_path):
+    account = sample_account(SEED)
+    with serve(monkeypatch, account):
+        statuses, _merged = backup(str(tmp_path))
+        assert statuses == [0, 0, 0, 0]
+        held = stored(tmp_path)
+        assert sorted(os.path.basename(p) for p in mbox_files(str(tmp_path))) == [
+            "[Gmail].All Mail.mbox", "[Gmail].Spam.mbox", "[Gmail].Trash.mbox"]
+        copies = len(held) / len(account.messages)
+        recovered = collections.Counter((data, frozenset(record["labels"]))
+                                        for record, data in held)
+        expected = collections.Counter((to_lf(m.data), frozenset(m.labels))
+                                       for m in account.messages.values())
+        print(f"stored copies per distinct message: {copies:.2f}x; labels recoverable: "
+              f"{sum((recovered & expected).values())} of {len(account.messages)}")
+        assert copies == 1.0 and recovered == expected
+        assert {record["gm_msgid"] for record, _data in held} == {
+            str(m) for m in account.messages}
+        assert backup(str(tmp_path)) == ([0, 0, 0, 0], b"")  # a rerun adds nothing
+        # a message moved to Trash is listed there under a new UID: held, not fetched
+        moved = next(m for m in account.messages.values() if "\\Inbox" in m.labels)
+        moved.labels.add("\\Trash")
+        account.refresh()
+        assert backup(str(tmp_path)) == ([0, 0, 0, 0], b"")
+        assert len(stored(tmp_path)) == len(account.messages)
+
+
+def test_stored_lines_as_takeout_writes_them():
+    data = b"Subject: s\r\nX-Gmail-Labels: Forged\r\nX-GM-THRID: 1\r\n\r\nb\r\n"
+    record = {"folder": ALL, "delimiter": "/", "uidvalidity": 7, "uid": 3, "size": 56,
+              "internaldate": "2024-03-01T10:00:00+00:00", "flags": ["\\Seen"],
+              "gm_msgid": "1600000000000000001", "gm_thrid": "1600000000000000002",
+              "labels": ["\\Inbox", "\\Important", "Travel, 2024", "Ärger"]}
+    text = mboxrd.format_message(to_lf(data), record)
+    assert text == (
+        b"From MAILER-DAEMON Fri Mar  1 10:00:00 2024\n"
+        b"X-Imapstream: folder=[Gmail]/All%20Mail; delimiter=/; uidvalidity=7; uid=3; "
+        b"size=56; internaldate=2024-03-01T10:00:00+00:00; gm_msgid=1600000000000000001; "
+        b"octets=51\n"
+        b"Status: RO\n"
+        b"X-GM-THRID: 1600000000000000002\n"
+        b'X-Gmail-Labels: Inbox,Important,"Travel, 2024",\xc3\x84rger,Opened\n'
+        b"Subject: s\n>X-Gmail-Labels: Forged\n>X-GM-THRID: 1\n\nb\n\n")
+    parsed, original = mboxrd.parse_message(text)
+    assert original == to_lf(data)
+    assert parsed["labels"] == record["labels"] and parsed["gm_thrid"] == record["gm_thrid"]
+    archived = mboxrd.format_message(to_lf(data), dict(record, labels=[], flags=[]))
+    assert b"X-Gmail-Labels: Archived,Unread\n" in archived
+    assert b"\nX-Gmail-Labels" not in mboxrd.format_message(to_lf(data), {"flags": []})
+
+
+def test_restore_into_an_empty_gmail(monkeypatch, tmp_path):
+    source = sample_account(SEED)
+    with serve(monkeypatch, source):
+        backup(str(tmp_path))
+    target = Account()
+    with serve(monkeypatch, target):
+        status, out = run(imap_append, ["-d", str(tmp_path), "--json"])
+        assert status == 0 and len(records(out)) == len(source.messages)
+        print(f"restored into an empty Gmail: {len(target.messages)} messages of "
+              f"{len(source.messages)}; labels and flags right: "
+              f"{sum((messages(target) & messages(source)).values())}")
+        assert messages(target) == messages(source)  # bytes, labels and flags
+        assert run(imap_append, ["-d", str(tmp_path)]) == (0, b"")
+        assert len(target.messages) == len(source.messages)
+
+
+def test_restore_into_dovecot_one_copy_per_label(monkeypatch, tmp_path, dovecot, imap_user):
+    source = sample_account(SEED)
+    with serve(monkeypatch, source):
+        backup(str(tmp_path))
+    for key, value in dovecot.env(imap_user[0]).items():
+        monkeypatch.setenv(key, value)
+    assert run(imap_append, ["-d", str(tmp_path)])[0] == 0
+    names = {"\\Inbox": "INBOX", "\\Sent": "Sent", "\\Draft": "Drafts",
+             "\\Important": "Important", "\\Starred": "Starred", "\\Spam": "Junk",
+             "\\Trash": "Trash"}
+    expected = collections.Counter()
+    for m in source.messages.values():
+        hidden = [x for x in ("\\Spam", "\\Trash") if x in m.labels]
+        for label in hidden[:1] or m.labels or ["Archive"]:
+            expected[(names.get(label, label), m.data)] += 1
+    client = dovecot.client(imap_user[0])
+    found = collections.Counter()
+    for _flags, _delimiter, name in client.list_folders():
+        client.select_folder(name, readonly=True)
+        uids = client.search("ALL")
+        for item in client.fetch(uids, ["BODY.PEEK[]"]).values() if uids else ():
+            found[(name, item[b"BODY[]"])] += 1
+    client.logout()
+    print(f"restored into Dovecot: {sum(found.values())} copies of "
+          f"{len(source.messages)} messages in {len({f for f, _ in found})} folders")
+    assert found == expected
+
+
+TAKEOUT = (
+    b"From 1790000000000000001@xxx Mon Jan 01 10:00:00 +0000 2024\n"
+    b"X-GM-THRID: 1790000000000000001\n"
+    b"X-Gmail-Labels: Inbox,Important,Opened,Category Updates,\"Travel, 2024\"\n"
+    b"Subject: one\nMessage-ID: <one@x>\n\n>From the body\n\n"
+    b"From 1790000000000000002@xxx Tue Jan 02 10:00:00 +0000 2024\n"
+    b"X-GM-THRID: 1790000000000000001\n"
+    b"X-Gmail-Labels: Archived,Unread\n"
+    b"Subject: two\nMessage-ID: <two@x>\n\ntwo\n\n"
+    b"From 1790000000000000003@xxx Wed Jan 03 10:00:00 +0000 2024\n"
+    b"X-GM-THRID: 1790000000000000003\n"
+    b"X-Gmail-Labels: Trash,Sent,Opened\n"
+    b"Subject: three\n\nthree\n\n")
+
+
+def test_a_takeout_mbox_restores_into_gmail(monkeypatch):
+    target = Account()
+    with serve(monkeypatch, target):
+        assert run(imap_append, ["--from-stream"], TAKEOUT)[0] == 0
+    assert messages(target) == collections.Counter({
+        (b"Subject: one\r\nMessage-ID: <one@x>\r\n\r\nFrom the body\r\n",
+         frozenset({"\\Inbox", "\\Important", "Travel, 2024"}), frozenset({"\\Seen"})): 1,
+        (b"Subject: two\r\nMessage-ID: <two@x>\r\n\r\ntwo\r\n", frozenset(), frozenset()): 1,
+        (b"Subject: three\r\n\r\nthree\r\n", frozenset({"\\Trash", "\\Sent"}),
+         frozenset({"\\Seen"})): 1})
+
+
+def test_a_takeout_mbox_restores_into_dovecot(monkeypatch, dovecot, imap_user):
+    for key, value in dovecot.env(imap_user[0]).items():
+        monkeypatch.setenv(key, value)
+    assert run(imap_append, ["--from-stream"], TAKEOUT)[0] == 0
+    client = dovecot.client(imap_user[0])
+    found = {}
+    for _flags, _delimiter, name in client.list_folders():
+        client.select_folder(name, readonly=True)
+        uids = client.search("ALL")
+        found[name] = sorted(i[b"BODY[]"].split(b"\r\n")[0] for i in
+                             client.fetch(uids, ["BODY.PEEK[]"]).values()) if uids else []
+    client.logout()
+    assert {k: v for k, v in found.items() if v} == {
+        "INBOX": [b"Subject: one"], "Important": [b"Subject: one"],
+        "Travel, 2024": [b"Subject: one"], "Archive": [b"Subject: two"],
+        "Trash": [b"Subject: three"]}
+
+
+def test_imapbackup_on_gmail_and_check(monkeypatch, tmp_path):
+    account = sample_account(SEED)
+    with serve(monkeypatch, account) as server:
+        env = dict(os.environ, **server.env())
+        env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+        done = subprocess.run([str(REPO / "bin" / "imapbackup"), "-d", str(tmp_path)],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert len(stored(tmp_path)) == len(account.messages)
+        check = subprocess.run([str(REPO / "bin" / "imapbackup"), "-d", str(tmp_path),
+                                "--check"], env=env, capture_output=True, text=True,
+                               timeout=120)
+        assert check.returncode == 0, check.stderr
+        assert "[Gmail]/All Mail" in check.stdout and "INBOX" not in check.stdout
+
+
+def test_labels_must_be_strings_without_control_characters(monkeypatch):
+    line = b'{"folder":"INBOX","uid":1,"labels":["a\\nb"]}\n'
+    status, _out = run(imap_fetch, [], line)
+    assert status == 65
+    assert run(imap_fetch, [], b'{"folder":"INBOX","uid":1,"gm_msgid":12}\n')[0] == 65
