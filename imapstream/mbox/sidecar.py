@@ -33,7 +33,8 @@ this segment's rows line in the sidecar), "sha1" (of that line, without its LF),
 state line describes the file; "held" sums up the UIDs of all rows: an array of
 [folder, uidvalidity, first, last, first, last, ...], one per generation, the UIDs
 held as ascending disjoint ranges (a generation of messages without a UID has none;
-[null, null] stands for those without a UIDVALIDITY).  "folders" is an array of [folder, delimiter, uidvalidity, uidnext] (absent: none).
+[null, null] stands for those without a UIDVALIDITY).  "folders" is an array of
+[folder, delimiter, uidvalidity, uidnext] (absent: none).
 
 So an append adds one segment (its new rows, a new state) and leaves the rest; a
 question about a UID reads only the last line.  The sidecar is written whole (to a
