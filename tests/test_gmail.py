@@ -14,7 +14,7 @@ from fake_gmail import ALL, Account, FakeGmail, sample_account
 from plumbing import run
 
 from imapstream.commands import imap_append, imap_fetch, imap_list, mbox_ids, mbox_merge
-from imapstream.mbox import mboxrd
+from imapstream.mbox import labeljournal, mboxrd
 from imapstream.mbox.archive import mbox_files
 from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
@@ -148,6 +148,38 @@ def test_stored_lines_as_takeout_writes_them():
     assert b"\nX-Gmail-Labels" not in mboxrd.format_message(to_lf(data), {"flags": []})
 
 
+def test_labels_follow_without_fetching_again(monkeypatch, tmp_path):
+    source = sample_account(SEED)
+    with serve(monkeypatch, source):
+        backup(str(tmp_path))
+        held = [m for m in source.messages.values() if m.labels - {"\\Spam", "\\Trash"}
+                and not m.labels & {"\\Spam", "\\Trash"}]
+        held[0].labels.add("Later")
+        held[1].labels.discard(min(held[1].labels))
+        held[2].labels.add("\\Trash")  # moved to Trash: held in All Mail's file
+        source.label("Later")
+        assert backup(str(tmp_path)) == ([0, 0, 0, 0], b"")  # no body fetched
+        status, listed = run(imap_list, ["--once", "--all"])
+        assert run(mbox_merge, ["-d", str(tmp_path), "--labels"], listed) == (0, b"")
+        journal = os.path.join(tmp_path, ".[Gmail].All Mail.mbox.labels")
+        assert len(open(journal, "rb").read().splitlines()) == 3
+        assert run(mbox_merge, ["-d", str(tmp_path), "--labels"], listed) == (0, b"")
+        assert len(open(journal, "rb").read().splitlines()) == 3  # nothing new to note
+        assert status == 0
+    target = Account()
+    with serve(monkeypatch, target):
+        assert run(imap_append, ["-d", str(tmp_path)])[0] == 0
+    assert messages(target) == messages(source)  # the labels as they are now
+
+
+def test_a_label_journal_line_cut_short_counts_for_nothing(tmp_path):
+    mbox = os.path.join(tmp_path, "All.mbox")
+    with open(labeljournal.path_for(mbox), "wb") as f:
+        f.write(b'{"gm_msgid":"1","labels":["a"]}\n{"gm_msgid":"2","labels":"x"}\n'
+                b'{"gm_msgid":"1","labels":["b"]}\n{"gm_msgid":"1","labels":["c"')
+    assert labeljournal.load(mbox) == {"1": ["b"]}
+
+
 def test_restore_into_an_empty_gmail(monkeypatch, tmp_path):
     source = sample_account(SEED)
     with serve(monkeypatch, source):
@@ -251,6 +283,15 @@ def test_imapbackup_on_gmail_and_check(monkeypatch, tmp_path):
                                timeout=120)
         assert check.returncode == 0, check.stderr
         assert "[Gmail]/All Mail" in check.stdout and "INBOX" not in check.stdout
+        moved = next(m for m in account.messages.values() if "\\Inbox" in m.labels)
+        moved.labels.discard("\\Inbox")
+        account.refresh()
+        again = subprocess.run([str(REPO / "bin" / "imapbackup"), "-d", str(tmp_path)],
+                               env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert "LABELS: 1 message with other labels now" in again.stderr
+        assert labeljournal.load(os.path.join(tmp_path, "[Gmail].All Mail.mbox")) == {
+            str(moved.msgid): sorted(moved.labels)}
 
 
 def test_labels_must_be_strings_without_control_characters(monkeypatch):

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from .. import cli, diagnostics, errors
 from ..imap import gmail, store
 from ..incoming import incoming_messages
+from ..mbox import labeljournal
 from ..mbox.archive import mbox_files
 from ..mbox.folders import folder_name
 from ..mbox.reader import scan
@@ -85,7 +86,10 @@ def _held(path):
     """(record, data, True) per message of the mbox file path; a failure to read it
     (a directory, a symbolic link loop, an I/O error) as _Unreadable."""
     try:
+        labels = labeljournal.load(path)  # Gmail labels changed since (see labeljournal)
         for _offset, record, data in scan(path):
+            if record.get("gm_msgid") in labels:
+                record["labels"] = labels[record["gm_msgid"]]
             yield record, data, True
     except OSError as exc:
         raise _Unreadable(errors.describe(exc)[0]) from None

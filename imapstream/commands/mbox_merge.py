@@ -8,13 +8,14 @@ import sys
 
 from .. import cli, diagnostics, errors
 from ..incoming import incoming_messages
+from ..mbox import labeljournal
 from ..mbox.append import Appender, clear_dead, replace
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.folders import COMPRESSION_SUFFIX, SUFFIXES
 from ..mbox.mboxrd import format_message
 from ..mbox.reader import Holdings
 from ..message import to_lf
-from ..records import Checkpoint, write_record
+from ..records import Checkpoint, read_records, write_record
 
 PROG = "mbox-merge"
 
@@ -34,6 +35,9 @@ def parser():
     p.add_argument("--replace", metavar="NEW", help="read no input: move each mbox file of "
                    "the backup directory NEW over its folder's file in DIR, under the locks "
                    "an append takes, then remove NEW")
+    p.add_argument("--labels", action="store_true", help="read message records from Gmail "
+                   "(imap-list's) instead: note in the label journal of DIR's file that "
+                   "holds each message the labels it has now, where they changed")
     return p
 
 
@@ -50,6 +54,11 @@ def _main(argv, stdin, stdout):
             raise errors.UsageError("--replace takes -d DIR, not FILE")
         replace_all(options.replace, options.directory)
         return errors.OK
+    if options.labels:
+        if not options.directory:
+            raise errors.UsageError("--labels takes -d DIR, not FILE")
+        _follow_labels(options.directory, stdin)
+        return errors.OK
     if options.directory and os.path.isdir(options.directory):
         clear_dead(options.directory)
     merger = Merger(options, stdout)
@@ -61,6 +70,15 @@ def _main(argv, stdin, stdout):
             write_record(stdout, {"folders": len(merger.folders),
                                   "failed": merger.failed_folders()})
     return errors.DATAERR if merger.refused else errors.PARTIAL if merger.failed else errors.OK
+
+
+def _follow_labels(directory, stdin):
+    """--labels: see labeljournal.follow; a line per file on stderr."""
+    records = (record for lineno, record in read_records(stdin)
+               if Checkpoint.of(record, lineno) is None)
+    for path, count in labeljournal.follow(directory, records).items():
+        diagnostics.inform(f"LABELS: {diagnostics.count(count, 'message')} with other "
+                           f"labels now, noted for {path}")
 
 
 def _incoming(stdin):
@@ -117,6 +135,8 @@ class Merger:
                 return
             self.holdings.add_uid(record)
             self.holdings.add_appended(text)
+            if "labels" in record:
+                labeljournal.touch(self.path)
 
     def visit(self, path):
         """Make path the file appended to; False for a file that is not an mbox."""

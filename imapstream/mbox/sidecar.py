@@ -25,7 +25,7 @@ program loses them and its folder is listed whole again.
 
 Format (version 2): segments, each two lines: a JSON array of rows [offset, folder,
 delimiter, uidvalidity, uid, message_id, size, flags, internaldate], one per message
-held (a message from Gmail adds its gm_msgid), then a state line {"imapstream-ids": 2,
+held (a message from Gmail adds its gm_msgid and labels), then a state line {"imapstream-ids": 2,
 "ino", "size", "mtime_ns", "raw_end", "end" (the uncompressed offset of raw_end),
 "head", "tail", "count" (the rows of all segments so far), "at" (the byte offset of
 this segment's rows line in the sidecar), "sha1" (of that line, without its LF),
@@ -59,6 +59,7 @@ SLACK = 1 << 16  # superseded bytes a sidecar may have beyond its rows' before a
 STATE = b'{"imapstream-ids":'
 KEYS = ("folder", "delimiter", "uidvalidity", "uid", "message_id", "size", "flags",
         "internaldate")
+GMAIL_KEYS = ("gm_msgid", "labels")  # after KEYS in the row of a message from Gmail
 
 
 def path_for(mbox):
@@ -210,15 +211,15 @@ class _Stat:
 
 
 def row(offset, record):
-    """A message's row; one from Gmail ends in its "gm_msgid" too."""
-    gmail = [record["gm_msgid"]] if record.get("gm_msgid") else []
+    """A message's row; one from Gmail ends in its "gm_msgid" and "labels" too."""
+    gmail = [record["gm_msgid"], record.get("labels")] if record.get("gm_msgid") else []
     return [offset, *(record.get(key) for key in KEYS), *gmail]
 
 
 def record(row):
     held = dict(zip(KEYS, row[1:len(KEYS) + 1], strict=True))
     if len(row) > len(KEYS) + 1:
-        held["gm_msgid"] = row[len(KEYS) + 1]
+        held.update(zip(GMAIL_KEYS, row[len(KEYS) + 1:], strict=True))
     return held
 
 
@@ -314,7 +315,7 @@ def _load_rows(base):
             if (state["imapstream-ids"] != VERSION or state["at"] != at
                     or state["sha1"] != hashlib.sha1(line, usedforsecurity=False).hexdigest()
                     or state["count"] != len(rows) or state["rows_bytes"] != rows_bytes
-                    or not all(isinstance(r, list) and len(r) in (len(KEYS) + 1, len(KEYS) + 2)
+                    or not all(isinstance(r, list) and len(r) in (len(KEYS) + 1, len(KEYS) + 3)
                                for r in segment)):
                 return None
             at = state_end + 1
