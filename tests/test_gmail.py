@@ -224,6 +224,34 @@ def test_restore_into_dovecot_one_copy_per_label(monkeypatch, tmp_path, dovecot,
     assert found == expected
 
 
+def test_restore_into_dovecot_once_with_keywords(monkeypatch, tmp_path, dovecot, imap_user):
+    source = sample_account(SEED)
+    with serve(monkeypatch, source):
+        backup(str(tmp_path))
+    for key, value in dovecot.env(imap_user[0]).items():
+        monkeypatch.setenv(key, value)
+    assert run(imap_append, ["-d", str(tmp_path), "--labels-as-keywords"])[0] == 0
+    keyword = {"\\Starred": "\\Flagged", "\\Draft": "\\Draft", "\\Important": "$Important",
+               "\\Sent": "$Sent", "Travel, 2024": "Travel,_2024",
+               "Ünïcode Ärchiv": "&ANw-n&AO8-code_&AMQ-rchiv"}
+    expected = collections.Counter()
+    for m in source.messages.values():
+        place = next((x for x in ("\\Spam", "\\Trash", "\\Inbox") if x in m.labels), None)
+        folder = {"\\Spam": "Junk", "\\Trash": "Trash", "\\Inbox": "INBOX"}.get(place, "Archive")
+        flags = {keyword.get(x, x) for x in m.labels if x != place} | set(m.flags)
+        expected[(folder, m.data, frozenset(flags))] += 1
+    client = dovecot.client(imap_user[0])
+    found = collections.Counter()
+    for _flags, _delimiter, name in client.list_folders():
+        client.select_folder(name, readonly=True)
+        uids = client.search("ALL")
+        for item in client.fetch(uids, ["BODY.PEEK[]", "FLAGS"]).values() if uids else ():
+            flags = frozenset(f.decode() for f in item[b"FLAGS"] if f != b"\\Recent")
+            found[(name, item[b"BODY[]"], flags)] += 1
+    client.logout()
+    assert found == expected
+
+
 TAKEOUT = (
     b"From 1790000000000000001@xxx Mon Jan 01 10:00:00 +0000 2024\n"
     b"X-GM-THRID: 1790000000000000001\n"

@@ -40,6 +40,9 @@ def parser():
                    "one folder per mbox file")
     p.add_argument("--no-create", action="store_true", help="do not create missing folders; "
                    "their messages fail")
+    p.add_argument("--labels-as-keywords", action="store_true", help="a message with Gmail "
+                   "labels goes, to a server other than Gmail, once, with its labels as "
+                   "keywords, not to the folder of each label")
     p.add_argument("-n", "--dry-run", action="store_true", help="print the records of what "
                    "would be appended; change nothing")
     p.add_argument("--json", action="store_true", help="print one NDJSON record per "
@@ -138,24 +141,30 @@ class Restorer:
             for position, (record, data, lf) in enumerate(incoming, 1):
                 where = f"{prefix}message {position}"
                 wire = BARE_LF.sub(b"\r\n", data) if lf else data
-                for target, labels in self.targets(record, folder, fallback, where):
-                    self.add(f"{where} (folder {target})", target, record, wire, labels)
+                for target, labels, flagged in self.targets(record, folder, fallback, where):
+                    self.add(f"{where} (folder {target})", target, flagged, wire, labels)
         except (errors.DataError, _Unreadable):
             self.flush()  # the messages before bad input are still appended
             raise
         self.flush()
 
     def targets(self, record, folder, fallback, where):
-        """[(folder, Gmail labels to set)] a message goes to: FOLDER if given; for one
-        with labels, to Gmail once (gmail.gmail_target), to another server once per
-        label's folder (gmail.targets); else its record's folder (target)."""
+        """[(folder, Gmail labels to set, record)] a message goes to: FOLDER if given; for
+        one with labels, to Gmail once (gmail.gmail_target), to another server once per
+        label's folder (gmail.targets), or once with keywords (gmail.keyword_target,
+        its record given them); else its record's folder (target)."""
         labels = record.get("labels")
         if folder or not isinstance(labels, list):
-            return [(folder or self.target(record, fallback, where), ())]
+            return [(folder or self.target(record, fallback, where), (), record)]
         if self.gmail:
             name, rest = gmail.gmail_target(labels, self.special)
-            return [(name, tuple(rest))]
-        return [(name, ()) for name in gmail.targets(labels, self.special, self.delimiter)]
+            return [(name, tuple(rest), record)]
+        if self.options.labels_as_keywords:
+            name, flags = gmail.keyword_target(labels, self.special)
+            given = record.get("flags") or []
+            return [(name, (), dict(record, flags=given + [f for f in flags if f not in given]))]
+        return [(name, (), record)
+                for name in gmail.targets(labels, self.special, self.delimiter)]
 
     def target(self, record, fallback, where):
         """The record's folder re-joined with this server's delimiter, else fallback."""

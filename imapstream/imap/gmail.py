@@ -5,7 +5,10 @@ X-GM-LABELS.  Labels are names in modified UTF-7, the system ones \\Inbox, \\Sen
 \\Draft, \\Important, \\Starred, \\Spam and \\Trash; the label of the folder selected may
 be left out of X-GM-LABELS, so a folder's own label is added back."""
 
+import re
+
 from imapclient.imap_utf7 import decode as utf7_decode
+from imapclient.imap_utf7 import encode as utf7_encode
 
 CAPABILITY = "X-GM-EXT-1"
 ITEMS = ["X-GM-MSGID", "X-GM-THRID", "X-GM-LABELS"]
@@ -21,6 +24,8 @@ FOLDER_OF_LABEL = {"\\Inbox": ("INBOX", None), "\\Sent": ("Sent", "\\sent"),
                    "\\Starred": ("Starred", None), "\\Spam": ("Junk", "\\junk"),
                    "\\Trash": ("Trash", "\\trash")}
 NO_LABEL = ("Archive", "\\archive")  # the folder of a message without labels
+FLAG_OF_LABEL = {"\\Starred": "\\Flagged", "\\Draft": "\\Draft"}
+_NOT_IN_ATOM = re.compile(r'[(){ %*"\\\]]')  # atom-specials a modified UTF-7 name may hold
 
 
 def folder_label(name, flags):
@@ -78,3 +83,24 @@ def gmail_target(labels, special):
         if label in labels and use in special:
             return special[use], [x for x in labels if x not in HIDDEN]
     return special.get("\\all", "INBOX"), list(labels)
+
+
+def keyword_target(labels, special):
+    """(folder, flags) of a message with labels as one copy on a server without labels
+    (imap-append --labels-as-keywords): into Trash or Junk for a message with that
+    label, INBOX for one in the Inbox, else the archive; \\Starred and \\Draft as the
+    flags \\Flagged and \\Draft, other system labels as keywords $Important, $Sent,
+    ..., a user label as a keyword: its name in modified UTF-7, each character an atom
+    cannot hold (space, parentheses, quote, ...) as "_"."""
+    hidden = [label for label in HIDDEN if label in labels]
+    place = hidden[0] if hidden else "\\Inbox" if "\\Inbox" in labels else None
+    name, use = FOLDER_OF_LABEL[place] if place else NO_LABEL
+    flags = []
+    for label in labels:
+        if label in FLAG_OF_LABEL:
+            flags.append(FLAG_OF_LABEL[label])
+        elif label.startswith("\\"):
+            flags += [] if label == place else ["$" + label[1:]]
+        else:
+            flags.append(_NOT_IN_ATOM.sub("_", utf7_encode(label).decode("ascii")))
+    return special.get(use, name), flags
