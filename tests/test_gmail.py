@@ -160,6 +160,8 @@ def test_labels_follow_without_fetching_again(monkeypatch, tmp_path):
         source.label("Later")
         assert backup(str(tmp_path)) == ([0, 0, 0, 0], b"")  # no body fetched
         status, listed = run(imap_list, ["--once", "--all"])
+        checked = records(run(mbox_ids, ["--check", "-d", str(tmp_path)], listed)[1])
+        assert sum(r["missing"] for r in checked) == 0  # the one in Trash is held too
         assert run(mbox_merge, ["-d", str(tmp_path), "--labels"], listed) == (0, b"")
         journal = os.path.join(tmp_path, ".[Gmail].All Mail.mbox.labels")
         assert len(open(journal, "rb").read().splitlines()) == 3

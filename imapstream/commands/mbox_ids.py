@@ -157,6 +157,7 @@ def _check(directory, stdin, stdout):
     in the backup as --missing finds it; only_in_backup is what the file holds beyond
     the server's messages it matched (deleted on the server, or a folder gone)."""
     folders = {}  # folder: [file, Holdings, server, missing]
+    gmail = None  # see _gmail_held
     for lineno, record in read_records(stdin):
         if Checkpoint.of(record, lineno) is not None:
             continue
@@ -166,7 +167,13 @@ def _check(directory, stdin, stdout):
             folders[folder] = [path, Holdings(path), 0, 0]
         entry = folders[folder]
         entry[2] += 1
-        entry[3] += not entry[1].holds_record(record)
+        if entry[1].holds_record(record):
+            continue
+        if record.get("gm_msgid") is not None:
+            gmail = _gmail_held(directory) if gmail is None else gmail
+            entry[3] += record["gm_msgid"] not in gmail
+        else:
+            entry[3] += 1
     visited = {entry[0] for entry in folders.values()}
     for path in mbox_files(directory):
         if path not in visited:
