@@ -271,8 +271,8 @@ TAKEOUT = (
 
 def test_a_takeout_mbox_restores_into_gmail(monkeypatch):
     target = Account()
-    with serve(monkeypatch, target):
-        assert run(imap_append, ["--from-stream"], TAKEOUT)[0] == 0
+    with serve(monkeypatch, target):  # twice, as in Takeout's files per label: once
+        assert run(imap_append, ["--from-stream"], TAKEOUT + TAKEOUT)[0] == 0
     assert messages(target) == collections.Counter({
         (b"Subject: one\r\nMessage-ID: <one@x>\r\n\r\nFrom the body\r\n",
          frozenset({"\\Inbox", "\\Important", "Travel, 2024"}), frozenset({"\\Seen"})): 1,

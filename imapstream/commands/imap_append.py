@@ -122,6 +122,7 @@ class Restorer:
         self.existing = {folder.name for folder in listed}
         self.special = {flag.lower(): folder.name for folder in listed for flag in folder.flags}
         self.gmail = server.gmail
+        self.gm_msgids = set()  # of the messages with labels given so far: each goes once
         self.multiappend = server.has_capability("MULTIAPPEND")
         self.held = {}  # folder -> Counter of (message_id, size) not yet matched, or None
         self.present = {}  # folder -> Counter of (message_id, size) the folder holds
@@ -156,6 +157,11 @@ class Restorer:
         labels = record.get("labels")
         if folder or not isinstance(labels, list):
             return [(folder or self.target(record, fallback, where), (), record)]
+        gm_msgid = record.get("gm_msgid")
+        if gm_msgid in self.gm_msgids:
+            return []  # a copy of one given already (Takeout's mbox file per label)
+        if gm_msgid is not None:
+            self.gm_msgids.add(gm_msgid)
         if self.gmail:
             name, rest = gmail.gmail_target(labels, self.special)
             return [(name, tuple(rest), record)]
