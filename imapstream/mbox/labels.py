@@ -22,7 +22,8 @@ NAMES = (b"x-gmail-labels", b"x-gm-thrid")
 # Takeout's lines anywhere in a foreign message's header section, folded or not
 TAKEOUT_LINE = re.compile(rb"^(x-gmail-labels|x-gm-thrid)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)\n",
                           re.MULTILINE | re.I)
-_THREAD = re.compile(r"\d+")
+_THREAD = re.compile(r"[0-9]+")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")  # unfolding (RFC 5322, 2.2.3)
 _ENVELOPE_ID = re.compile(rb"From (\d+)@xxx ")  # Takeout's From line: the X-GM-MSGID
 
 
@@ -51,7 +52,7 @@ def read(found):
     value = found.get(b"x-gmail-labels")
     if value is None:
         return {}
-    text = " ".join(value.decode("utf-8", "replace").split())
+    text = _FOLD.sub("", value.decode("utf-8", "replace")).strip(" \t")
     labels = []
     for name in next(csv.reader([text], skipinitialspace=True), []):
         label = _SYSTEM.get(name.lower(), name) if name.lower() in _SYSTEM else name
