@@ -11,9 +11,13 @@ import imapclient
 import orjson
 from conftest import REPO
 from fake_gmail import ALL, Account, FakeGmail, sample_account
+from hypothesis import given
+from hypothesis import strategies as st
+from imapclient.response_parser import parse_fetch_response
 from plumbing import run
 
 from imapstream.commands import imap_append, imap_fetch, imap_list, mbox_ids, mbox_merge
+from imapstream.imap.fetchparse import parse_simple
 from imapstream.mbox import labeljournal, mboxrd
 from imapstream.mbox.archive import mbox_files
 from imapstream.mbox.reader import scan
@@ -79,6 +83,24 @@ def test_the_emulator_keeps_gmail_rules(monkeypatch):
         assert fetched[b"X-GM-MSGID"] == second
         assert set(fetched[b"X-GM-LABELS"]) == {b"Work", b"Receipts"}  # not INBOX's own
         client.logout()
+
+
+LABELS = [b"\\Inbox", b"\\Important", b"Work", b"2024", b"007", b"0", b"NIL", b"nil",
+          b'"NIL"', b'"Travel, 2024"', b'"a \\"b\\" \\\\c"', b"&AMQ-rger", b'"(x)"',
+          b'"\\q"', b"a[b]", b'""', b"x%y"]
+
+
+@given(st.lists(st.sampled_from(LABELS), max_size=4), st.integers(0, 2**64 - 1),
+       st.booleans(), st.binary(max_size=30))
+def test_the_fast_reader_reads_gmail_items_as_imapclient(labels, number, literal, body):
+    head = (b"7 (UID 9 X-GM-MSGID %d X-GM-THRID %d X-GM-LABELS (%s) FLAGS (\\Seen)"
+            % (number, number // 3, b" ".join(labels)))
+    response = [(head + b" BODY[] {%d}" % len(body), body), b")"] if literal \
+        else [head + b")"]
+    fast = parse_simple(response)
+    assert fast is None or fast == parse_fetch_response(response, False, False)
+    simple = all(x not in label for label in labels for x in (b"[", b"%", b'\\q'))
+    assert (fast is not None) == simple
 
 
 def test_listing_records_carry_ids_and_labels(monkeypatch):

@@ -53,7 +53,9 @@ def fields(item, own_label):
 
 
 def _label(value):
-    """imapclient gives an atom of digits as an int, and labels as bytes."""
+    """imapclient gives an atom of digits as an int, NIL as None, and labels as bytes."""
+    if value is None:
+        return "NIL"
     if isinstance(value, int):
         return str(value)
     return utf7_decode(value) if isinstance(value, bytes) else str(value)
