@@ -129,6 +129,7 @@ FIELDS = {
     "offset": (_count, "an integer from 0"),
     "gm_msgid": (_digits, "a string of decimal digits"),
     "gm_thrid": (_digits, "a string of decimal digits"),
+    "copy_of": (_digits, "a string of decimal digits"),
     "labels": (_labels, "an array of labels (non-empty strings without control characters)"),
 }
 

@@ -164,7 +164,7 @@ TYPES = {"folder": TEXT, "delimiter": TEXT, "flags": "flags", "special_use": TEX
          "uid": NUMBER, "message_id": TEXT, "size": COUNT, "internaldate": "date",
          "since": NUMBER, "checkpoint": "boolean", "failed": "boolean", "file": TEXT,
          "offset": COUNT, "length": COUNT, "not_held_in": TEXT, "gm_msgid": "digits",
-         "gm_thrid": "digits", "labels": "labels"}
+         "gm_thrid": "digits", "labels": "labels", "copy_of": "digits"}
 not_json_types = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
                            st.lists(scalars, max_size=2),
                            st.dictionaries(st.text(max_size=3), scalars, max_size=2))

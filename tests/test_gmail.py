@@ -4,6 +4,7 @@ Google Takeout writes them; restores into Gmail (once, labels set) and into Dove
 (a copy per label's folder), byte for byte; a Takeout mbox as input."""
 
 import collections
+import io
 import os
 import subprocess
 
@@ -22,6 +23,7 @@ from imapstream.mbox import labeljournal, mboxrd
 from imapstream.mbox.archive import mbox_files
 from imapstream.mbox.reader import scan
 from imapstream.message import to_lf
+from imapstream.stream import read_messages
 
 SEED = int(os.environ.get("GMAIL_SEED", "14"))
 
@@ -144,6 +146,52 @@ def test_every_message_is_stored_once_with_its_labels(monkeypatch, tmp_path):
         account.refresh()
         assert backup(str(tmp_path)) == ([0, 0, 0, 0], b"")
         assert len(stored(tmp_path)) == len(account.messages)
+
+
+def test_a_file_per_label_fetching_each_message_once(monkeypatch, tmp_path):
+    account = sample_account(SEED)
+    directory = str(tmp_path)
+    with serve(monkeypatch, account):
+        data, stream = b"", []
+        for module, argv in ((imap_list, ["--all", "--since", directory]),
+                             (mbox_ids, ["--missing", "-d", directory, "--copies"]),
+                             (imap_fetch, []), (mbox_merge, ["-d", directory])):
+            status, data = run(module, argv, data)
+            assert status == 0
+            if module is imap_fetch:
+                stream = list(read_messages(io.BytesIO(data)))
+        bodies = sum(1 for _record, body in stream if body is not None)
+        copies = sum(1 for record, body in stream if body is None and "copy_of" in record)
+        print(f"a file per label: {bodies} bodies fetched, {copies} copies from the backup")
+        assert bodies == len(account.messages)
+        for folder in account.folders():
+            path = os.path.join(directory, folder.replace("/", ".") + ".mbox")
+            held = collections.Counter(d for _o, _r, d in scan(path)) \
+                if os.path.exists(path) else collections.Counter()
+            assert held == collections.Counter(to_lf(m.data) for _u, m in
+                                               account.listing(folder)), folder
+        data = b""
+        for module, argv in ((imap_list, ["--all", "--since", directory]),
+                             (mbox_ids, ["--missing", "-d", directory, "--copies"])):
+            data = run(module, argv, data)[1]
+        assert [r for r in records(data) if "uid" in r] == []  # a rerun: nothing to do
+    target = Account()
+    with serve(monkeypatch, target):
+        assert run(imap_append, ["-d", directory])[0] == 0
+    assert messages(target) == messages(account)  # each once, its labels right
+
+
+def test_a_copy_of_a_message_no_file_holds_fails_its_folder(tmp_path, capsys):
+    copy = {"folder": "Work", "delimiter": "/", "uidvalidity": 7, "uid": 3,
+            "gm_msgid": "99", "labels": ["Work"], "copy_of": "99"}
+    checkpoint = {"folder": "Work", "delimiter": "/", "uidvalidity": 7, "uidnext": 4,
+                  "messages": 1, "since": None, "checkpoint": True}
+    stream = orjson.dumps(copy) + b"\n" + orjson.dumps(checkpoint) + b"\n"
+    assert run(mbox_merge, ["-d", str(tmp_path), "--json"], stream) == (
+        1, b'{"folders":1,"failed":["Work"]}\n')
+    assert capsys.readouterr().err == ("mbox-merge: Work: UID 3: no file holds its message "
+                                       "(gm_msgid 99) to copy\n")
+    assert run(mbox_ids, ["--folders", "-d", str(tmp_path)]) == (0, b"")  # no checkpoint
 
 
 def test_stored_lines_as_takeout_writes_them():
@@ -344,6 +392,12 @@ def test_imapbackup_on_gmail_and_check(monkeypatch, tmp_path):
         assert "LABELS: 1 message with other labels now" in again.stderr
         assert labeljournal.load(os.path.join(tmp_path, "[Gmail].All Mail.mbox")) == {
             str(moved.msgid): sorted(moved.labels)}
+        per_label = tmp_path / "per-label"
+        done = subprocess.run([str(REPO / "bin" / "imapbackup"), "-d", str(per_label),
+                               "--label-folders"], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert len(stored(per_label)) == sum(len(account.uids[f]) for f in account.folders())
 
 
 def test_labels_must_be_strings_without_control_characters(monkeypatch):

@@ -21,6 +21,9 @@ def parser():
                    "per folder (see imapstream(7) for the names)")
     p.add_argument("--missing", action="store_true", help="filter message records on stdin: "
                    "pass on those that the one FILE or DIR does not hold")
+    p.add_argument("--copies", action="store_true", help="with --missing -d DIR: pass on "
+                   "a record from Gmail that DIR holds in another file, with \"copy_of\", so "
+                   "that its folder's file gets a copy of the bytes held (one file per label)")
     p.add_argument("--folders", action="store_true", help="write instead the folder "
                    "checkpoints the files' sidecars hold, the FILE imap-list wants")
     p.add_argument("--check", action="store_true", help="compare the message records of "
@@ -38,6 +41,8 @@ def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if options.missing + options.folders + options.check > 1:
         raise errors.UsageError("give one of --missing, --folders and --check")
+    if options.copies and not (options.missing and options.directory):
+        raise errors.UsageError("--copies goes with --missing -d DIR")
     if options.check:
         if not options.directory or options.files:
             raise errors.UsageError("--check takes -d DIR and no FILE")
@@ -111,10 +116,12 @@ def _missing(options, stdin, stdout):
             continue
         folder, _uid = message_key(record, lineno)
         gm_msgid = record.get("gm_msgid") if options.directory else None
+        copy = False
         if gm_msgid is not None:
             gmail = _gmail_held(options.directory) if gmail is None else gmail
-            if gm_msgid in gmail:
+            if gm_msgid in gmail and not options.copies:
                 continue
+            copy = gm_msgid in gmail
         path = _path(options, folder, record)
         if path not in holdings:
             try:
@@ -130,6 +137,8 @@ def _missing(options, stdin, stdout):
         if isinstance(held, Holdings) and not held.holds_record(record):
             if held.matched_by_content(record):
                 record["not_held_in"] = path
+            if copy:
+                record["copy_of"] = gm_msgid
             write_record(stdout, record)
             if gm_msgid is not None:
                 gmail.add(gm_msgid)

@@ -13,7 +13,7 @@ from ..mbox.append import Appender, clear_dead, replace
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.folders import COMPRESSION_SUFFIX, SUFFIXES
 from ..mbox.mboxrd import format_message
-from ..mbox.reader import Holdings
+from ..mbox.reader import Holdings, message_at
 from ..message import to_lf
 from ..records import Checkpoint, read_records, write_record
 
@@ -69,7 +69,8 @@ def _main(argv, stdin, stdout):
         if options.json and merger.folders:
             write_record(stdout, {"folders": len(merger.folders),
                                   "failed": merger.failed_folders()})
-    return errors.DATAERR if merger.refused else errors.PARTIAL if merger.failed else errors.OK
+    return errors.DATAERR if merger.refused else \
+        errors.PARTIAL if merger.failed or merger.uncopied else errors.OK
 
 
 def _follow_labels(directory, stdin):
@@ -101,6 +102,10 @@ class Merger:
         self.withdrawn = set()  # those whose checkpoint says a message was dropped
         self.given = 0  # messages given for the file of this visit
         self.first = None  # the record of the first message given for it
+        # {gm_msgid: (file, offset)} of the messages from Gmail appended, and once a
+        # record with copy_of came (gmail_held), of those the files held before
+        self.gmail, self.gmail_held = {}, False
+        self.uncopied = 0  # records with copy_of whose message no file held
 
     def target(self, record):
         if self.options.file:
@@ -118,9 +123,10 @@ class Merger:
             self.add(record, data)
 
     def add(self, record, data):
-        """Append a message unless held; data None: a folder checkpoint."""
+        """Append a message unless held; data None: a folder checkpoint, or a record
+        with copy_of."""
         if data is None:
-            self.checkpoint(record)
+            self.copy(record) if "copy_of" in record else self.checkpoint(record)
             return
         if not self.visit(self.target(record)):
             return
@@ -137,6 +143,33 @@ class Merger:
             self.holdings.add_appended(text)
             if "labels" in record:
                 labeljournal.touch(self.path)
+            if record.get("gm_msgid"):
+                self.gmail.setdefault(record["gm_msgid"], (self.path,
+                                                           self.holdings.appended[-1][0]))
+
+    def copy(self, record):
+        """A message from Gmail that another file holds (mbox-ids --copies): appended to
+        its folder's file with the bytes held there.  Where none is (its fetch failed),
+        its folder's checkpoint no longer vouches, and a later run fetches it."""
+        path = self.target(record)
+        if not self.visit(path):  # the file visited before is closed: its bytes readable
+            return
+        if not self.gmail_held:
+            files = mbox_files(self.options.directory) if self.options.directory else []
+            self.gmail_held = True
+            for held in files:
+                for offset, r in Holdings(held).records():
+                    if r.get("gm_msgid"):
+                        self.gmail.setdefault(r["gm_msgid"], (held, offset))
+        source = self.gmail.get(record["copy_of"])
+        found = message_at(*source) if source and source[0] != path else None
+        if found is None:
+            diagnostics.warn(PROG, f"{record['folder']}: UID {record['uid']}: no file holds "
+                                   f"its message (gm_msgid {record['copy_of']}) to copy")
+            self.withdrawn.add(record["folder"])
+            self.uncopied += 1
+            return
+        self.add({k: v for k, v in record.items() if k != "copy_of"}, found[1])
 
     def visit(self, path):
         """Make path the file appended to; False for a file that is not an mbox."""
@@ -181,7 +214,7 @@ class Merger:
         path = self.folders[checkpoint.folder] = self.target(record)
         if record.get("failed") is True:
             self.withdrawn.add(checkpoint.folder)
-        if not checkpoint.says_more():
+        if not checkpoint.says_more() or checkpoint.folder in self.withdrawn:
             return
         if (path == self.path or os.path.exists(path)) and self.visit(path):
             self.holdings.checkpoint(checkpoint)

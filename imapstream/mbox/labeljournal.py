@@ -71,20 +71,22 @@ def follow(directory, records):
     """Note in the journals of directory the labels of each message record (with
     gm_msgid) whose message a file holds with other labels (compared as sets) than
     its journal, else its X-Gmail-Labels line, gives; {file: how many noted}."""
-    held, now = {}, {}
+    held = defaultdict(dict)  # gm_msgid: {file: its labels there now}
     for path in mbox_files(directory):
         journal = load(path)
         for _offset, record in Holdings(path).records():
             gm_msgid = record.get("gm_msgid")
             if gm_msgid:
-                held[gm_msgid] = path
-                now[gm_msgid] = journal.get(gm_msgid, record.get("labels") or [])
+                held[gm_msgid][path] = journal.get(gm_msgid, record.get("labels") or [])
     changed = defaultdict(list)
     for record in records:
         gm_msgid, labels = record.get("gm_msgid"), record.get("labels")
-        if gm_msgid in held and isinstance(labels, list) and set(labels) != set(now[gm_msgid]):
-            now[gm_msgid] = labels
-            changed[held[gm_msgid]].append({"gm_msgid": gm_msgid, "labels": labels})
+        if not isinstance(labels, list):
+            continue
+        for path, now in held.get(gm_msgid, {}).items():
+            if set(labels) != set(now):
+                held[gm_msgid][path] = labels
+                changed[path].append({"gm_msgid": gm_msgid, "labels": labels})
     for path, entries in changed.items():
         append(path, entries)
     return {path: len(entries) for path, entries in changed.items()}
