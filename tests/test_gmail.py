@@ -288,3 +288,21 @@ def test_labels_must_be_strings_without_control_characters(monkeypatch):
     status, _out = run(imap_fetch, [], line)
     assert status == 65
     assert run(imap_fetch, [], b'{"folder":"INBOX","uid":1,"gm_msgid":12}\n')[0] == 65
+
+
+def test_nothing_changes_for_dovecot(monkeypatch, tmp_path, dovecot, imap_user):
+    client = dovecot.client(imap_user[0])
+    client.create_folder("Work")
+    for folder in ("INBOX", "Work"):
+        client.append(folder, b"Subject: s\r\nX-Gmail-Labels: Inbox\r\n\r\nb\r\n")
+    client.logout()
+    for key, value in dovecot.env(imap_user[0]).items():
+        monkeypatch.setenv(key, value)
+    once, every = run(imap_list, ["--once", "--all"]), run(imap_list, ["--all"])
+    assert once == every and b'"labels"' not in every[1] and b"gm_msgid" not in every[1]
+    statuses, _merged = backup(str(tmp_path))
+    assert statuses == [0, 0, 0, 0]
+    for path in mbox_files(str(tmp_path)):
+        text = open(path, "rb").read()
+        assert b"\nX-GM-THRID" not in text and text.count(b"\n>X-Gmail-Labels: Inbox\n") == 1
+        assert not os.path.exists(labeljournal.path_for(path))
