@@ -4,8 +4,11 @@ them, or a file per label with each message fetched once; labels that follow the
 server; imapbackup end to end.  Restores: tests/test_gmail_restore.py."""
 
 import collections
+import csv
 import io
+import mailbox
 import os
+import re
 import subprocess
 
 import imapclient
@@ -139,6 +142,22 @@ def test_every_message_is_stored_once_with_its_labels(monkeypatch, tmp_path):
         assert copies == 1.0 and recovered == expected
         assert {record["gm_msgid"] for record, _data in held} == {
             str(m) for m in account.messages}
+        # as a Takeout reader sees them: Python's mailbox, the labels as one CSV record
+        takeout = {"\\Inbox": "Inbox", "\\Sent": "Sent", "\\Draft": "Drafts",
+                   "\\Important": "Important", "\\Starred": "Starred", "\\Spam": "Spam",
+                   "\\Trash": "Trash"}
+        seen = collections.Counter()
+        for path in mbox_files(str(tmp_path)):
+            for message in mailbox.mbox(path):
+                value = dict(message.raw_items())["X-Gmail-Labels"]  # its 8-bit bytes kept
+                value = value.encode("ascii", "surrogateescape").decode("utf-8")
+                names = next(csv.reader([value]))
+                seen[(message["Subject"], frozenset(names) - {"Archived", "Opened", "Unread"},
+                      message["X-GM-THRID"])] += 1
+        assert seen == collections.Counter(
+            (re.search(rb"Subject: (.*)\r", m.data).group(1).decode(),
+             frozenset(takeout.get(x, x) for x in m.labels), str(m.thrid))
+            for m in account.messages.values())
         assert backup(str(tmp_path)) == ([0, 0, 0, 0], b"")  # a rerun adds nothing
         # a message moved to Trash is listed there under a new UID: held, not fetched
         moved = next(m for m in account.messages.values() if "\\Inbox" in m.labels)
