@@ -24,6 +24,7 @@ from plumbing import backup, backup_messages, run, serve, server_messages
 
 from imapstream import errors
 from imapstream.commands import imap_append, imap_list
+from imapstream.imap import store
 from imapstream.message import header_section, message_id
 from imapstream.stream import write_message
 
@@ -199,3 +200,31 @@ def test_a_restore_creates_parents_before_children(dovecot, new_user, monkeypatc
     assert status == 0
     assert [orjson.loads(line)["folder"] for line in out.splitlines()] == [
         "A", "A/AB", "A/B", "A/B/C", "AB"]
+
+
+def test_a_folder_made_since_the_listing_is_listed_not_assumed_empty(dovecot, new_user,
+                                                                     monkeypatch):
+    """Dovecot answers NO [ALREADYEXISTS] to CREATE of a folder another client made after
+    imap-append's LIST: the folder is listed, so the message it holds is not doubled."""
+    user, _password = new_user("fs")
+    for key, value in dovecot.env(user).items():
+        monkeypatch.setenv(key, value)
+    held = b"Subject: held\r\nMessage-ID: <held@x>\r\n\r\nh\r\n"
+    new = b"Subject: new\r\nMessage-ID: <new@x>\r\n\r\nn\r\n"
+    listing = store.Store.folders
+
+    def folders_then_another_client(self):
+        listed = listing(self)
+        with dovecot.client(user) as client:
+            client.create_folder("Later")
+            client.append("Later", held)
+        return listed
+
+    monkeypatch.setattr(store.Store, "folders", folders_then_another_client)
+    stream = _frame({"folder": "Later"}, held) + _frame({"folder": "Later"}, new)
+    status, out = run(imap_append, ["--from-stream", "--json"], stream)
+    assert status == errors.OK
+    assert [orjson.loads(line)["message_id"] for line in out.splitlines()] == ["<new@x>"]
+    with dovecot.client(user) as client:
+        assert server_messages(client)["Later"] == sorted(
+            (data.replace(b"\r\n", b"\n"), []) for data in (held, new))

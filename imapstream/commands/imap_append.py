@@ -217,7 +217,6 @@ class Restorer:
             except errors.ServerError as exc:
                 diagnostics.warn(PROG, str(exc))
                 return None
-            self.existing.add(folder)
             if created:
                 return Counter()
         try:
