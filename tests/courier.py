@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,6 +56,21 @@ class CourierError(RuntimeError):
     pass
 
 
+class Confined(Unavailable):
+    """The machine forbids the mounts Courier's namespace needs (a container without
+    CAP_SYS_ADMIN): not a missing package, so CI skips rather than fails."""
+
+
+def _mounts_allowed() -> bool:
+    """Whether unshare may make a private namespace with a tmpfs and an overlay mount,
+    as _START does."""
+    with tempfile.TemporaryDirectory() as lower:
+        probe = (f"mount --make-rprivate / && mount -t tmpfs tmpfs /run && "
+                 f"mount -t overlay overlay -o lowerdir={lower}:/etc /etc")
+        return subprocess.run(["unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", probe],
+                              stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
+
+
 class Courier:
     def __init__(self, directory: str | os.PathLike):
         self.dir = Path(directory).resolve()
@@ -68,6 +84,8 @@ class Courier:
         """Unpack (debs.Unavailable if impossible) and run the server (CourierError)."""
         if os.geteuid() != 0 or shutil.which("unshare") is None:
             raise Unavailable("Courier's compiled-in paths need root and unshare -m")
+        if not _mounts_allowed():
+            raise Confined("this machine forbids mount namespaces (no CAP_SYS_ADMIN?)")
         self.root = unpacked(NAME, PACKAGES)
         self._write_etc()
         for attempt in itertools.count():

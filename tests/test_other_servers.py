@@ -17,7 +17,7 @@ import orjson
 import pytest
 import sample_mail
 from conftest import _unavailable
-from courier import Courier
+from courier import Confined, Courier
 from cyrus import Cyrus
 from debs import Unavailable
 from plumbing import backup, backup_messages, run, serve, server_messages
@@ -44,6 +44,8 @@ def server(request, tmp_path_factory):
     try:
         try:
             running.start()
+        except Confined as exc:
+            pytest.skip(f"{request.param}: {exc}")
         except Unavailable as exc:
             _unavailable(f"{request.param}: {exc}")
         running.kind = request.param
