@@ -7,7 +7,7 @@ from ..imap import store
 from ..mbox.mboxrd import format_pieces
 from ..message import header_section, message_id, to_lf
 from ..progress import Progress
-from ..records import Checkpoint, message_key, read_records, withdraw, write_record
+from ..records import Checkpoint, is_update, message_key, read_records, withdraw, write_record
 from ..stream import write_message
 
 PROG = "imap-fetch"
@@ -46,7 +46,10 @@ def _main(argv, stdin, stdout):
                     fetcher.checkpoint(record)
                     continue
                 message_key(record, lineno)
-                fetcher.add(record)
+                if is_update(record):
+                    fetcher.update(record)
+                else:
+                    fetcher.add(record)
         except errors.DataError:
             fetcher.flush()  # the records before a malformed line are still fetched
             raise
@@ -93,6 +96,14 @@ class Fetcher:
         self.flush()
         if record["folder"] in self.failed_folders:
             withdraw(record)
+        if not self.mbox:
+            write_record(self.out, record)
+
+    def update(self, record):
+        """An update record (imapstream(7)) goes on as it is, nothing fetched, with its
+        folder's messages; mboxrd has no place for it."""
+        if self.batch and record["folder"] != self.batch[0]["folder"]:
+            self.flush()
         if not self.mbox:
             write_record(self.out, record)
 

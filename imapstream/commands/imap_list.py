@@ -5,7 +5,7 @@ import re
 import sys
 
 from .. import cli, diagnostics, errors
-from ..imap import store
+from ..imap import changes, store
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
 from ..mbox.reader import same_message
@@ -33,6 +33,10 @@ def parser():
                    "the backup directory DIR: list only the messages with a UID from the "
                    "record's uidnext on, while the folder's UIDVALIDITY is the record's; "
                    "after each folder write its folder checkpoint")
+    p.add_argument("--refresh-flags", action="store_true", help="with --since: list "
+                   "every folder whole, so that mbox-ids --missing compares the flags of "
+                   "the messages held and finds those deleted (for servers without "
+                   "CONDSTORE, whose changes --since cannot ask for)")
     p.add_argument("--exclude-folder", metavar="NAME", action="append", default=[],
                    help="skip the folder named NAME exactly (INBOX in any case; "
                         "repeatable); a NAME the server does not list is reported with the "
@@ -78,6 +82,7 @@ def _main(argv, stdin, stdout):
         diagnostics.warn(PROG, f"{_shown(name)}: not a folder name: it is not valid UTF-8; skipped")
         failed += 1
     named = [name for name in named if not _SURROGATE.search(name)]
+    options.qresync = True  # VANISHED with CHANGEDSINCE (changes.py)
     session = store.Store(options, PROG)
     try:
         every, unreadable = _folders(session)
@@ -113,7 +118,8 @@ def _main(argv, stdin, stdout):
                     count = _list_messages(session, name, delimiter, stdout)
                 else:
                     count, listed_from = _list_since(session, name, delimiter,
-                                                     since.get(name), stdout)
+                                                     since.get(name), stdout,
+                                                     options.refresh_flags)
                     new = "new " if listed_from else ""
             except errors.ServerError as exc:
                 if name in delimiters:
@@ -230,27 +236,30 @@ def _read_since(path):
                     raise errors.DataError(f"line {lineno}: record without a \"folder\" string")
                 if positive_int(uidvalidity) and positive_int(uidnext):
                     known[folder] = (Checkpoint(folder, record.get("delimiter"),
-                                                uidvalidity, uidnext), None)
+                                                uidvalidity, uidnext, highestmodseq=record.get(
+                                                    "highestmodseq")), None)
     except errors.DataError as exc:
         raise errors.DataError(f"{path}: {exc}") from None
     return known
 
 
-def _list_since(session, name, delimiter, known, stdout):
+def _list_since(session, name, delimiter, known, stdout, refresh=False):
     """--since: the messages from the uidnext of known's checkpoint on (all of them
-    without known, or once UIDVALIDITY changed), then the folder checkpoint (see
-    imapstream(7)).  Returns (how many, the UID they were listed from or None for all)."""
+    without known, once UIDVALIDITY changed, or to refresh), the updates since its
+    highestmodseq, then the folder checkpoint (see imapstream(7)).  Returns (how many
+    messages, the UID they were listed from or None for all)."""
     known, mbox = known or (None, None)
     since = None
-    if known:
+    if known and not refresh:
         status = session.status(name)
         uidvalidity, uidnext = status.uidvalidity, status.uidnext
-        if (uidvalidity, uidnext) == (known.uidvalidity, known.uidnext):
+        if (uidvalidity, uidnext, status.highestmodseq) == (
+                known.uidvalidity, known.uidnext, known.highestmodseq):
             write_record(stdout, Checkpoint(name, delimiter, uidvalidity, uidnext,
                                             status.messages, since=uidnext).record())
             return 0, uidnext
         if (uidvalidity == known.uidvalidity and isinstance(uidnext, int)
-                and uidnext > known.uidnext):
+                and uidnext >= known.uidnext):
             since = known.uidnext
     reconnects = session.reconnects
     selected = session.examine(name)
@@ -259,11 +268,37 @@ def _list_since(session, name, delimiter, known, stdout):
         since = None  # changed since STATUS, or a server that does not say
     if since is not None and mbox and _restored(session, name, known, mbox):
         since = None
+    if since is not None and selected.highestmodseq and not known.highestmodseq:
+        since = None  # no HIGHESTMODSEQ to ask changes from: listed whole, compared
     count = _list_messages(session, name, delimiter, stdout, selected, since)
+    if since is not None and selected.highestmodseq:
+        _write_changes(session, name, delimiter, selected.uidvalidity, known, mbox, stdout)
     vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
     write_record(stdout, Checkpoint(name, delimiter, selected.uidvalidity, selected.uidnext,
-                                    selected.exists, since, vouches).record())
+                                    selected.exists, since, selected.highestmodseq,
+                                    vouches).record())
     return count, since
+
+
+def _write_changes(session, name, delimiter, uidvalidity, known, mbox, stdout):
+    """An update record per message below known's uidnext whose flags changed since its
+    highestmodseq, and per one of them the backup's file mbox holds that vanished."""
+    changed, vanished = changes.since(session, known.uidnext - 1, known.highestmodseq,
+                                      session.has_capability("QRESYNC"))
+    head = {"folder": name, "delimiter": delimiter, "uidvalidity": uidvalidity}
+    for item in changed:
+        for what in item.left_out:
+            diagnostics.warn(PROG, f"{name}: UID {item.uid}: left out {what}")
+        write_record(stdout, {**head, "uid": item.uid, "flags": item.flags,
+                              "modseq": item.modseq, "update": "flags"})
+    index = sidecar.load(mbox) if mbox and vanished else None
+    if index is None:
+        return
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for uid in index.held.within((name, uidvalidity), vanished):
+        write_record(stdout, {**head, "uid": uid, "missing_since": now, "update": "vanished"})
 
 
 def _restored(session, name, known, mbox):
@@ -310,6 +345,7 @@ def message_record(folder, delimiter, uidvalidity, item):
         "size": item.size,
         "flags": item.flags,
         "internaldate": item.internaldate,
+        **({} if item.modseq is None else {"modseq": item.modseq}),
     }
 
 

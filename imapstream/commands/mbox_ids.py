@@ -7,7 +7,7 @@ from .. import cli, diagnostics, errors
 from ..mbox import sidecar
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.reader import Holdings
-from ..records import Checkpoint, message_key, read_records, withdraw, write_record
+from ..records import Checkpoint, is_update, message_key, read_records, withdraw, write_record
 
 PROG = "mbox-ids"
 
@@ -100,34 +100,82 @@ def _folders(files, stdout):
 
 def _missing(options, stdin, stdout):
     holdings = {}
+    listed = {}  # folder: sidecar.Held of the UIDs listed, for _write_vanished
     for lineno, record in read_records(stdin):
         checkpoint = Checkpoint.of(record, lineno)
         if checkpoint is not None:
             path = _path(options, checkpoint.folder, record)
+            whole = checkpoint.since is None and checkpoint.vouches
+            if whole and path not in holdings and os.path.isfile(path):
+                _holdings(holdings, path)  # a folder now empty: all it held vanished
             if path in holdings and not isinstance(holdings[path], Holdings):
                 withdraw(record)  # its folder's records were held back
+            elif path in holdings and whole:
+                _write_vanished(holdings[path], checkpoint, listed.get(checkpoint.folder),
+                                stdout)
+            listed.pop(checkpoint.folder, None)
             write_record(stdout, record)
             continue
         folder, _uid = message_key(record, lineno)
         path = _path(options, folder, record)
         if path not in holdings:
-            try:
-                holdings[path] = Holdings(path)
-            except (errors.DataError, OSError) as exc:
-                reason = errors.describe(exc)[0]
-                diagnostics.warn(PROG, f"{reason}; its folder's records are held back")
-                holdings[path] = exc
-            else:
-                for line in holdings[path].unmatched_reports():
-                    diagnostics.warn(PROG, line)
+            _holdings(holdings, path)
         held = holdings[path]
-        if isinstance(held, Holdings) and not held.holds_record(record):
+        if not isinstance(held, Holdings):
+            continue
+        if is_update(record):
+            if held.note_update(record):  # news to the file
+                write_record(stdout, record)
+            continue
+        listed.setdefault(folder, sidecar.Held()).add(record)
+        if not held.holds_record(record):
             if held.matched_by_content(record):
                 record["not_held_in"] = path
             write_record(stdout, record)
+        elif isinstance(record.get("flags"), list):
+            update = {key: record.get(key) for key in ("folder", "delimiter", "uidvalidity",
+                                                       "uid", "flags", "modseq")}
+            update = {k: v for k, v in update.items() if v is not None}
+            if held.note_update(dict(update, update="flags")):
+                write_record(stdout, dict(update, update="flags"))
     failures = [h for h in holdings.values() if not isinstance(h, Holdings)]
     return errors.DATAERR if any(isinstance(h, errors.DataError) for h in failures) \
         else errors.PARTIAL if failures else errors.OK
+
+
+def _holdings(holdings, path):
+    """holdings[path]: the Holdings of path, or the exception that kept it from being
+    read."""
+    try:
+        holdings[path] = Holdings(path)
+    except (errors.DataError, OSError) as exc:
+        reason = errors.describe(exc)[0]
+        diagnostics.warn(PROG, f"{reason}; its folder's records are held back")
+        holdings[path] = exc
+    else:
+        for line in holdings[path].unmatched_reports():
+            diagnostics.warn(PROG, line)
+
+
+def _write_vanished(held, checkpoint, listed, stdout):
+    """After a whole listing of a folder (its checkpoint vouching, since null): an
+    update record per message the file holds by a UID of the folder's UIDVALIDITY below
+    its uidnext that the listing did not have, unless already known missing."""
+    from datetime import UTC, datetime
+
+    own = (checkpoint.folder, checkpoint.uidvalidity)
+    listed = listed or sidecar.Held()
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    firsts, lasts = held.index.held.ranges.get(own, ((), ()))
+    for first, last in zip(list(firsts), list(lasts), strict=True):
+        for uid in range(first, min(last, checkpoint.uidnext - 1) + 1):
+            if (own, uid) in listed:
+                continue
+            record = {"folder": checkpoint.folder, "delimiter": checkpoint.delimiter,
+                      "uidvalidity": checkpoint.uidvalidity, "uid": uid,
+                      "missing_since": now, "update": "vanished"}
+            if held.note_update(record):
+                write_record(stdout, record)
 
 
 def _check(directory, stdin, stdout):

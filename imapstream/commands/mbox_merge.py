@@ -8,13 +8,14 @@ import sys
 
 from .. import cli, diagnostics, errors
 from ..incoming import incoming_messages
-from ..mbox.append import Appender, clear_dead, replace
+from ..mbox import compression, flagjournal, fold
+from ..mbox.append import Appender, clear_dead, lock, replace, unlock
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.folders import COMPRESSION_SUFFIX, SUFFIXES
 from ..mbox.mboxrd import format_message
 from ..mbox.reader import Holdings
 from ..message import to_lf
-from ..records import Checkpoint, write_record
+from ..records import Checkpoint, is_update, write_record
 
 PROG = "mbox-merge"
 
@@ -31,6 +32,10 @@ def parser():
                         "files keep theirs")
     p.add_argument("--json", action="store_true", help="also write one NDJSON summary "
                    "record per file on stdout, and a closing one")
+    p.add_argument("--prune-deleted", metavar="AGE", nargs="?", const="0",
+                   help="read no input: remove from each mbox file of DIR the messages its "
+                        "flag journal says were gone from the server AGE ago or longer "
+                        "(N, Ns, Nm, Nh or Nd; a bare N is days; default 0: all of them)")
     p.add_argument("--replace", metavar="NEW", help="read no input: move each mbox file of "
                    "the backup directory NEW over its folder's file in DIR, under the locks "
                    "an append takes, then remove NEW")
@@ -45,6 +50,10 @@ def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if bool(options.file) == bool(options.directory):
         raise errors.UsageError("give FILE or -d DIR")
+    if options.prune_deleted is not None:
+        if not options.directory:
+            raise errors.UsageError("--prune-deleted takes -d DIR, not FILE")
+        return prune_all(options.directory, _age(options.prune_deleted))
     if options.replace:
         if not options.directory:
             raise errors.UsageError("--replace takes -d DIR, not FILE")
@@ -100,9 +109,13 @@ class Merger:
             self.add(record, data)
 
     def add(self, record, data):
-        """Append a message unless held; data None: a folder checkpoint."""
+        """Append a message unless held; data None: a folder checkpoint or an update."""
         if data is None:
-            self.checkpoint(record)
+            if is_update(record):
+                if self.visit(self.target(record)):
+                    self.holdings.note_update(record)
+            else:
+                self.checkpoint(record)
             return
         if not self.visit(self.target(record)):
             return
@@ -187,6 +200,16 @@ class Merger:
                            f"{self.holdings.torn_at}")
             self.appender.cut_torn_tail(self.holdings.torn_at)
 
+    def _synced(self):
+        """Under the file's lock, its data synced: the sidecar, then the flag journal
+        folded into a plain file (fold.py) where it has flags not yet there."""
+        self.holdings.save_index()
+        if (self.holdings.journal_lines or any("flags" in entry for entry in
+                                               self.holdings.journal.entries.values())):
+            holdings = Holdings(self.path, keep_index=True)
+            if holdings.torn_at is None:
+                fold.fold(self.path, holdings.index, flagjournal.read(self.path))
+
     @staticmethod
     def _holdings(appender, path):
         holdings = Holdings(path, keep_index=True)
@@ -203,7 +226,8 @@ class Merger:
         if self.appender is None:
             return
         try:
-            self.appender.close(synced=self.holdings.save_index)  # the sidecar of this file
+            flagjournal.append(self.path, self.holdings.journal_lines)  # before the sidecar
+            self.appender.close(synced=self._synced)
         except OSError as exc:
             self.fail(exc)
             return
@@ -235,6 +259,44 @@ def replace_all(new, directory):
                   if stem + suffix != name]
         replace(path, os.path.join(directory, name), others)
     shutil.rmtree(new)
+
+
+def _age(text):
+    """--prune-deleted's AGE in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "d")
+    if not (number.isascii() and number.isdigit()):
+        raise errors.UsageError(f"--prune-deleted {text}: give N, Ns, Nm, Nh or Nd")
+    return int(number) * units[unit]
+
+
+def prune_all(directory, age):
+    """--prune-deleted: each plain mbox file of directory without the messages its
+    journal says were first missing age seconds ago or earlier, under its lock."""
+    from datetime import UTC, datetime, timedelta
+
+    before = datetime.now(UTC) - timedelta(seconds=age)
+    for path in mbox_files(directory):
+        journal = flagjournal.read(path)
+        if not any("missing_since" in entry for entry in journal.entries.values()):
+            continue
+        if compression.suffix_of(path):
+            diagnostics.warn(PROG, f"{path}: a compressed file; its deleted messages stay")
+            continue
+        fd, dotlock = lock(path)
+        try:
+            holdings = Holdings(path, keep_index=True)
+            if holdings.torn_at is not None or holdings.cut_stream is not None:
+                diagnostics.warn(PROG, f"{path}: its last message is cut short; not pruned "
+                                       f"until mbox-merge repairs it")
+                continue
+            _changed, pruned = fold.fold(path, holdings.index, flagjournal.read(path), before)
+        finally:
+            unlock(fd, dotlock)
+        if pruned:
+            diagnostics.inform(f"PRUNE: Removed {diagnostics.count(pruned, 'message')} "
+                               f"deleted on the server from {path}")
+    return errors.OK
 
 
 def run():

@@ -280,6 +280,8 @@ def connect(options):
             diagnostics.warn(options.prog, f"{refused}; try again")
             options.kept_password = None
     client.normalise_times = False
+    if getattr(options, "qresync", False) and client.has_capability("QRESYNC"):
+        client.enable("QRESYNC")  # before any EXAMINE (RFC 5161): see changes.py
     return client
 
 

@@ -41,12 +41,14 @@ class Selected(NamedTuple):
     uidvalidity: int
     uidnext: int | None
     exists: int
+    highestmodseq: int | None = None  # where the server has CONDSTORE (RFC 7162)
 
 
 class Status(NamedTuple):
     messages: int | None
     uidvalidity: int | None
     uidnext: int | None
+    highestmodseq: int | None = None
 
 
 class Fetched(NamedTuple):
@@ -62,6 +64,7 @@ class Fetched(NamedTuple):
     left_out: list
     header: bytes | None
     body: bytes | None
+    modseq: int | None = None  # asked for where the server has CONDSTORE
 
 
 class AppendRefused(errors.CommandError):
@@ -73,8 +76,11 @@ class AppendRefused(errors.CommandError):
 
 def _fetched(uid, item):
     fields, left_out = record_fields(item)
+    modseq = item.get(b"MODSEQ")
     return Fetched(uid, fields["size"], fields["flags"], fields["internaldate"], left_out,
-                   item.get(_HEADER), item.get(b"BODY[]"))
+                   item.get(_HEADER), item.get(b"BODY[]"),
+                   modseq[0] if isinstance(modseq, tuple) and modseq and
+                   isinstance(modseq[0], int) else None)
 
 
 class Store:
@@ -85,6 +91,7 @@ class Store:
         """lazy: log in at the first operation, not now (see Session)."""
         self.session = Session(options, prog, lazy)
         self.body_limit = None  # messages per body FETCH, once a drop has halved it
+        self._condstore = None
 
     @property
     def reconnects(self):
@@ -95,6 +102,14 @@ class Store:
 
     def has_capability(self, name):
         return self.session.call(lambda client: client.has_capability(name))
+
+    @property
+    def condstore(self):
+        """Whether the server offers CONDSTORE: then STATUS and listings ask for
+        HIGHESTMODSEQ and MODSEQ."""
+        if self._condstore is None:
+            self._condstore = bool(self.has_capability("CONDSTORE"))
+        return self._condstore
 
     def folders(self):
         """(a Folder per LIST entry, [(name, why)] for the folders no record can carry:
@@ -118,15 +133,17 @@ class Store:
         return folders, unreadable
 
     def status(self, name):
-        status = self.session.call(lambda client: client.folder_status(
-            name, [b"MESSAGES", b"UIDVALIDITY", b"UIDNEXT"]))
+        items = [b"MESSAGES", b"UIDVALIDITY", b"UIDNEXT"]
+        items += [b"HIGHESTMODSEQ"] if self.condstore else []
+        status = self.session.call(lambda client: client.folder_status(name, items))
         return Status(status.get(b"MESSAGES"), status.get(b"UIDVALIDITY"),
-                      status.get(b"UIDNEXT"))
+                      status.get(b"UIDNEXT"), status.get(b"HIGHESTMODSEQ"))
 
     def examine(self, name):
         selected = self.session.examine(name)
+        modseq = selected.get(b"HIGHESTMODSEQ") if self.condstore else None
         return Selected(selected[b"UIDVALIDITY"], selected.get(b"UIDNEXT"),
-                        selected[b"EXISTS"])
+                        selected[b"EXISTS"], modseq if isinstance(modseq, int) else None)
 
     def listing(self, selected, since=None):
         """Yield a Fetched (with header) per message of the folder examined last, in UID
@@ -135,9 +152,11 @@ class Store:
         start, last_uid = 1, 0
         if since is not None:
             start, last_uid = self._first_new(selected, since), since - 1
+        items = LISTING_ITEMS + ["MODSEQ"] if self.condstore else LISTING_ITEMS
         for first in range(start, selected.exists + 1, CHUNK):
             numbers = range(first, min(first + CHUNK - 1, selected.exists) + 1)
-            response = self.session.call(lambda c, numbers=numbers: _by_number(c, numbers))
+            response = self.session.call(
+                lambda c, numbers=numbers: _by_number(c, numbers, items))
             # A response without a UID answers none of ours: flags of a message whose own
             # response never came (a server that sends EXPUNGE during FETCH, against
             # RFC 3501).

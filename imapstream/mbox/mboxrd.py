@@ -146,6 +146,30 @@ def flag_headers(flags):
     return b"".join(lines)
 
 
+def stored_flags(flags):
+    """flags as the flag headers keep them: what a reader gets back (see flag_headers)."""
+    own = {m.group(1).lower(): m.group(2).decode()
+           for m in _OWN_FLAGS.finditer(flag_headers(flags))}
+    return _flags(own.get(b"status", ""), own.get(b"x-status", ""), own.get(b"x-keywords", ""))
+
+
+def flag_block(head):
+    """(start, end) of the flag headers in head, the first bytes of a message of ours
+    as format_message writes it: the lines after the X-Imapstream line, Status first.
+    None for any other message (a client moved its Status), or where they do not end
+    within head."""
+    newline = head.find(b"\n") + 1
+    if not newline or head[newline:newline + len(OWN_MARK)] != OWN_MARK:
+        return None
+    match = _OWN_META.match(head, newline)
+    if not match or not head.startswith(b"Status:", match.end()):
+        return None
+    pos = match.end()
+    while flag := _OWN_FLAGS.match(head, pos):
+        pos = flag.end()
+    return (match.end(), pos) if pos < len(head) else None
+
+
 def parse_message(text, last=True):
     """Split one stored message (From line included, separator excluded) into
     (record, data): data is the message as it was given to format_message, in LF form,

@@ -33,7 +33,8 @@ included), "held", "folders"}.  The last state line describes the file; "held" s
 the UIDs of all rows: an array of [folder, uidvalidity, first, last, first, last, ...],
 one per generation, the UIDs held as ascending disjoint ranges (a generation of
 messages without a UID has none; [null, null] stands for those without a UIDVALIDITY).
-"folders" is an array of [folder, delimiter, uidvalidity, uidnext] (absent: none).
+"folders" is an array of [folder, delimiter, uidvalidity, uidnext] (absent: none),
+with the checkpoint's highestmodseq fifth where it had one.
 
 So an append adds one segment (its new rows, a new state) and leaves the rest; a
 question about a UID reads only the last line.  The sidecar is written whole (to a
@@ -114,6 +115,15 @@ class Held:
         if i + 1 < len(firsts) and firsts[i + 1] == lasts[i] + 1:
             lasts[i] = lasts.pop(i + 1)
             del firsts[i + 1]
+
+    def within(self, own, ranges):
+        """Yield the UIDs of generation own held within the (first, last) ranges."""
+        firsts, lasts = self.ranges.get(own, ((), ()))
+        for low, high in ranges:
+            i = max(0, bisect.bisect_right(firsts, low) - 1)
+            while i < len(firsts) and firsts[i] <= high:
+                yield from range(max(low, firsts[i]), min(high, lasts[i]) + 1)
+                i += 1
 
     def to_json(self):
         return [[*(own or (None, None)), *(u for pair in zip(f, la, strict=True) for u in pair)]
@@ -275,11 +285,13 @@ def _from_state(state, base):
     """An Index of a state line (bad values raise ValueError, KeyError or TypeError)."""
     folders = {}
     for entry in state.get("folders", ()):
-        folder, delimiter, uidvalidity, uidnext = entry
+        folder, delimiter, uidvalidity, uidnext, *modseq = entry
         if not (isinstance(folder, str) and isinstance(delimiter, str | None)
-                and positive_int(uidvalidity) and positive_int(uidnext)):
+                and positive_int(uidvalidity) and positive_int(uidnext)
+                and len(modseq) < 2 and all(map(positive_int, modseq))):
             raise ValueError("bad folder checkpoint")
-        folders[folder] = Checkpoint(folder, delimiter, uidvalidity, uidnext)
+        folders[folder] = Checkpoint(folder, delimiter, uidvalidity, uidnext,
+                                     highestmodseq=modseq[0] if modseq else None)
     for key in ("ino", "size", "mtime_ns", "raw_end", "end", "count", "at", "rows_bytes"):
         if not isinstance(state[key], int) or state[key] < 0:
             raise ValueError(f"bad {key}")
@@ -324,7 +336,8 @@ def _state(index, held, count, at, line, rows_bytes):
              "sha1": hashlib.sha1(line, usedforsecurity=False).hexdigest(),
              "rows_bytes": rows_bytes, "held": held.to_json()}
     if index.folders:
-        state["folders"] = [[c.folder, c.delimiter, c.uidvalidity, c.uidnext]
+        state["folders"] = [[c.folder, c.delimiter, c.uidvalidity, c.uidnext,
+                              *([c.highestmodseq] if c.highestmodseq else [])]
                              for c in index.folders.values()]
     return orjson().dumps(state) + b"\n"
 

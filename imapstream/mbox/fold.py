@@ -1,0 +1,155 @@
+"""Folding the flag journal (flagjournal.py) into its plain mbox file, and pruning the
+messages it says are gone from the server: the file is written anew beside itself
+(.NAME.mbox.fold.XXXXXXXX), synced and renamed over the old one, under the file's lock,
+so that a kill at any moment leaves either the old file or the new one, each whole.
+Only the flag headers of the changed messages are new bytes: the rest is copied from
+the old file in the kernel (copy_file_range), and the sidecar is written from the old
+one's rows with their offsets moved, so a fold costs a copy of the file, not a scan.
+
+A message's flag headers are replaced only where they are as format_message writes
+them (mboxrd.flag_block); the journal keeps the flags of any other message (one a mail
+client rewrote), and all of a compressed file, for the readers that apply it."""
+
+import contextlib
+import errno
+import os
+import tempfile
+
+from . import compression, flagjournal, sidecar
+from .mboxrd import flag_block, flag_headers, stored_flags
+
+HEAD = 1 << 12  # bytes read first for a message's flag headers; more where needed
+MAX_HEAD = 1 << 20
+
+
+def fold(path, index, journal, prune_before=None):
+    """Fold journal into the plain mbox file path, whose lock the caller holds and which
+    index (a sidecar.Index) describes whole; leave out the messages first missing at or
+    before prune_before (an aware datetime), if given.  Returns how many messages were
+    (changed, pruned); the journal is written back with what is left of it."""
+    if compression.suffix_of(path):
+        return 0, 0
+    rows = sorted(index.rows, key=lambda row: row[0])
+    left = flagjournal.Journal()
+    changes, drop = {}, set()
+    for row in rows:
+        record = sidecar.record(row)
+        found = flagjournal.key(record)
+        entry = journal.entries.get(found) if found else None
+        if not entry:
+            continue
+        since = entry.get("missing_since")
+        if prune_before is not None and since is not None and _when(since) <= prune_before:
+            drop.add(row[0])
+            continue
+        if since is not None:
+            left.entries.setdefault(found, {})["missing_since"] = since
+        if "flags" in entry and set(stored_flags(entry["flags"])) != set(record["flags"] or ()):
+            changes[row[0]] = (found, entry["flags"])
+    if not changes and not drop:
+        if left.entries != journal.entries:
+            flagjournal.rewrite(path, left)
+        return 0, 0
+    with open(path, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        if size != index.raw_end:
+            return 0, 0  # not what the index describes: the journal stays as it is
+        ends = {row[0]: (rows[n + 1][0] if n + 1 < len(rows) else size)
+                for n, row in enumerate(rows)}
+        for offset, (found, flags) in list(changes.items()):
+            block = _block(src.fileno(), offset, ends[offset])
+            if block is None:  # not as we wrote it: the journal keeps its flags
+                left.entries.setdefault(found, {})["flags"] = flags
+                del changes[offset]
+            else:
+                changes[offset] = (block, flags)
+        if changes or drop:
+            new_rows = _write(path, src.fileno(), size, rows, changes, drop)
+    if not changes and not drop:
+        flagjournal.rewrite(path, left)
+        return 0, 0
+    with open(path, "rb") as new:
+        st = os.fstat(new.fileno())
+        sidecar.save(path, sidecar.Index.of(new.fileno(), st, st.st_size, st.st_size, new_rows,
+                                            index.folders))
+    flagjournal.rewrite(path, left)
+    return len(changes), len(drop)
+
+
+def _when(date):
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(date)
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)  # no date: never old enough
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _write(path, src, size, rows, changes, drop):
+    """Write the new file, the flag headers at changes {offset: (block, flags)} new and
+    the messages at the offsets in drop left out, and rename it over path; its rows."""
+    directory = os.path.dirname(path) or "."
+    handle, temporary = tempfile.mkstemp(dir=directory,
+                                         prefix=f".{os.path.basename(path)}.fold.")
+    new_rows, done, delta = [], 0, 0
+    try:
+        for number, row in enumerate(rows):
+            offset = row[0]
+            end = rows[number + 1][0] if number + 1 < len(rows) else size
+            if offset in drop:
+                _copy(src, handle, done, offset)
+                done, delta = end, delta - (end - offset)
+                continue
+            moved = [offset + delta, *row[1:]]
+            if offset in changes:
+                block, flags = changes[offset]
+                new = flag_headers(flags)
+                _copy(src, handle, done, offset + block[0])
+                os.write(handle, new)  # a few dozen bytes: written whole
+                done = offset + block[1]
+                delta += len(new) - (block[1] - block[0])
+                moved[sidecar.KEYS.index("flags") + 1] = stored_flags(flags)
+            new_rows.append(moved)
+        _copy(src, handle, done, size)
+        os.fsync(handle)
+        os.close(handle)
+        handle = None
+        os.replace(temporary, path)
+    except BaseException:
+        if handle is not None:
+            os.close(handle)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename
+    finally:
+        os.close(fd)
+    return new_rows
+
+
+def _block(src, offset, end):
+    """The flag headers of the message at offset (see mboxrd.flag_block), relative to it."""
+    want = HEAD
+    while True:
+        head = os.pread(src, min(want, end - offset), offset)
+        block = flag_block(head)
+        if block is not None or len(head) < want or want >= MAX_HEAD:
+            return block
+        want *= 4
+
+
+def _copy(src, dst, start, end):
+    """Copy src's bytes start to end to dst's position, in the kernel where it can."""
+    while start < end:
+        try:
+            copied = os.copy_file_range(src, dst, end - start, start)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            copied = os.write(dst, os.pread(src, min(end - start, 1 << 20), start))
+        if copied == 0:
+            raise OSError(errno.EIO, "the file ended early", "copy")
+        start += copied
