@@ -12,6 +12,7 @@ from typing import NamedTuple
 from .. import cli, diagnostics, errors
 from ..imap import store
 from ..incoming import incoming_messages
+from ..mbox import flagjournal
 from ..mbox.archive import mbox_files
 from ..mbox.folders import folder_name
 from ..mbox.reader import scan
@@ -43,6 +44,9 @@ def parser():
                    "would be appended; change nothing")
     p.add_argument("--json", action="store_true", help="print one NDJSON record per "
                    "appended message")
+    p.add_argument("--include-deleted", action="store_true", help="also append the "
+                   "messages the backup knows were deleted on the server (a record with "
+                   "\"missing_since\", from -d DIR's flag journals or the stream)")
     store.add_options(p)
     return p
 
@@ -60,13 +64,15 @@ def _main(argv, stdin, stdout):
     try:
         restorer = Restorer(server, options, stdout)
         if files is None:
-            messages = (item for item in incoming_messages(stdin) if item[1] is not None)
+            messages = (item for item in incoming_messages(stdin) if item[1] is not None
+                        and (options.include_deleted or "missing_since" not in item[0]))
             restorer.add_all("", messages, folder=options.folder)
             return restorer.status()
         for path in files:
             fallback = folder_name(os.path.basename(path), restorer.delimiter)
             try:
-                restorer.add_all(f"{path}: ", _held(path), fallback=fallback)
+                restorer.add_all(f"{path}: ", _held(path, options.include_deleted),
+                                 fallback=fallback)
             except errors.DataError as exc:
                 diagnostics.warn(PROG, str(exc))
                 restorer.bad_input = True
@@ -81,12 +87,16 @@ class _Unreadable(Exception):
     """A file of the backup directory cannot be read; the other files go on."""
 
 
-def _held(path):
-    """(record, data, True) per message of the mbox file path; a failure to read it
-    (a directory, a symbolic link loop, an I/O error) as _Unreadable."""
+def _held(path, include_deleted):
+    """(record, data, True) per message of the mbox file path, with the flags its flag
+    journal has last, those deleted on the server only if include_deleted; a failure
+    to read it (a directory, a symbolic link loop, an I/O error) as _Unreadable."""
     try:
+        journal = flagjournal.read(path)
         for _offset, record, data in scan(path):
-            yield record, data, True
+            journal.apply(record)
+            if include_deleted or "missing_since" not in record:
+                yield record, data, True
     except OSError as exc:
         raise _Unreadable(errors.describe(exc)[0]) from None
 

@@ -92,9 +92,12 @@ def _folders(files, stdout):
             status = errors.PARTIAL
             continue
         for checkpoint in sidecar.checkpoints(path).values():
+            modseq = checkpoint.highestmodseq
             write_record(stdout, {"folder": checkpoint.folder, "delimiter": checkpoint.delimiter,
                                   "uidvalidity": checkpoint.uidvalidity,
-                                  "uidnext": checkpoint.uidnext, "file": path})
+                                  "uidnext": checkpoint.uidnext,
+                                  **({} if modseq is None else {"highestmodseq": modseq}),
+                                  "file": path})
     return status
 
 
@@ -180,9 +183,11 @@ def _write_vanished(held, checkpoint, listed, stdout):
 
 def _check(directory, stdin, stdout):
     """Per folder of the listing, then per file of the backup no folder of it maps to:
-    {"folder", "file", "server", "backup", "missing", "only_in_backup"}.  A message is
-    in the backup as --missing finds it; only_in_backup is what the file holds beyond
-    the server's messages it matched (deleted on the server, or a folder gone)."""
+    {"folder", "file", "server", "backup", "missing", "deleted", "only_in_backup"}.  A
+    message is in the backup as --missing finds it; deleted counts those the flag
+    journal knows were deleted on the server; only_in_backup what the file holds
+    beyond those and the server's messages it matched (deleted unseen, or a folder
+    gone)."""
     folders = {}  # folder: [file, Holdings, server, missing]
     for lineno, record in read_records(stdin):
         if Checkpoint.of(record, lineno) is not None:
@@ -203,10 +208,13 @@ def _check(directory, stdin, stdout):
             folders[name] = [path, held, 0, 0]
     missing = 0
     for folder, (path, held, server, absent) in folders.items():
-        backup = sum(1 for _ in held.records())
+        backup = deleted = 0
+        for _offset, record in held.records():
+            backup += 1
+            deleted += "missing_since" in record
         write_record(stdout, {"folder": folder, "file": path, "server": server,
-                              "backup": backup, "missing": absent,
-                              "only_in_backup": backup - (server - absent)})
+                              "backup": backup, "missing": absent, "deleted": deleted,
+                              "only_in_backup": max(0, backup - (server - absent) - deleted)})
         missing += absent
     return errors.PARTIAL if missing else errors.OK
 
