@@ -20,7 +20,8 @@ and the bare one-pass pipeline
 Peak RSS comes from GNU time: per process for the pipeline, the largest process of the
 tree for mbsync and imapbackup.  That is the group "loopback"; the groups "links",
 "folders", "cap" and "big" (bench/links.py) run the same tools through an emulated
-link (bench/linkproxy.py: a delay, a bandwidth cap, round trips counted from a trace).
+link (bench/linkproxy.py: a delay, a bandwidth cap, round trips counted from a trace);
+"flags" (bench/flags.py) measures a run after 1% of 20,000 messages changed flags.
 --only runs some groups (e.g. --only links); each group's table goes to stdout and
 replaces its own section of bench/results.md, whose other sections stay.
 """
@@ -40,11 +41,12 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [HERE, os.path.join(ROOT, "tests")]
 
 import corpus  # noqa: E402
+import flags  # noqa: E402
 import links  # noqa: E402
 from dovecot import Dovecot  # noqa: E402
 from report import Table, update_results  # noqa: E402
 
-GROUPS = ("loopback", *links.GROUPS)
+GROUPS = ("loopback", *links.GROUPS, *flags.GROUPS)
 
 VENV_BIN = os.path.dirname(sys.executable)
 IMAPBACKUP = os.path.join(ROOT, "bin", "imapbackup")
@@ -378,7 +380,7 @@ def main():
             if group == "loopback":
                 sections[f"loopback-{spec.name}"] = loopback(spec, runs, work, server)
             else:
-                sections[group] = links.GROUPS[group](
+                sections[group] = {**links.GROUPS, **flags.GROUPS}[group](
                     lambda s, m=None: Bench(s, runs, work, server, m), versions())
                 sections[group] += (f"\n- load average (1 min) at the end "
                                     f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n")

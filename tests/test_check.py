@@ -36,7 +36,7 @@ def test_check_counts_per_folder_and_fails_only_for_missing_messages(dovecot, ne
     assert complete.returncode == 0, complete.stderr
     assert records(complete) == [
         {"folder": folder, "file": f"backup/{folder}.mbox", "server": 3, "backup": 3,
-         "missing": 0, "only_in_backup": 0} for folder in ("Gone", "Keep")]
+         "missing": 0, "deleted": 0, "only_in_backup": 0} for folder in ("Gone", "Keep")]
     with dovecot.client(user) as client:
         client.select_folder("Gone")
         client.delete_messages([1])
@@ -46,13 +46,13 @@ def test_check_counts_per_folder_and_fails_only_for_missing_messages(dovecot, ne
     assert behind.returncode == 1, behind.stderr
     assert records(behind) == [
         {"folder": "Gone", "file": "backup/Gone.mbox", "server": 2, "backup": 3,
-         "missing": 0, "only_in_backup": 1},
+         "missing": 0, "deleted": 0, "only_in_backup": 1},
         {"folder": "Keep", "file": "backup/Keep.mbox", "server": 4, "backup": 3,
-         "missing": 1, "only_in_backup": 0}]
+         "missing": 1, "deleted": 0, "only_in_backup": 0}]
     with dovecot.client(user) as client:
         client.delete_folder("Gone")
     assert shell(env, BACKUP, tmp_path).returncode == 0  # Keep's new message
     gone = shell(env, RECIPE, tmp_path)  # only held in the backup: still complete
     assert gone.returncode == 0 and records(gone)[0] == {
         "folder": "Gone", "file": "backup/Gone.mbox", "server": 0, "backup": 3,
-        "missing": 0, "only_in_backup": 3}
+        "missing": 0, "deleted": 0, "only_in_backup": 3}

@@ -213,11 +213,16 @@ def test_a_checkpoint_record_reads_and_writes_as_imapstream_7_shows_it():
     line = (b'{"folder":"INBOX","delimiter":"/","uidvalidity":1130,"uidnext":2441,'
             b'"messages":2440,"since":2400,"checkpoint":true}')
     checkpoint = Checkpoint.of(orjson.loads(line), 1)
-    assert checkpoint == Checkpoint("INBOX", "/", 1130, 2441, 2440, 2400, True)
+    assert checkpoint == Checkpoint("INBOX", "/", 1130, 2441, 2440, 2400, vouches=True)
     assert orjson.dumps(checkpoint.record()) == line
     assert checkpoint.says_more()
     assert not checkpoint._replace(since=2441).says_more()  # a folder with nothing new
     assert not checkpoint._replace(vouches=False).says_more()
+    # With CONDSTORE: highestmodseq after since; nothing new but changed flags says more.
+    changed = line.replace(b'"since":2400,', b'"since":2441,"highestmodseq":77,')
+    checkpoint = Checkpoint.of(orjson.loads(changed), 1)
+    assert checkpoint.highestmodseq == 77 and orjson.dumps(checkpoint.record()) == changed
+    assert checkpoint.says_more()
     record = dict(orjson.loads(line), unknown="kept")
     assert withdraw(record) == dict(orjson.loads(line), unknown="kept", checkpoint=False,
                                     failed=True)

@@ -34,8 +34,8 @@ def parser():
                    "record's uidnext on, while the folder's UIDVALIDITY is the record's; "
                    "after each folder write its folder checkpoint")
     p.add_argument("--refresh-flags", action="store_true", help="with --since: list "
-                   "every folder whole, so that mbox-ids --missing compares the flags of "
-                   "the messages held and finds those deleted (for servers without "
+                   "every folder whole, so that mbox-ids compares the flags of the "
+                   "messages held and finds those deleted (for servers without "
                    "CONDSTORE, whose changes --since cannot ask for)")
     p.add_argument("--exclude-folder", metavar="NAME", action="append", default=[],
                    help="skip the folder named NAME exactly (INBOX in any case; "

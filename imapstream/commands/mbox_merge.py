@@ -204,8 +204,9 @@ class Merger:
         """Under the file's lock, its data synced: the sidecar, then the flag journal
         folded into a plain file (fold.py) where it has flags not yet there."""
         self.holdings.save_index()
-        if (self.holdings.journal_lines or any("flags" in entry for entry in
-                                               self.holdings.journal.entries.values())):
+        if not compression.suffix_of(self.path) and (
+                self.holdings.journal_lines or any("flags" in entry for entry in
+                                                   self.holdings.journal.entries.values())):
             holdings = Holdings(self.path, keep_index=True)
             if holdings.torn_at is None:
                 fold.fold(self.path, holdings.index, flagjournal.read(self.path))

@@ -6,9 +6,10 @@ Only the flag headers of the changed messages are new bytes: the rest is copied 
 the old file in the kernel (copy_file_range), and the sidecar is written from the old
 one's rows with their offsets moved, so a fold costs a copy of the file, not a scan.
 
-A message's flag headers are replaced only where they are as format_message writes
-them (mboxrd.flag_block); the journal keeps the flags of any other message (one a mail
-client rewrote), and all of a compressed file, for the readers that apply it."""
+A message's flag fields are replaced by the flag headers format_message writes, right
+after its X-Imapstream line (mboxrd.flag_fields), also where a mail client moved them;
+the journal keeps the flags of a message whose X-Imapstream line is not its second
+(Thunderbird's), and all of a compressed file, for the readers that apply it."""
 
 import contextlib
 import errno
@@ -16,7 +17,7 @@ import os
 import tempfile
 
 from . import compression, flagjournal, sidecar
-from .mboxrd import flag_block, flag_headers, stored_flags
+from .mboxrd import flag_fields, flag_headers, stored_flags
 
 HEAD = 1 << 12  # bytes read first for a message's flag headers; more where needed
 MAX_HEAD = 1 << 20
@@ -58,7 +59,7 @@ def fold(path, index, journal, prune_before=None):
                 for n, row in enumerate(rows)}
         for offset, (found, flags) in list(changes.items()):
             block = _block(src.fileno(), offset, ends[offset])
-            if block is None:  # not as we wrote it: the journal keeps its flags
+            if block is None:  # no X-Imapstream line second: the journal keeps its flags
                 left.entries.setdefault(found, {})["flags"] = flags
                 del changes[offset]
             else:
@@ -103,12 +104,16 @@ def _write(path, src, size, rows, changes, drop):
                 continue
             moved = [offset + delta, *row[1:]]
             if offset in changes:
-                block, flags = changes[offset]
+                (at, cuts), flags = changes[offset]
                 new = flag_headers(flags)
-                _copy(src, handle, done, offset + block[0])
+                _copy(src, handle, done, offset + at)
                 os.write(handle, new)  # a few dozen bytes: written whole
-                done = offset + block[1]
-                delta += len(new) - (block[1] - block[0])
+                done = offset + at
+                for start, stop in cuts:
+                    _copy(src, handle, done, offset + start)
+                    done = offset + stop
+                    delta -= stop - start
+                delta += len(new)
                 moved[sidecar.KEYS.index("flags") + 1] = stored_flags(flags)
             new_rows.append(moved)
         _copy(src, handle, done, size)
@@ -131,11 +136,11 @@ def _write(path, src, size, rows, changes, drop):
 
 
 def _block(src, offset, end):
-    """The flag headers of the message at offset (see mboxrd.flag_block), relative to it."""
+    """The flag fields of the message at offset (see mboxrd.flag_fields), relative to it."""
     want = HEAD
     while True:
         head = os.pread(src, min(want, end - offset), offset)
-        block = flag_block(head)
+        block = flag_fields(head)
         if block is not None or len(head) < want or want >= MAX_HEAD:
             return block
         want *= 4

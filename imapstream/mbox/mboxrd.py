@@ -153,21 +153,21 @@ def stored_flags(flags):
     return _flags(own.get(b"status", ""), own.get(b"x-status", ""), own.get(b"x-keywords", ""))
 
 
-def flag_block(head):
-    """(start, end) of the flag headers in head, the first bytes of a message of ours
-    as format_message writes it: the lines after the X-Imapstream line, Status first.
-    None for any other message (a client moved its Status), or where they do not end
-    within head."""
+def flag_fields(head):
+    """(where the flag headers go, [(start, end)] of the flag fields there are) in head,
+    the first bytes of a message of ours whose X-Imapstream line follows its From line:
+    its Status, X-Status and X-Keywords fields, right after that line as format_message
+    writes them or wherever a client moved them (edited.py).  None for any other
+    message, or where its header section does not end within head."""
     newline = head.find(b"\n") + 1
     if not newline or head[newline:newline + len(OWN_MARK)] != OWN_MARK:
         return None
     match = _OWN_META.match(head, newline)
-    if not match or not head.startswith(b"Status:", match.end()):
+    end = head.find(b"\n\n", match.end() - 1) + 1 if match else 0
+    if not end:
         return None
-    pos = match.end()
-    while flag := _OWN_FLAGS.match(head, pos):
-        pos = flag.end()
-    return (match.end(), pos) if pos < len(head) else None
+    return match.end(), [(match.end() + start, match.end() + stop) for name, start, stop
+                         in edited.fields(head[match.end():end]) if name in edited.FLAGS]
 
 
 def parse_message(text, last=True):
