@@ -293,3 +293,32 @@ def test_a_fold_rewrites_only_the_flag_headers(tmp_path):
             + b"From MAILER-DAEMON Fri Jul  1 10:00:00 2005\n" + meta % (2, 29, 25)
             + b"Status: RO\nX-Status: F\nX-Keywords: $Later\nSubject: b\n>Status: RO\n\ny\n\n")
     assert not os.path.exists(flagjournal.path_for(os.path.join(directory, "INBOX.mbox")))
+
+
+def test_imapbackup_follows_and_prunes(followed, dovecot, tmp_path):
+    """The porcelain: a run follows the changes, --check counts the deleted apart,
+    --prune-deleted=1d keeps a message gone for less than a day, --prune-deleted
+    removes it."""
+    import subprocess
+
+    from conftest import REPO, command_env
+
+    _client, user, directory, _sent = followed
+    env = command_env(dovecot, user, tmp_path / "home")
+
+    def imapbackup(*argv):
+        done = subprocess.run([str(REPO / "bin" / "imapbackup"), "-d", directory, *argv],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    imapbackup("--nospinner")
+    path = os.path.join(directory, "INBOX.mbox")
+    assert file_flags(path) == {**WANTED, 7: []}
+    assert imapbackup("--check").stdout == (
+        "CHECK: INBOX: 7 on the server, 8 in the backup, 0 missing, 1 deleted on the "
+        "server, 0 only in the backup\n")
+    imapbackup("--prune-deleted=1d")
+    assert 7 in file_flags(path)
+    imapbackup("--prune-deleted")
+    assert file_flags(path) == WANTED
