@@ -65,7 +65,9 @@ def _change_flags(bench):
     rng = random.Random(SPEC.seed)
     changed = flagged = 0
     with bench.server.client(bench.user) as client:
-        for _flags, _delimiter, name in client.list_folders():
+        for flags, _delimiter, name in client.list_folders():
+            if {b"\\Noselect", b"\\NonExistent"} & set(flags):
+                continue
             client.select_folder(name)
             uids = client.search("ALL")
             chosen = rng.sample(uids, len(uids) // SHARE) if uids else []
