@@ -203,13 +203,17 @@ class Merger:
     def _synced(self):
         """Under the file's lock, its data synced: the sidecar, then the flag journal
         folded into a plain file (fold.py) where it has flags not yet there."""
-        self.holdings.save_index()
-        if not compression.suffix_of(self.path) and (
-                self.holdings.journal_lines or any("flags" in entry for entry in
-                                                   self.holdings.journal.entries.values())):
+        holdings = self.holdings
+        holdings.save_index()
+        if compression.suffix_of(self.path) or not (holdings.journal_lines or any(
+                "flags" in entry for entry in holdings.journal.entries.values())):
+            return
+        folders = {**holdings.index.folders, **holdings.marks}
+        if holdings.appended:  # the index read describes the file without them
             holdings = Holdings(self.path, keep_index=True)
-            if holdings.torn_at is None:
-                fold.fold(self.path, holdings.index, flagjournal.read(self.path))
+            folders = None
+        if holdings.torn_at is None:
+            fold.fold(self.path, holdings.index, flagjournal.read(self.path), folders)
 
     @staticmethod
     def _holdings(appender, path):
@@ -291,7 +295,8 @@ def prune_all(directory, age):
                 diagnostics.warn(PROG, f"{path}: its last message is cut short; not pruned "
                                        f"until mbox-merge repairs it")
                 continue
-            _changed, pruned = fold.fold(path, holdings.index, flagjournal.read(path), before)
+            _changed, pruned = fold.fold(path, holdings.index, flagjournal.read(path),
+                                         prune_before=before)
         finally:
             unlock(fd, dotlock)
         if pruned:

@@ -11,6 +11,7 @@ after its X-Imapstream line (mboxrd.flag_fields), also where a mail client moved
 the journal keeps the flags of a message whose X-Imapstream line is not its second
 (Thunderbird's), and all of a compressed file, for the readers that apply it."""
 
+import bisect
 import contextlib
 import errno
 import os
@@ -23,20 +24,21 @@ HEAD = 1 << 12  # bytes read first for a message's flag headers; more where need
 MAX_HEAD = 1 << 20
 
 
-def fold(path, index, journal, prune_before=None):
+def fold(path, index, journal, folders=None, prune_before=None):
     """Fold journal into the plain mbox file path, whose lock the caller holds and which
-    index (a sidecar.Index) describes whole; leave out the messages first missing at or
-    before prune_before (an aware datetime), if given.  Returns how many messages were
-    (changed, pruned); the journal is written back with what is left of it."""
+    index (a sidecar.Index) describes whole, its sidecar to have folders (default the
+    index's); leave out the messages first missing at or before prune_before (an aware
+    datetime), if given.  Returns how many messages were (changed, pruned); the journal
+    is written back with what is left of it."""
     if compression.suffix_of(path):
         return 0, 0
     rows = sorted(index.rows, key=lambda row: row[0])
     left = flagjournal.Journal()
     changes, drop = {}, set()
-    for row in rows:
-        record = sidecar.record(row)
-        found = flagjournal.key(record)
-        entry = journal.entries.get(found) if found else None
+    entries = journal.entries
+    for row in rows if entries else ():
+        found = sidecar.row_key(row)
+        entry = entries.get(found)
         if not entry:
             continue
         since = entry.get("missing_since")
@@ -45,7 +47,8 @@ def fold(path, index, journal, prune_before=None):
             continue
         if since is not None:
             left.entries.setdefault(found, {})["missing_since"] = since
-        if "flags" in entry and set(stored_flags(entry["flags"])) != set(record["flags"] or ()):
+        if "flags" in entry and set(stored_flags(entry["flags"])) != set(
+                row[sidecar.FLAGS] or ()):
             changes[row[0]] = (found, entry["flags"])
     if not changes and not drop:
         if left.entries != journal.entries:
@@ -55,10 +58,11 @@ def fold(path, index, journal, prune_before=None):
         size = os.fstat(src.fileno()).st_size
         if size != index.raw_end:
             return 0, 0  # not what the index describes: the journal stays as it is
-        ends = {row[0]: (rows[n + 1][0] if n + 1 < len(rows) else size)
-                for n, row in enumerate(rows)}
+        offsets = [row[0] for row in rows]
         for offset, (found, flags) in list(changes.items()):
-            block = _block(src.fileno(), offset, ends[offset])
+            after = bisect.bisect_right(offsets, offset)
+            block = _block(src.fileno(), offset,
+                           offsets[after] if after < len(offsets) else size)
             if block is None:  # no X-Imapstream line second: the journal keeps its flags
                 left.entries.setdefault(found, {})["flags"] = flags
                 del changes[offset]
@@ -69,10 +73,17 @@ def fold(path, index, journal, prune_before=None):
     if not changes and not drop:
         flagjournal.rewrite(path, left)
         return 0, 0
+    held = index.held
+    if drop:
+        held = sidecar.Held()
+        for row in new_rows:
+            held.add(sidecar.record(row))
     with open(path, "rb") as new:
         st = os.fstat(new.fileno())
-        sidecar.save(path, sidecar.Index.of(new.fileno(), st, st.st_size, st.st_size, new_rows,
-                                            index.folders))
+        sidecar.save(path, sidecar.Index(st, st.st_size, st.st_size, new_rows,
+                                         *sidecar.windows(new.fileno(), st.st_size),
+                                         folders=index.folders if folders is None else folders,
+                                         held=held))
     flagjournal.rewrite(path, left)
     return len(changes), len(drop)
 
@@ -114,7 +125,7 @@ def _write(path, src, size, rows, changes, drop):
                     done = offset + stop
                     delta -= stop - start
                 delta += len(new)
-                moved[sidecar.KEYS.index("flags") + 1] = stored_flags(flags)
+                moved[sidecar.FLAGS] = stored_flags(flags)
             new_rows.append(moved)
         _copy(src, handle, done, size)
         os.fsync(handle)

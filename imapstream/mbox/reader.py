@@ -147,15 +147,12 @@ class Holdings:
         if found is None or ((found[0], found[1]), found[2]) not in self.index.held:
             return None
         if self._state is None:
-            self._state = {}
-            for row in self.index.rows:
-                held = sidecar.record(row)
-                if (own := flagjournal.key(held)) is not None:
-                    self._state[own] = {"flags": held["flags"] or []}
-            for own, entry in self.journal.entries.items():
-                if own in self._state:
-                    self._state[own].update(entry)
-        return self._state.get(found)
+            self._state = {sidecar.row_key(row): row for row in self.index.rows}
+        state = self._state.get(found)
+        if isinstance(state, list):  # a row: made a state when first asked for
+            state = self._state[found] = {"flags": state[sidecar.FLAGS] or [],
+                                          **self.journal.entries.get(found, {})}
+        return state
 
     def note_update(self, record):
         """Note an update record (imapstream(7)) for the journal where it tells the file

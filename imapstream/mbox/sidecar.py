@@ -218,6 +218,15 @@ class _Stat:
         self.st_ino, self.st_size, self.st_mtime_ns = ino, size, mtime_ns
 
 
+FLAGS = 1 + KEYS.index("flags")  # where a row has its flags
+
+
+def row_key(row):
+    """(folder, uidvalidity, uid) of a row: flagjournal.key of its record where it has
+    all three (a key with a None is no journal's)."""
+    return row[1], row[3], row[4]
+
+
 def row(offset, record):
     return [offset, *(record.get(key) for key in KEYS)]
 
@@ -356,9 +365,11 @@ def save(mbox, index):
                 if _append(base, line + b"\n" + state):
                     return
     rows = index.rows
-    held = Held()
-    for each in rows:
-        held.add(record(each))
+    held = index.held  # an index of rows alone (base None) holds their UIDs alone
+    if base is not None:
+        held = Held()
+        for each in rows:
+            held.add(record(each))
     line = orjson().dumps(rows)
     _replace(path_for(mbox), line + b"\n" + _state(index, held, len(rows), 0, line,
                                                     len(line) + 1))
