@@ -266,7 +266,8 @@ def _list_since(session, name, delimiter, known, stdout, refresh=False):
     if since is not None and (selected.uidvalidity != known.uidvalidity
                               or not positive_int(selected.uidnext)):
         since = None  # changed since STATUS, or a server that does not say
-    if since is not None and mbox and _restored(session, name, known, mbox):
+    if since is not None and since < selected.uidnext and mbox and _restored(
+            session, name, known, mbox):  # not asked before either with nothing new
         since = None
     if since is not None and selected.highestmodseq and not known.highestmodseq:
         since = None  # no HIGHESTMODSEQ to ask changes from: listed whole, compared
