@@ -271,7 +271,9 @@ def _list_since(session, name, delimiter, known, stdout, refresh=False):
         since = None
     if since is not None and selected.highestmodseq and not known.highestmodseq:
         since = None  # no HIGHESTMODSEQ to ask changes from: listed whole, compared
-    count = _list_messages(session, name, delimiter, stdout, selected, since)
+    count = 0
+    if since is None or since < selected.uidnext:  # else only flags changed, as STATUS said
+        count = _list_messages(session, name, delimiter, stdout, selected, since)
     if since is not None and selected.highestmodseq:
         _write_changes(session, name, delimiter, selected.uidvalidity, known, mbox, stdout)
     vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
