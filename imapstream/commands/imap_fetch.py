@@ -48,8 +48,11 @@ def _main(argv, stdin, stdout):
                 message_key(record, lineno)
                 if is_update(record):
                     fetcher.update(record)
-                else:
-                    fetcher.add(record)
+                    continue
+                if "copy_of" in record and not options.mbox:
+                    fetcher.pass_on(record)
+                    continue
+                fetcher.add(record)
         except errors.DataError:
             fetcher.flush()  # the records before a malformed line are still fetched
             raise
@@ -106,6 +109,11 @@ class Fetcher:
             self.flush()
         if not self.mbox:
             write_record(self.out, record)
+    def pass_on(self, record):
+        """A record with copy_of goes on unfetched (its bytes are in the backup), after
+        the messages before it."""
+        self.flush()
+        write_record(self.out, record)
 
     def warn(self, message):
         self.progress.clear()
