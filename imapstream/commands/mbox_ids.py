@@ -220,7 +220,7 @@ def _check(directory, stdin, stdout):
     folders = {}  # folder: [file, Holdings, server, missing]
     gmail = None  # see _gmail_held
     for lineno, record in read_records(stdin):
-        if Checkpoint.of(record, lineno) is not None:
+        if Checkpoint.of(record, lineno) is not None or is_update(record):
             continue
         folder, _uid = message_key(record, lineno)
         if folder not in folders:

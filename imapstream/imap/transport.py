@@ -224,7 +224,9 @@ class Client(imapclient.IMAPClient):
           (another client changed flags; Exchange adds FLAGS of its own), and imapclient
           files one without a UID under its sequence number even under UID FETCH, over
           the message whose UID is that number; after an EXPUNGE it would merge two
-          messages that shared a sequence number;
+          messages that shared a sequence number; under FETCH by number one without a
+          UID adds only what the message's own response lacks (its FLAGS never replace
+          those asked for: listed flags are compared with the backup's);
         - runs of numbers go as ranges (1:2000), where imapclient lists every number:
           9 kB for 2000 messages, past the command length some servers accept."""
         return self._parsed("FETCH", self._fetch, messages, data, modifiers)
@@ -257,7 +259,12 @@ class Client(imapclient.IMAPClient):
             for seq, items in parsed.items():
                 number = items.pop(b"UID", None) if self.use_uid else seq
                 if number in wanted:
-                    found.setdefault(number, {}).update(items)
+                    entry = found.setdefault(number, {})
+                    if self.use_uid or b"UID" in items:
+                        entry.update(items)
+                    else:  # unsolicited (no UID asked for): the answer's own items win
+                        for key, value in items.items():
+                            entry.setdefault(key, value)
         return found
 
 
