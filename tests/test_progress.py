@@ -1,12 +1,15 @@
 """imap-fetch's progress line: the folder, messages and bytes done of the totals the
 records give, rate and ETA, redrawn on a terminal while a large message arrives."""
 
+import fcntl
 import os
 import pty
 import re
 import select
 import socket
+import struct
 import subprocess
+import termios
 import threading
 
 import orjson
@@ -267,3 +270,20 @@ def test_imapbackup_j2_draws_nothing_when_stderr_is_no_terminal(dovecot, new_use
     assert b"SUMMARY: 2 folders, 6 messages appended" in done.stderr
     assert b"--progress-dir" not in done.stderr
     assert b"\r" not in done.stderr and b"FETCH" not in done.stderr
+
+
+def test_the_line_is_cut_to_the_terminal_width():
+    """A line as wide as the terminal would wrap, and \\r would then redraw only its last
+    row: it is cut to the width less one column."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 30, 0, 0))
+    with os.fdopen(terminal, "w") as stream:
+        progress = Progress("FETCH", enabled=True, stream=stream)
+        progress.folder = "Personal/2005/Q3"
+        progress._draw(progress.line())
+        assert os.read(controller, 4096) == b"\rFETCH Personal/2005/Q3: 0/...\x1b[K"  # 29 columns
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        progress._draw(progress.line())
+        assert os.read(controller, 4096) == b"\rFETCH Personal/2005/Q3: 0/0 messages, " \
+                                            b"0.0/0.0 MB\x1b[K"
+    os.close(controller)
