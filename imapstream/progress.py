@@ -14,6 +14,7 @@ INTERVAL and when it ends; the one holding the lock on DIR/lock draws the sums o
 every file there, with the folders being fetched (sorted), the rate since the
 earliest start.  When it ends it erases the line and lets go, and another takes over."""
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -87,9 +88,12 @@ class Progress:
             if self.shared is None:
                 self._draw(self.line())
                 continue
-            self.shared.publish(self.state())
-            if self.shared.lead():
-                self._draw(self.line(self.shared.sums()))
+            try:
+                self.shared.publish(self.state())
+                if self.shared.lead():
+                    self._draw(self.line(self.shared.sums()))
+            except OSError:
+                continue  # the directory went (its run is ending): no line this time
 
     def _draw(self, line):
         self.stream.write(f"\r{_fit(line, self.stream)}\x1b[K")
@@ -108,7 +112,8 @@ class Progress:
             self._thread.join()
         self.clear()
         if self.shared is not None:
-            self.shared.publish(dict(self.state(), folders=[]))  # its counts stay in the sums
+            with contextlib.suppress(OSError):  # its counts stay in the sums
+                self.shared.publish(dict(self.state(), folders=[]))
             self.shared.close()
 
 

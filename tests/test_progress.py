@@ -9,6 +9,7 @@ import select
 import socket
 import struct
 import subprocess
+import sys
 import termios
 import threading
 
@@ -287,3 +288,14 @@ def test_the_line_is_cut_to_the_terminal_width():
         assert os.read(controller, 4096) == b"\rFETCH Personal/2005/Q3: 0/0 messages, " \
                                             b"0.0/0.0 MB\x1b[K"
     os.close(controller)
+
+
+def test_a_progress_dir_that_is_no_directory_is_a_usage_error(tmp_path):
+    done = subprocess.run(["imap-fetch", "--progress-dir", str(tmp_path / "none")],
+                          env=dict(os.environ, IMAP_SERVER="127.0.0.1:1",
+                                   PATH=f"{os.path.dirname(sys.executable)}:/usr/bin:/bin"),
+                          input=b"",
+                          capture_output=True, timeout=60)
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr == f"imap-fetch: --progress-dir {tmp_path / 'none'}: not a " \
+                          f"directory\n".encode()

@@ -1,5 +1,6 @@
 """imap-fetch: message records in, the message stream (or mboxrd) out."""
 
+import os
 import sys
 
 from .. import cli, diagnostics, errors
@@ -37,6 +38,8 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
+    if options.progress_dir is not None and not os.path.isdir(options.progress_dir):
+        raise errors.UsageError(f"--progress-dir {options.progress_dir}: not a directory")
     progress = Progress("FETCH", False if options.no_progress else None,
                         shared=options.progress_dir)
     if progress.enabled:
