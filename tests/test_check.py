@@ -59,7 +59,7 @@ def test_check_counts_per_folder_and_fails_only_for_missing_messages(dovecot, ne
         "missing": 0, "only_in_backup": 3}
 
 
-def test_a_check_a_fatal_error_stops_says_the_cause_alone(dovecot, new_user, tmp_path):
+def test_a_check_stopped_by_a_fatal_error_says_the_cause_alone(dovecot, new_user, tmp_path):
     """No server, or the login refused: one line, the plumbing's, and its status."""
     user, _ = new_user("fs")
     env = command_env(dovecot, user, tmp_path)
