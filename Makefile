@@ -59,7 +59,7 @@ bench: all dovecot
 # each command as a script in $(PREFIX)/bin that runs that Python with that directory
 # first on its path, imapbackup beside them, the man pages in $(PREFIX)/share/man.
 # DESTDIR stages it all for a package: the scripts name $(PREFIX), never $(DESTDIR).
-COMMANDS := imap-list imap-fetch mbox-ids mbox-merge imap-append
+COMMANDS := imap-list imap-fetch mbox-ids mbox-merge imap-append imapbackup-accounts
 LIBDIR = $(PREFIX)/lib/imapstream
 install:
 	@python=$$($(PYTHON) -c 'import sys; print(sys.executable)') || exit 1; \
