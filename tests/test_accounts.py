@@ -13,8 +13,16 @@ import time
 
 import orjson
 import pytest
-from accounts_helpers import (REPO, account_line, accounts_file, assert_backed_up,
-                              environment, imapbackup, mail_user, records)
+from accounts_helpers import (
+    REPO,
+    account_line,
+    accounts_file,
+    assert_backed_up,
+    environment,
+    imapbackup,
+    mail_user,
+    records,
+)
 from dovecot import free_port
 
 pytestmark = pytest.mark.usefixtures("parallel_installed")
