@@ -99,7 +99,7 @@ def timed(argv, env, cwd=None):
 
 def setup(server, work, count, messages):
     lines = []
-    for number in range(count):
+    for _ in range(count):
         user, password = server.new_user("fs")
         corpus.write_maildir(server.home(user), (text_message(user, n) for n in range(messages)),
                              server.mail_uid, server.mail_gid)

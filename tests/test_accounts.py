@@ -160,3 +160,50 @@ def test_an_account_another_run_holds_waits_for_a_later_run(dovecot, tmp_path):
     assert done.returncode == 75
     assert records(done.stdout)[0]["a"]["error"] == (
         f"{tmp_path}/backup/a: another run is backing up this account")
+
+
+def test_a_second_ctrl_c_stops_the_running_accounts_cleanly(dovecot, tmp_path):
+    users = {f"b{n}": mail_user(dovecot, messages=40) for n in range(2)}
+    file = accounts_file(tmp_path / "accounts", [
+        account_line(dovecot, tmp_path, name, *user) for name, user in users.items()])
+    root = tmp_path / "backup"
+    run = subprocess.Popen([str(REPO / "bin" / "imapbackup"), "--accounts", str(file), "-j",
+                            "2", "-d", str(root), "--json"], env=environment(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           start_new_session=True)
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not all(
+            (root / name / "imapbackup.log").exists() for name in users):
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGINT)
+    # parallel says when it has the first signal (SIGHUP: no new jobs); then the second.
+    first = run.stderr.readline().decode()
+    assert first == "parallel: SIGHUP received. No new jobs will be started.\n"
+    os.killpg(run.pid, signal.SIGINT)
+    out, _errors = run.communicate(timeout=120)
+    assert run.returncode == 130
+    by_account, closing = records(out.decode())
+    assert closing["status"] == 130 and set(by_account) <= set(users)
+    stopped = {name for name in users if name not in by_account
+               or by_account[name]["status"] != 0}
+    assert stopped
+    # Each stopped account's imapbackup ends on its own: its lock is free once it has.
+    for name in stopped:
+        lock = os.open(root / name / ".imapbackup.lock", os.O_RDWR)
+        end = time.monotonic() + 60
+        while not _locked(lock) and time.monotonic() < end:
+            time.sleep(0.05)
+        os.close(lock)
+    again = imapbackup("--accounts", file, "-d", root, "--json", "--resume")
+    assert again.returncode == 0, again.stderr
+    assert set(records(again.stdout)[0]) == stopped
+    for name, (user, _password) in users.items():
+        assert_backed_up(dovecot, user, root / name)
+
+
+def _locked(fd):
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

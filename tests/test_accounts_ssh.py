@@ -26,7 +26,7 @@ from imapstream.accounts import host_for
 
 HOSTS = ["hostA", "hostB"]
 # Names whose hosts differ (host_for), so that both hosts back up accounts.
-NAMES = ["alice", "bob", "carol"]
+NAMES = ["alice", "carol"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_each_account_runs_on_its_host_and_reports_over_ssh(dovecot, hosts, tmp_
                       "--json", env=env, cwd=tmp_path)
     by_account, closing = records(done.stdout)
     assert done.returncode == 0, done.stderr
-    assert closing == {**closing, "accounts": 3, "succeeded": 3, "messages": 12, "status": 0}
+    assert closing == {**closing, "accounts": 2, "succeeded": 2, "messages": 8, "status": 0}
     for name, (user, _password) in users.items():
         host = host_for(name, HOSTS)
         other = HOSTS[1 - HOSTS.index(host)]

@@ -9,6 +9,7 @@ import argparse
 import os
 import queue
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from .. import account_run, systemd_units
 from ..accounts import BadLine, host_for, login_key, parse_account, read_accounts
 from ..cli import ArgumentParser, entry_point, guarded
 from ..diagnostics import count, warn
-from ..errors import DATAERR, OK, PARTIAL, UNAVAILABLE, UsageError
+from ..errors import DATAERR, OK, PARTIAL, UNAVAILABLE, CommandError, UsageError
 from ..records import orjson, write_record
 
 PROG = "imapbackup"
@@ -135,7 +136,10 @@ class Run:
         except FileNotFoundError:
             return done
         for line in lines:
-            record = orjson().loads(line)
+            try:
+                record = orjson().loads(line)
+            except ValueError:
+                continue  # a line torn by a crash: its account runs again
             if record.get("account") in names and record.get("status") == OK:
                 done[record["account"]] = record
         return done
@@ -161,8 +165,14 @@ class Run:
         come.  A first signal lets the running accounts finish and starts no more
         (parallel's SIGHUP); a second stops them (parallel's SIGTERM)."""
         lines = queue.Queue()
+        if groups and shutil.which("parallel") is None:
+            raise CommandError("GNU parallel is not installed (apt-get install parallel)",
+                               UNAVAILABLE)
+        # No IMAP_* variable of the caller's reaches a job; no terminal either (a new
+        # session), so no job asks for a password.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("IMAP_")}
         for login, accounts in groups.items():
-            process = subprocess.Popen(self.parallel(login), stdin=subprocess.PIPE,
+            process = subprocess.Popen(self.parallel(login), env=env, stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, start_new_session=True)
             self.processes.append(process)
             feed = "".join(account.line() + "\n" for account in accounts).encode()
@@ -212,8 +222,11 @@ class Run:
                 error = "not finished: the run was stopped"
             else:
                 error = "no record came back (see parallel's messages above)"
-            self.keep(account_run.account_record(account.name, self.stopped or UNAVAILABLE,
-                                                 error=error))
+            record = account_run.account_record(account.name, self.stopped or UNAVAILABLE,
+                                                error=error)
+            if self.logins:
+                record["host"] = host_for(account.name, self.logins)
+            self.keep(record)
         records = list(self.records.values())
         failed = sorted(r["account"] for r in records if r["status"] != OK)
         statuses = {r["status"] for r in records if r["status"] != OK}
