@@ -17,6 +17,7 @@ import datetime as dt
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,7 @@ def main():
     p.add_argument("--jobs", default="1,2,4,8")
     p.add_argument("--results", default=os.path.join(HERE, "results.md"))
     options = p.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop Dovecot on the way out
     subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "imapstream")],
                    check=True)
     work = tempfile.mkdtemp(prefix="imapstream-bench-accounts-")
