@@ -36,8 +36,9 @@ from report import update_results  # noqa: E402
 VENV_BIN = os.path.dirname(sys.executable)
 IMAPBACKUP = os.path.join(ROOT, "bin", "imapbackup")
 # Processes one account starts: the job (imapbackup-accounts --job), imapbackup (bash),
-# imap-list, mbox-ids, imap-fetch, mbox-merge, and jq three times in imapbackup.
-PYTHON_STARTS, JQ_STARTS = 5, 3
+# imap-list twice (--login-source, then the listing), mbox-ids, imap-fetch, mbox-merge,
+# and jq twice (the login source, the summary).
+PYTHON_STARTS, JQ_STARTS = 6, 2
 
 
 def text_message(user, number):
