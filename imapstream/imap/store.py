@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from .. import errors
 from ..diagnostics import server_text
-from . import connection
+from . import connection, gmail
 from .fetchparse import record_fields
 from .session import Session
 
@@ -62,6 +62,7 @@ class Fetched(NamedTuple):
     left_out: list
     header: bytes | None
     body: bytes | None
+    gmail: dict | None = None  # gmail.fields of a Gmail listing
 
 
 class AppendRefused(errors.CommandError):
@@ -71,10 +72,10 @@ class AppendRefused(errors.CommandError):
     status = errors.PARTIAL
 
 
-def _fetched(uid, item):
+def _fetched(uid, item, own_label=None):
     fields, left_out = record_fields(item)
     return Fetched(uid, fields["size"], fields["flags"], fields["internaldate"], left_out,
-                   item.get(_HEADER), item.get(b"BODY[]"))
+                   item.get(_HEADER), item.get(b"BODY[]"), gmail.fields(item, own_label))
 
 
 class Store:
@@ -85,6 +86,7 @@ class Store:
         """lazy: log in at the first operation, not now (see Session)."""
         self.session = Session(options, prog, lazy)
         self.body_limit = None  # messages per body FETCH, once a drop has halved it
+        self._gmail = self._writable = None  # the folder add_labels SELECTed last
 
     @property
     def reconnects(self):
@@ -95,6 +97,14 @@ class Store:
 
     def has_capability(self, name):
         return self.session.call(lambda client: client.has_capability(name))
+
+    @property
+    def gmail(self):
+        """Whether the server is Gmail (X-GM-EXT-1): listings then carry its ids and
+        labels (see gmail.py)."""
+        if self._gmail is None:
+            self._gmail = self.has_capability(gmail.CAPABILITY)
+        return self._gmail
 
     def folders(self):
         """(a Folder per LIST entry, [(name, why)] for the folders no record can carry:
@@ -124,20 +134,24 @@ class Store:
                       status.get(b"UIDNEXT"))
 
     def examine(self, name):
+        self._writable = None
         selected = self.session.examine(name)
         return Selected(selected[b"UIDVALIDITY"], selected.get(b"UIDNEXT"),
                         selected[b"EXISTS"])
 
-    def listing(self, selected, since=None):
+    def listing(self, selected, since=None, own_label=None):
         """Yield a Fetched (with header) per message of the folder examined last, in UID
-        order, only those from UID since on if given.  After a reconnect the listing
-        goes on from the next chunk, skipping UIDs already given."""
+        order, only those from UID since on if given; on Gmail with its ids and labels,
+        own_label added (gmail.fields).  After a reconnect the listing goes on from the
+        next chunk, skipping UIDs already given."""
+        items = LISTING_ITEMS + gmail.ITEMS if self.gmail else LISTING_ITEMS
         start, last_uid = 1, 0
         if since is not None:
             start, last_uid = self._first_new(selected, since), since - 1
         for first in range(start, selected.exists + 1, CHUNK):
             numbers = range(first, min(first + CHUNK - 1, selected.exists) + 1)
-            response = self.session.call(lambda c, numbers=numbers: _by_number(c, numbers))
+            response = self.session.call(lambda c, numbers=numbers: _by_number(c, numbers,
+                                                                                  items))
             # A response without a UID answers none of ours: flags of a message whose own
             # response never came (a server that sends EXPUNGE during FETCH, against
             # RFC 3501).
@@ -145,7 +159,7 @@ class Store:
                                key=lambda r: r[b"UID"]):
                 if item[b"UID"] > last_uid:
                     last_uid = item[b"UID"]
-                    yield _fetched(last_uid, item)
+                    yield _fetched(last_uid, item, own_label)
 
     def _first_new(self, selected, since):
         """The sequence number to list from so as to reach every UID from since on.  UIDs
@@ -182,6 +196,17 @@ class Store:
 
         response = self.session.call(operation, on_retry=shrink)
         return len(asked), {uid: _fetched(uid, item) for uid, item in response.items()}
+
+    def add_labels(self, folder, uids, labels):
+        """UID STORE +X-GM-LABELS labels to the messages with uids in folder (SELECTed:
+        imap-append's own folder, after it appended them)."""
+        def operation(client):
+            if self._writable != folder:
+                client.select_folder(folder)
+                self._writable = folder
+            client.add_gmail_labels(uids, labels, silent=True)
+
+        self.session.call(operation)
 
     def create(self, name):
         """CREATE name; after a dropped connection, only if it still does not exist."""
