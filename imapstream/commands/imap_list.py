@@ -80,7 +80,9 @@ def _main(argv, stdin, stdout):
     named = [name for name in named if not _SURROGATE.search(name)]
     session = store.Store(options, PROG)
     try:
-        every, unreadable = _folders(session)
+        # Statuses are read for the folder records and for the folders --since knows.
+        every, unreadable, statuses = _folders(session, since is not None
+                                               or not (options.all or options.folders))
         listed = [f["folder"] for f in every]
         for name in options.exclude_folder:
             excluded.add(_server_name(name, listed))
@@ -97,12 +99,17 @@ def _main(argv, stdin, stdout):
                     diagnostics.warn(PROG, f"{shown}: {why}; skipped")
                     failed += 1
         if not (options.all or options.folders):
-            failed += _write_folders(session, folders, stdout)
+            statuses.update(session.statuses([f["folder"] for f in folders if not
+                                              f["noselect"] and f["folder"] not in statuses]))
+            failed += _write_folders(folders, statuses, stdout)
             return errors.PARTIAL if failed else errors.OK
         if options.all:
             wanted = [f["folder"] for f in folders if not f["noselect"]]
         else:
             wanted = [name for name in named if selected(name)]
+        if since is not None:
+            statuses.update(session.statuses([name for name in dict.fromkeys(wanted)
+                                              if since.get(name) and name not in statuses]))
         delimiters = {f["folder"]: f["delimiter"] for f in every}
         default_delimiter = every[0]["delimiter"] if every else None
         for name in wanted:
@@ -113,7 +120,8 @@ def _main(argv, stdin, stdout):
                     count = _list_messages(session, name, delimiter, stdout)
                 else:
                     count, listed_from = _list_since(session, name, delimiter,
-                                                     since.get(name), stdout)
+                                                     since.get(name), statuses.get(name),
+                                                     stdout)
                     new = "new " if listed_from else ""
             except errors.ServerError as exc:
                 if name in delimiters:
@@ -151,16 +159,19 @@ def _closest(name, listed):
     return f"; the closest: {', '.join(close)}" if close else ""
 
 
-def _write_folders(session, folders, stdout):
-    """Write the folder records; returns how many folders failed."""
+def _write_folders(folders, statuses, stdout):
+    """Write the folder records, with their statuses ({name: store.Status or the
+    ServerError of a folder refused}); returns how many folders failed."""
     failed = 0
     for folder in folders:
-        try:
-            record = _with_status(session, folder)
-        except errors.ServerError as exc:
-            diagnostics.warn(PROG, f"{folder['folder']}: {exc}")
-            failed += 1
-            continue
+        record = dict(folder, messages=None, uidvalidity=None, uidnext=None)
+        if not folder["noselect"]:
+            status = statuses[folder["folder"]]
+            if isinstance(status, errors.ServerError):
+                diagnostics.warn(PROG, f"{folder['folder']}: {status}")
+                failed += 1
+                continue
+            record.update(status._asdict())
         write_record(stdout, record)
     return failed
 
@@ -179,10 +190,12 @@ def _folders_from(stdin):
     return names
 
 
-def _folders(session):
+def _folders(session, with_status):
     """(folder records without STATUS, [(name, why)] for the folders no record can
-    carry: see Store.folders)."""
-    listed, unreadable = session.folders()
+    carry: see Store.folders, {name: store.Status} of the folders whose status came with
+    the list, if with_status and the server can say it then)."""
+    listed, unreadable, statuses = (session.folders_and_statuses() if with_status
+                                    else (*session.folders(), {}))
     folders = []
     for name, delimiter, flags in listed:
         lowered = {f.lower() for f in flags}
@@ -194,19 +207,12 @@ def _folders(session):
             "special_use": special[0] if special else None,
             "noselect": "\\noselect" in lowered or "\\nonexistent" in lowered,
         })
-    return folders, unreadable
+    return folders, unreadable, statuses
 
 
 def _shown(name):
     """A name that is not valid Unicode, its undecodable bytes as \\xNN."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _with_status(session, folder):
-    record = dict(folder, messages=None, uidvalidity=None, uidnext=None)
-    if not folder["noselect"]:
-        record.update(session.status(folder["folder"])._asdict())
-    return record
 
 
 def _read_since(path):
@@ -236,14 +242,17 @@ def _read_since(path):
     return known
 
 
-def _list_since(session, name, delimiter, known, stdout):
+def _list_since(session, name, delimiter, known, status, stdout):
     """--since: the messages from the uidnext of known's checkpoint on (all of them
     without known, or once UIDVALIDITY changed), then the folder checkpoint (see
-    imapstream(7)).  Returns (how many, the UID they were listed from or None for all)."""
+    imapstream(7)); status is the folder's store.Status (or the ServerError of a folder
+    refused), read for every folder at once.  Returns (how many, the UID they were
+    listed from or None for all)."""
     known, mbox = known or (None, None)
     since = None
     if known:
-        status = session.status(name)
+        if isinstance(status, errors.ServerError):
+            raise errors.ServerError(f"{name}: {status}")
         uidvalidity, uidnext = status.uidvalidity, status.uidnext
         if (uidvalidity, uidnext) == (known.uidvalidity, known.uidnext):
             write_record(stdout, Checkpoint(name, delimiter, uidvalidity, uidnext,

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from .. import errors
 from ..diagnostics import server_text
-from . import connection
+from . import connection, pipeline
 from .fetchparse import record_fields
 from .session import Session
 
@@ -101,27 +101,53 @@ class Store:
         a name that is not valid modified UTF-7, shown as the server sent it with
         non-ASCII bytes as \\xNN, or a delimiter that is not one 7-bit character other
         than CR, LF and NUL (RFC 3501 QUOTED-CHAR))."""
-        folders, unreadable = [], []
-        for raw_flags, delimiter, name in self.session.call(lambda c: c.list_folders()):
-            if isinstance(name, bytes):
-                unreadable.append((name.decode("ascii", "backslashreplace"), "the server's "
-                                   "name for this folder is not valid modified UTF-7"))
-                continue
-            if delimiter is not None and not (isinstance(delimiter, bytes)
-                                              and _DELIMITER.fullmatch(delimiter)):
-                unreadable.append((name, f"the server's hierarchy delimiter for this folder "
-                                         f"({server_text(delimiter)}) is not one 7-bit "
-                                         f"character"))
-                continue
-            folders.append(Folder(name, delimiter and delimiter.decode(),
-                                  [_text(f) for f in raw_flags]))
-        return folders, unreadable
+        return _folders(self.session.call(lambda c: c.list_folders()))
+
+    def folders_and_statuses(self):
+        """(folders, unreadable) as folders() gives them, and {name: Status} of folders
+        listed, read with them in one command, LIST-STATUS (RFC 5819), where the server
+        offers it; {} where it does not (or refuses that LIST)."""
+        if not self.has_capability("LIST-STATUS"):
+            return (*self.folders(), {})
+
+        def operation(client):
+            wire = pipeline.Wire(client)
+            wire.send([("LIST", '""', '"*"', "RETURN", f"(STATUS ({pipeline.STATUS_ITEMS}))")])
+            answer = wire.answer()
+            if answer.status != "OK":
+                return None
+            return pipeline.listed(client, answer), pipeline.statuses(answer)
+
+        found = self.session.call(operation)
+        if found is None:
+            return (*self.folders(), {})
+        return (*_folders(found[0]), {name: _status(status) for name, status in found[1]
+                                      if isinstance(name, str)})
 
     def status(self, name):
         status = self.session.call(lambda client: client.folder_status(
             name, [b"MESSAGES", b"UIDVALIDITY", b"UIDNEXT"]))
-        return Status(status.get(b"MESSAGES"), status.get(b"UIDVALIDITY"),
-                      status.get(b"UIDNEXT"))
+        return _status(status)
+
+    def statuses(self, names):
+        """{name: Status, or the ServerError of a folder the server refused} for each of
+        names: STATUS commands all sent at once, their answers read as they come."""
+        def operation(client):
+            wire = pipeline.Wire(client)
+            wire.send([("STATUS", wire.folder(name), f"({pipeline.STATUS_ITEMS})")
+                       for name in names])
+            found = {}
+            for name in names:
+                answer = wire.answer()
+                if answer.status != "OK":
+                    found[name] = errors.ServerError(answer.refusal("status"))
+                    continue
+                # The server's spelling of the name may differ (INBOX in any case).
+                said = pipeline.statuses(answer)
+                found[name] = _status(said[-1][1] if said else {})
+            return found
+
+        return self.session.call(operation) if names else {}
 
     def examine(self, name):
         selected = self.session.examine(name)
@@ -222,6 +248,28 @@ class Store:
             return _append(self.session.client, folder, pending, messages)
 
         return self.session.call(operation)
+
+
+def _folders(listed):
+    folders, unreadable = [], []
+    for raw_flags, delimiter, name in listed:
+        if isinstance(name, bytes):
+            unreadable.append((name.decode("ascii", "backslashreplace"), "the server's "
+                               "name for this folder is not valid modified UTF-7"))
+            continue
+        if delimiter is not None and not (isinstance(delimiter, bytes)
+                                          and _DELIMITER.fullmatch(delimiter)):
+            unreadable.append((name, f"the server's hierarchy delimiter for this folder "
+                                     f"({server_text(delimiter)}) is not one 7-bit "
+                                     f"character"))
+            continue
+        folders.append(Folder(name, delimiter and delimiter.decode(),
+                              [_text(f) for f in raw_flags]))
+    return folders, unreadable
+
+
+def _status(items):
+    return Status(items.get(b"MESSAGES"), items.get(b"UIDVALIDITY"), items.get(b"UIDNEXT"))
 
 
 def _text(value):
