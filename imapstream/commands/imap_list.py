@@ -279,12 +279,8 @@ def _restored(session, name, known, mbox):
     """Whether the server was restored from a backup, as far as one FETCH can tell: the
     message the backup's file mbox holds with the highest UID below known's uidnext
     (under its UIDVALIDITY) is on the server, but another message (imapstream(7))."""
-    uidvalidity, uidnext = known.uidvalidity, known.uidnext
-    index = sidecar.load(mbox)
-    held = max((r for r in map(sidecar.record, index.rows if index else ())
-                if r["folder"] == name and r["uidvalidity"] == uidvalidity
-                and isinstance(r["uid"], int) and r["uid"] < uidnext),
-               key=lambda r: r["uid"], default=None)
+    uidvalidity = known.uidvalidity
+    held = sidecar.held_record(mbox, name, uidvalidity, known.uidnext)
     if held is None:
         return False
     item = session.message(held["uid"])
