@@ -3,6 +3,7 @@
 import os
 import re
 import sys
+from typing import NamedTuple
 
 from .. import cli, diagnostics, errors
 from ..imap import store
@@ -46,6 +47,24 @@ def parser():
     return p
 
 
+class Job(NamedTuple):
+    """What to do with a folder whose messages are listed: since_mode under --since,
+    with known (a Checkpoint) and mbox (its backup's file) where a checkpoint is known;
+    status (a store.Status, or the ServerError of a folder the server refused it for);
+    since: the UID to list from, None for all; plan: the store.Plan sent ahead, None
+    where nothing need be asked; held: the record of the message the backup holds with
+    the highest UID below since, to check that the server holds it too."""
+
+    name: str
+    since_mode: bool
+    known: Checkpoint | None
+    mbox: str | None
+    status: object
+    since: int | None
+    plan: store.Plan | None
+    held: dict | None
+
+
 def main(argv, stdin=None, stdout=None):
     return cli.guarded(PROG, _main, argv, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
 
@@ -80,9 +99,7 @@ def _main(argv, stdin, stdout):
     named = [name for name in named if not _SURROGATE.search(name)]
     session = store.Store(options, PROG)
     try:
-        # Statuses are read for the folder records and for the folders --since knows.
-        every, unreadable, statuses = _folders(session, since is not None
-                                               or not (options.all or options.folders))
+        every, unreadable, statuses = _folders(session)
         listed = [f["folder"] for f in every]
         for name in options.exclude_folder:
             excluded.add(_server_name(name, listed))
@@ -107,22 +124,19 @@ def _main(argv, stdin, stdout):
             wanted = [f["folder"] for f in folders if not f["noselect"]]
         else:
             wanted = [name for name in named if selected(name)]
-        if since is not None:
-            statuses.update(session.statuses([name for name in dict.fromkeys(wanted)
-                                              if since.get(name) and name not in statuses]))
+        statuses.update(session.statuses([name for name in dict.fromkeys(wanted)
+                                          if name not in statuses]))
         delimiters = {f["folder"]: f["delimiter"] for f in every}
         default_delimiter = every[0]["delimiter"] if every else None
-        for name in wanted:
+        jobs = [_job(name, since, statuses[name]) for name in wanted]
+        listings = session.listings([job.plan for job in jobs if job.plan])
+        for job in jobs:
+            name = job.name
             try:
+                listing = next(listings) if job.plan else None
                 delimiter = delimiters.get(name, default_delimiter)
-                new = ""
-                if since is None:
-                    count = _list_messages(session, name, delimiter, stdout)
-                else:
-                    count, listed_from = _list_since(session, name, delimiter,
-                                                     since.get(name), statuses.get(name),
-                                                     stdout)
-                    new = "new " if listed_from else ""
+                count, listed_from = _list_job(session, job, listing, delimiter, stdout)
+                new = "new " if listed_from else ""
             except errors.ServerError as exc:
                 if name in delimiters:
                     diagnostics.warn(PROG, str(exc))
@@ -190,12 +204,11 @@ def _folders_from(stdin):
     return names
 
 
-def _folders(session, with_status):
+def _folders(session):
     """(folder records without STATUS, [(name, why)] for the folders no record can
     carry: see Store.folders, {name: store.Status} of the folders whose status came with
-    the list, if with_status and the server can say it then)."""
-    listed, unreadable, statuses = (session.folders_and_statuses() if with_status
-                                    else (*session.folders(), {}))
+    the list, where the server can say it then)."""
+    listed, unreadable, statuses = session.folders_and_statuses()
     folders = []
     for name, delimiter, flags in listed:
         lowered = {f.lower() for f in flags}
@@ -242,61 +255,90 @@ def _read_since(path):
     return known
 
 
-def _list_since(session, name, delimiter, known, status, stdout):
-    """--since: the messages from the uidnext of known's checkpoint on (all of them
-    without known, or once UIDVALIDITY changed), then the folder checkpoint (see
-    imapstream(7)); status is the folder's store.Status (or the ServerError of a folder
-    refused), read for every folder at once.  Returns (how many, the UID they were
-    listed from or None for all)."""
-    known, mbox = known or (None, None)
-    since = None
-    if known:
-        if isinstance(status, errors.ServerError):
-            raise errors.ServerError(f"{name}: {status}")
-        uidvalidity, uidnext = status.uidvalidity, status.uidnext
-        if (uidvalidity, uidnext) == (known.uidvalidity, known.uidnext):
-            write_record(stdout, Checkpoint(name, delimiter, uidvalidity, uidnext,
-                                            status.messages, since=uidnext).record())
-            return 0, uidnext
-        if (uidvalidity == known.uidvalidity and isinstance(uidnext, int)
-                and uidnext > known.uidnext):
-            since = known.uidnext
-    reconnects = session.reconnects
-    selected = session.examine(name)
+def _job(name, since, status):
+    """The Job for a folder (see imapstream(7) for --since): one whose status shows the
+    checkpoint's UIDVALIDITY and UIDNEXT needs nothing asked; one with a higher UIDNEXT
+    is listed from the checkpoint's on (a plan of UID FETCH for up to store.CHUNK new
+    messages, else one that will not fit and is listed alone); any other in whole."""
+    known, mbox = since.get(name, (None, None)) if since is not None else (None, None)
+    job = Job(name, since is not None, known, mbox, status, None, None, None)
+    failed = isinstance(status, errors.ServerError)
+    if known and failed:
+        return job
+    if known and (status.uidvalidity, status.uidnext) == (known.uidvalidity, known.uidnext):
+        return job
+    if known and status.uidvalidity == known.uidvalidity and isinstance(
+            status.uidnext, int) and status.uidnext > known.uidnext:
+        since = known.uidnext
+        held = sidecar.held_record(mbox, name, known.uidvalidity, since) if mbox else None
+        check = held and held["uid"]
+        plan = (store.Plan(name, status.uidnext - since, since, check)
+                if status.uidnext - since <= store.CHUNK else store.Plan(name, 0, None, check))
+        return job._replace(since=since, plan=plan, held=held)
+    messages = 0 if failed or not isinstance(status.messages, int) else status.messages
+    return job._replace(plan=store.Plan(name, messages))
+
+
+def _list_job(session, job, listing, delimiter, stdout):
+    """List a folder's messages as its Job says, from the listing of its plan where the
+    folder is still as planned, else alone; under --since, then its folder checkpoint.
+    Returns (how many, the UID they were listed from or None for all)."""
+    name, known, since = job.name, job.known, job.since
+    if job.plan is None:
+        if isinstance(job.status, errors.ServerError):
+            raise errors.ServerError(f"{name}: {job.status}")
+        uidvalidity, uidnext = job.status.uidvalidity, job.status.uidnext
+        write_record(stdout, Checkpoint(name, delimiter, uidvalidity, uidnext,
+                                        job.status.messages, since=uidnext).record())
+        return 0, uidnext
+    if listing.error:
+        raise listing.error
+    selected, reconnects = listing.selected, listing.reconnects
     if since is not None and (selected.uidvalidity != known.uidvalidity
                               or not positive_int(selected.uidnext)):
         since = None  # changed since STATUS, or a server that does not say
-    if since is not None and mbox and _restored(session, name, known, mbox):
+    if since is not None and job.held and _restored(name, known, job.held, listing.checked):
         since = None
-    count = _list_messages(session, name, delimiter, stdout, selected, since)
-    vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
-    write_record(stdout, Checkpoint(name, delimiter, selected.uidvalidity, selected.uidnext,
-                                    selected.exists, since, vouches).record())
+    if since == listing.plan.since and (since or selected.exists == listing.plan.messages):
+        count = _write_messages(name, delimiter, selected, listing.messages(), stdout)
+        if listing.error:
+            raise listing.error
+    else:
+        listing.abandon()
+        selected = session.examine(name)
+        if since is not None and (selected.uidvalidity != known.uidvalidity
+                                  or not positive_int(selected.uidnext)):
+            since = None
+        count = _list_messages(session, name, delimiter, stdout, selected, since)
+    if job.since_mode:
+        vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
+        write_record(stdout, Checkpoint(name, delimiter, selected.uidvalidity,
+                                        selected.uidnext, selected.exists, since,
+                                        vouches).record())
     return count, since
 
 
-def _restored(session, name, known, mbox):
+def _restored(name, known, held, item):
     """Whether the server was restored from a backup, as far as one FETCH can tell: the
-    message the backup's file mbox holds with the highest UID below known's uidnext
-    (under its UIDVALIDITY) is on the server, but another message (imapstream(7))."""
-    uidvalidity = known.uidvalidity
-    held = sidecar.held_record(mbox, name, uidvalidity, known.uidnext)
-    if held is None:
-        return False
-    item = session.message(held["uid"])
-    if item is None or same_message(message_record(name, None, uidvalidity, item), held):
+    message held, which the backup holds with the highest UID below known's uidnext
+    (under its UIDVALIDITY), is on the server (item), but another message
+    (imapstream(7))."""
+    if item is None or same_message(message_record(name, None, known.uidvalidity, item), held):
         return False
     diagnostics.warn(PROG, f"{name}: UID {held['uid']} is another message than the backup "
                            f"holds: the server was restored from a backup; listing it whole")
     return True
 
 
-def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
-    """Write the folder's message records in UID order, only those from UID since on if
-    given (see Store.listing)."""
-    selected = selected or session.examine(name)
+def _list_messages(session, name, delimiter, stdout, selected, since=None):
+    """Write the message records of the folder examined last (selected) in UID order,
+    only those from UID since on if given (see Store.listing)."""
+    return _write_messages(name, delimiter, selected, session.listing(selected, since), stdout)
+
+
+def _write_messages(name, delimiter, selected, items, stdout):
     count = 0
-    for item in session.listing(selected, since):
+    for item in items:
         write_record(stdout, message_record(name, delimiter, selected.uidvalidity, item))
         count += 1
     return count

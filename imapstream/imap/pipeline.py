@@ -15,6 +15,7 @@ send, state, is_readonly and untagged_responses; IMAPClient's _imap, _normalise_
 and _proc_folder_list."""
 
 import collections
+import contextlib
 from typing import NamedTuple
 
 from imapclient.response_parser import parse_response
@@ -30,10 +31,16 @@ class Answer(NamedTuple):
     data: list  # what the tagged response says after its status, as imaplib gives it
     untagged: dict  # imaplib's untagged responses read with it: {TYPE: [data]}
 
-    def refusal(self, command):
-        """What the server said to a command it did not carry out, as imapclient words
-        it ("status command error: NO [b'...']")."""
-        return server_text(f"{command} command error: {self.status} {self.data}")
+    def refusal(self, command, method):
+        """What the server said to a command it did not carry out, worded as imaplib
+        (BAD) and imapclient's method (NO) word it: "STATUS command error: BAD [b'...']",
+        "status failed: ..."."""
+        if self.status == "BAD":
+            return server_text(f"{command} command error: BAD {self.data}")
+        said = self.data[0] if self.data else b""
+        if isinstance(said, bytes):
+            said = said.decode("utf-8", "replace")
+        return server_text(f"{method} failed: {said}")
 
 
 class Wire:
@@ -72,10 +79,18 @@ class Wire:
         """A folder name as a command argument (modified UTF-7, quoted)."""
         return self.client._normalise_folder(name)
 
-    def drain(self):
-        """Read the answers still in flight and drop them."""
-        while self.tags:
-            self.answer()
+    @contextlib.contextmanager
+    def shut_on_failure(self):
+        """On a failure while commands are still in flight, shut the connection: what
+        the server sends next answers commands nobody waits for (and LOGOUT would wait
+        behind them)."""
+        try:
+            yield
+        except BaseException:
+            if self.tags:
+                with contextlib.suppress(OSError):
+                    self.client.shutdown()
+            raise
 
 
 def examine_command(wire, name):

@@ -6,18 +6,20 @@ interface.  The commands call only this; imapclient and the wire stay behind it
 A listing is FETCH by sequence number, CHUNK messages at a time, of LISTING_ITEMS: each
 response stays bounded whatever the folder's size or its UIDs (a UID SEARCH ALL reply
 of 100,000 UIDs near 2**32 is one line of 1.1 MB).  Bodies are fetched with UID FETCH of
-BODY_ITEMS, under EXAMINE, so that no flag changes."""
+BODY_ITEMS, under EXAMINE, so that no flag changes, many at once (bodies.py); the statuses of many
+folders are read with one command or several in flight (pipeline.py)."""
 
 import re
 from typing import NamedTuple
 
 from .. import errors
 from ..diagnostics import server_text
-from . import connection, pipeline
+from . import bodies, connection, listing, pipeline
 from .fetchparse import record_fields
 from .session import Session
 
 add_options = connection.add_options
+Plan = listing.Plan
 login_source = connection.login_source  # where the login would come from, connecting to nothing
 
 CHUNK = 2000  # messages per listing FETCH
@@ -84,7 +86,8 @@ class Store:
     def __init__(self, options, prog, lazy=False):
         """lazy: log in at the first operation, not now (see Session)."""
         self.session = Session(options, prog, lazy)
-        self.body_limit = None  # messages per body FETCH, once a drop has halved it
+        # Body FETCHes in flight, their answers in order (bodies.py).
+        self.bodies = bodies.BodyQueue(self.session, BODY_ITEMS, _fetched)
 
     @property
     def reconnects(self):
@@ -106,13 +109,17 @@ class Store:
     def folders_and_statuses(self):
         """(folders, unreadable) as folders() gives them, and {name: Status} of folders
         listed, read with them in one command, LIST-STATUS (RFC 5819), where the server
-        offers it; {} where it does not (or refuses that LIST)."""
+        offers it; {} where it does not (or refuses that LIST).  The return options
+        CHILDREN (RFC 5258) and SPECIAL-USE (RFC 6154) ask for the flags a plain LIST
+        gives."""
         if not self.has_capability("LIST-STATUS"):
             return (*self.folders(), {})
+        special_use = " SPECIAL-USE" if self.has_capability("SPECIAL-USE") else ""
+        options = f"(CHILDREN{special_use} STATUS ({pipeline.STATUS_ITEMS}))"
 
         def operation(client):
             wire = pipeline.Wire(client)
-            wire.send([("LIST", '""', '"*"', "RETURN", f"(STATUS ({pipeline.STATUS_ITEMS}))")])
+            wire.send([("LIST", '""', '"*"', "RETURN", options)])
             answer = wire.answer()
             if answer.status != "OK":
                 return None
@@ -137,22 +144,21 @@ class Store:
             wire.send([("STATUS", wire.folder(name), f"({pipeline.STATUS_ITEMS})")
                        for name in names])
             found = {}
-            for name in names:
-                answer = wire.answer()
-                if answer.status != "OK":
-                    found[name] = errors.ServerError(answer.refusal("status"))
-                    continue
-                # The server's spelling of the name may differ (INBOX in any case).
-                said = pipeline.statuses(answer)
-                found[name] = _status(said[-1][1] if said else {})
+            with wire.shut_on_failure():
+                for name in names:
+                    answer = wire.answer()
+                    if answer.status != "OK":
+                        found[name] = errors.ServerError(answer.refusal("STATUS", "status"))
+                        continue
+                    # The server's spelling of the name may differ (INBOX in any case).
+                    said = pipeline.statuses(answer)
+                    found[name] = _status(said[-1][1] if said else {})
             return found
 
         return self.session.call(operation) if names else {}
 
     def examine(self, name):
-        selected = self.session.examine(name)
-        return Selected(selected[b"UIDVALIDITY"], selected.get(b"UIDNEXT"),
-                        selected[b"EXISTS"])
+        return _selected(self.session.examine(name))
 
     def listing(self, selected, since=None):
         """Yield a Fetched (with header) per message of the folder examined last, in UID
@@ -173,6 +179,13 @@ class Store:
                     last_uid = item[b"UID"]
                     yield _fetched(last_uid, item)
 
+    def listings(self, plans):
+        """Yield a listing.Listing per Plan, in order, their commands in flight up to
+        listing.WINDOW messages ahead: its selected (a Selected) or error, the checked
+        Fetched, then messages() (Fetched with header) as listing() gives them."""
+        return listing.listings(self.session, plans, LISTING_ITEMS,
+                                (_selected, _fetched), CHUNK)
+
     def _first_new(self, selected, since):
         """The sequence number to list from so as to reach every UID from since on.  UIDs
         grow with sequence numbers, so with a true UIDNEXT those messages are the last
@@ -185,29 +198,6 @@ class Store:
             return 1
         before = self.session.call(lambda c: _by_number(c, [start - 1], ["UID"]))
         return start if before.get(start - 1, {}).get(b"UID", since) < since else 1
-
-    def message(self, uid):
-        """A Fetched (with header) of the message with uid in the folder examined last,
-        or None where there is none."""
-        item = self.session.call(lambda client: client.fetch([uid], LISTING_ITEMS)).get(uid)
-        return None if item is None else _fetched(uid, item)
-
-    def bodies(self, uids):
-        """Fetch the first messages of uids from the folder examined last: (how many
-        were asked for, {uid: Fetched with body} of those the server sent).  After each
-        dropped connection fewer are asked for per FETCH, so that a link that keeps
-        failing still makes progress."""
-        asked = []
-
-        def operation(client):
-            asked[:] = uids[:self.body_limit] if self.body_limit else uids
-            return client.fetch(asked, BODY_ITEMS)
-
-        def shrink():
-            self.body_limit = max(1, min(self.body_limit or len(uids), len(asked)) // 2)
-
-        response = self.session.call(operation, on_retry=shrink)
-        return len(asked), {uid: _fetched(uid, item) for uid, item in response.items()}
 
     def create(self, name):
         """CREATE name; after a dropped connection, only if it still does not exist."""
@@ -266,6 +256,10 @@ def _folders(listed):
         folders.append(Folder(name, delimiter and delimiter.decode(),
                               [_text(f) for f in raw_flags]))
     return folders, unreadable
+
+
+def _selected(said):
+    return Selected(said[b"UIDVALIDITY"], said.get(b"UIDNEXT"), said[b"EXISTS"])
 
 
 def _status(items):

@@ -259,7 +259,7 @@ def fetched_items(raw, wanted, by_uid):
     """{number: items} of imaplib's FETCH data for the numbers wanted, keyed by UID under
     UID FETCH (by_uid) and by sequence number otherwise (see Client.fetch)."""
     found = {}
-    for response in _responses(raw):
+    for response in split_responses(raw):
         parsed = parse_simple(response) or {
             seq: with_internaldate(items, response)
             for seq, items in parse_fetch_response(response, False, False).items()}
@@ -288,7 +288,7 @@ def number_set(numbers):
     return ",".join(f"{a}:{b}" if a != b else f"{a}" for a, b in runs)
 
 
-def _responses(raw):
+def split_responses(raw):
     """imaplib's FETCH data split into one list per response.  A response starts with its
     sequence number and "("; what follows a literal starts with a space or ")"."""
     responses = []
