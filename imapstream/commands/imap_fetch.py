@@ -15,7 +15,9 @@ PROG = "imap-fetch"
 BATCH_BYTES = 8 << 20  # a batch ends once its messages' sizes reach this
 BATCH_MESSAGES = 1000
 IN_FLIGHT = 2 * BATCH_BYTES  # bytes requested and not yet written, at most
-MAX_REQUESTS = 1000  # FETCH commands in flight, at most
+# FETCH commands in flight, at most: their bytes stay within what the sockets buffer, as
+# each is written while the server's answers wait to be read.
+MAX_REQUESTS = 256
 
 
 def parser():

@@ -21,6 +21,8 @@ from .inflight import Entry, InFlight
 from .pipeline import fetch_command, fetched
 
 WINDOW = 8000  # messages asked for and not yet read, at most (past one folder's)
+PLANS = 256  # folders in flight, at most: the commands' bytes stay within what the
+# sockets buffer, as they are written while the server's answers wait to be read
 
 
 class Plan(NamedTuple):
@@ -103,7 +105,8 @@ def listings(session, plans, items, make, chunk):
     added, asked = 0, 0  # plans whose entries are added; messages they ask for
     counts = []
     for index, plan in enumerate(plans):
-        while added < len(plans) and (added == index or asked < WINDOW):
+        while added < len(plans) and (added == index or asked < WINDOW
+                                      and added - index < PLANS):
             entries = _entries(plans[added], items, chunk)
             for entry in entries:
                 queue.add(entry)

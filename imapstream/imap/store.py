@@ -23,6 +23,7 @@ Plan = listing.Plan
 login_source = connection.login_source  # where the login would come from, connecting to nothing
 
 CHUNK = 2000  # messages per listing FETCH
+STATUS_WINDOW = 500  # STATUS commands in flight, at most (see listing.PLANS)
 LISTING_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
                  "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
 BODY_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
@@ -138,7 +139,14 @@ class Store:
 
     def statuses(self, names):
         """{name: Status, or the ServerError of a folder the server refused} for each of
-        names: STATUS commands all sent at once, their answers read as they come."""
+        names: STATUS commands sent STATUS_WINDOW at a time, their answers read as they
+        come."""
+        found = {}
+        for first in range(0, len(names), STATUS_WINDOW):
+            found.update(self._statuses(names[first:first + STATUS_WINDOW]))
+        return found
+
+    def _statuses(self, names):
         def operation(client):
             wire = pipeline.Wire(client)
             wire.send([("STATUS", wire.folder(name), f"({pipeline.STATUS_ITEMS})")
@@ -155,7 +163,7 @@ class Store:
                     found[name] = _status(said[-1][1] if said else {})
             return found
 
-        return self.session.call(operation) if names else {}
+        return self.session.call(operation)
 
     def examine(self, name):
         return _selected(self.session.examine(name))
