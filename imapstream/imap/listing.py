@@ -64,7 +64,7 @@ class Listing:
                 if not self.left:
                     return
                 reply = self._reply()
-                if reply.error:
+                if reply.error or reply.said is None:
                     self.error = reply.error
                     return
             if reply.entry.command[0] != "NOOP":
