@@ -51,6 +51,9 @@ def _main(argv, stdin, stdout):
                     fetcher.checkpoint(record)
                     continue
                 message_key(record, lineno)
+                if "copy_of" in record and not options.mbox:
+                    fetcher.pass_on(record)
+                    continue
                 fetcher.add(record)
         except errors.DataError:
             fetcher.flush()  # the records before a malformed line are still fetched
@@ -75,7 +78,8 @@ class Fetcher:
         self.failed_folders = set()  # folders with a message not fetched in this run
         self.marked_seen = set()  # folders where the server set \Seen despite BODY.PEEK
         self.batch, self.batch_bytes = [], 0
-        self.pending = collections.deque()  # [records] requested, or a checkpoint record
+        # In output order: [records] requested, a checkpoint record, or (record,) passed on
+        self.pending = collections.deque()
         self.in_flight = 0  # bytes the requested batches' records give
 
     def add(self, record):
@@ -112,7 +116,9 @@ class Fetcher:
         """Write what has come, and wait for more while over budget bytes are in flight
         (None: until nothing is)."""
         while self.pending:
-            if isinstance(self.pending[0], dict):
+            if isinstance(self.pending[0], tuple):  # passed on
+                write_record(self.out, self.pending.popleft()[0])
+            elif isinstance(self.pending[0], dict):
                 record = self.pending.popleft()
                 if record["folder"] in self.failed_folders:
                     withdraw(record)
@@ -123,6 +129,13 @@ class Fetcher:
                 self.receive()
             else:
                 break
+
+    def pass_on(self, record):
+        """A record with copy_of goes on unfetched (its bytes are in the backup), after
+        the messages before it."""
+        self.request()
+        self.pending.append((record,))
+        self.write(IN_FLIGHT)
 
     def warn(self, message):
         self.progress.clear()

@@ -6,7 +6,7 @@ import sys
 from typing import NamedTuple
 
 from .. import cli, diagnostics, errors
-from ..imap import store
+from ..imap import gmail, store
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
 from ..mbox.reader import same_message
@@ -38,6 +38,9 @@ def parser():
                    help="skip the folder named NAME exactly (INBOX in any case; "
                         "repeatable); a NAME the server does not list is reported with the "
                         "closest names it does")
+    p.add_argument("--once", action="store_true", help="on Gmail (X-GM-EXT-1), only the "
+                   "folders that hold every message once: those whose special use is \\All, "
+                   "\\Junk or \\Trash; on other servers, every folder")
     p.add_argument("-v", "--verbose", action="count", default=0, help="say on stderr how "
                    "many messages each listed folder has (\"IMAP: Found N messages in "
                    "FOLDER\"); twice, also the server's own words when it refuses a folder")
@@ -108,6 +111,9 @@ def _main(argv, stdin, stdout):
                                        f"server{_closest(name, listed)}")
         named = [_server_name(name, listed) for name in named]
         folders = [f for f in every if selected(f["folder"])]
+        if options.once and session.gmail:
+            folders = [f for f in folders if (f["special_use"] or "").lower() in gmail.ONCE]
+        own_labels = {f["folder"]: gmail.folder_label(f["folder"], f["flags"]) for f in every}
         if options.all or not options.folders:
             # A name the server sends that is not valid modified UTF-7 cannot be written
             # as JSON nor named in EXAMINE: its folder is skipped, and the others listed.
@@ -129,13 +135,14 @@ def _main(argv, stdin, stdout):
         delimiters = {f["folder"]: f["delimiter"] for f in every}
         default_delimiter = every[0]["delimiter"] if every else None
         jobs = [_job(name, since, statuses[name]) for name in wanted]
-        listings = session.listings([job.plan for job in jobs if job.plan])
+        listings = session.listings([job.plan for job in jobs if job.plan], own_labels)
         for job in jobs:
             name = job.name
             try:
                 listing = next(listings) if job.plan else None
                 delimiter = delimiters.get(name, default_delimiter)
-                count, listed_from = _list_job(session, job, listing, delimiter, stdout)
+                where = (name, delimiter, own_labels.get(name, name))
+                count, listed_from = _list_job(session, job, listing, where, stdout)
                 new = "new " if listed_from else ""
             except errors.ServerError as exc:
                 if name in delimiters:
@@ -279,10 +286,12 @@ def _job(name, since, status):
     return job._replace(plan=store.Plan(name, messages))
 
 
-def _list_job(session, job, listing, delimiter, stdout):
+def _list_job(session, job, listing, where, stdout):
     """List a folder's messages as its Job says, from the listing of its plan where the
     folder is still as planned, else alone; under --since, then its folder checkpoint.
-    Returns (how many, the UID they were listed from or None for all)."""
+    where: (name, delimiter, its label on Gmail).  Returns (how many, the UID they were
+    listed from or None for all)."""
+    _name, delimiter, _own_label = where
     name, known, since = job.name, job.known, job.since
     if job.plan is None:
         if isinstance(job.status, errors.ServerError):
@@ -309,7 +318,7 @@ def _list_job(session, job, listing, delimiter, stdout):
         if since is not None and (selected.uidvalidity != known.uidvalidity
                                   or not positive_int(selected.uidnext)):
             since = None
-        count = _list_messages(session, name, delimiter, stdout, selected, since)
+        count = _list_messages(session, where, stdout, selected, since)
     if job.since_mode:
         vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
         write_record(stdout, Checkpoint(name, delimiter, selected.uidvalidity,
@@ -330,10 +339,13 @@ def _restored(name, known, held, item):
     return True
 
 
-def _list_messages(session, name, delimiter, stdout, selected, since=None):
-    """Write the message records of the folder examined last (selected) in UID order,
-    only those from UID since on if given (see Store.listing)."""
-    return _write_messages(name, delimiter, selected, session.listing(selected, since), stdout)
+def _list_messages(session, where, stdout, selected, since=None):
+    """Write the message records of the folder examined last (selected), where names
+    (name, delimiter, its label on Gmail), in UID order, only those from UID since on if
+    given (see Store.listing)."""
+    name, delimiter, own_label = where
+    return _write_messages(name, delimiter, selected,
+                           session.listing(selected, since, own_label), stdout)
 
 
 def _write_messages(name, delimiter, selected, items, stdout):
@@ -348,6 +360,10 @@ def message_record(folder, delimiter, uidvalidity, item):
     """The record of a store.Fetched; what it leaves out is said on stderr."""
     for what in item.left_out:
         diagnostics.warn(PROG, f"{folder}: UID {item.uid}: left out {what}")
+    return {**_record(folder, delimiter, uidvalidity, item), **(item.gmail or {})}
+
+
+def _record(folder, delimiter, uidvalidity, item):
     return {
         "folder": folder,
         "delimiter": delimiter,

@@ -37,9 +37,11 @@ class Listing:
     it, or error), the checked message (Fetched or None), then its messages."""
 
     def __init__(self, queue, plan, entries, make, reconnects):
-        """make: (make_selected(dict), make_fetched(uid, items))."""
+        """make: (make_selected(dict), fetched_in(plan)), the second giving this
+        folder's make_fetched(uid, items)."""
         self.queue, self.plan = queue, plan
-        make_selected, self.fetched = make
+        make_selected, fetched_in = make
+        self.fetched = fetched_in(plan)
         self.left = entries  # replies of this folder not yet read
         self.reconnects = reconnects  # the session's count before its first reply
         self.abandoned = False

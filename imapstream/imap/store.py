@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from .. import errors
 from ..diagnostics import server_text
-from . import bodies, connection, listing, pipeline
+from . import bodies, connection, gmail, listing, pipeline
 from .fetchparse import record_fields
 from .session import Session
 
@@ -65,6 +65,7 @@ class Fetched(NamedTuple):
     left_out: list
     header: bytes | None
     body: bytes | None
+    gmail: dict | None = None  # gmail.fields of a Gmail listing
 
 
 class AppendRefused(errors.CommandError):
@@ -74,10 +75,10 @@ class AppendRefused(errors.CommandError):
     status = errors.PARTIAL
 
 
-def _fetched(uid, item):
+def _fetched(uid, item, own_label=None):
     fields, left_out = record_fields(item)
     return Fetched(uid, fields["size"], fields["flags"], fields["internaldate"], left_out,
-                   item.get(_HEADER), item.get(b"BODY[]"))
+                   item.get(_HEADER), item.get(b"BODY[]"), gmail.fields(item, own_label))
 
 
 class Store:
@@ -89,6 +90,7 @@ class Store:
         self.session = Session(options, prog, lazy)
         # Body FETCHes in flight, their answers in order (bodies.py).
         self.bodies = bodies.BodyQueue(self.session, BODY_ITEMS, _fetched)
+        self._gmail = self._writable = None  # the folder add_labels SELECTed last
 
     @property
     def reconnects(self):
@@ -99,6 +101,14 @@ class Store:
 
     def has_capability(self, name):
         return self.session.call(lambda client: client.has_capability(name))
+
+    @property
+    def gmail(self):
+        """Whether the server is Gmail (X-GM-EXT-1): listings then carry its ids and
+        labels (see gmail.py)."""
+        if self._gmail is None:
+            self._gmail = self.has_capability(gmail.CAPABILITY)
+        return self._gmail
 
     def folders(self):
         """(a Folder per LIST entry, [(name, why)] for the folders no record can carry:
@@ -166,18 +176,22 @@ class Store:
         return self.session.call(operation)
 
     def examine(self, name):
+        self._writable = None
         return _selected(self.session.examine(name))
 
-    def listing(self, selected, since=None):
+    def listing(self, selected, since=None, own_label=None):
         """Yield a Fetched (with header) per message of the folder examined last, in UID
-        order, only those from UID since on if given.  After a reconnect the listing
-        goes on from the next chunk, skipping UIDs already given."""
+        order, only those from UID since on if given; on Gmail with its ids and labels,
+        own_label added (gmail.fields).  After a reconnect the listing goes on from the
+        next chunk, skipping UIDs already given."""
+        items = LISTING_ITEMS + gmail.ITEMS if self.gmail else LISTING_ITEMS
         start, last_uid = 1, 0
         if since is not None:
             start, last_uid = self._first_new(selected, since), since - 1
         for first in range(start, selected.exists + 1, CHUNK):
             numbers = range(first, min(first + CHUNK - 1, selected.exists) + 1)
-            response = self.session.call(lambda c, numbers=numbers: _by_number(c, numbers))
+            response = self.session.call(lambda c, numbers=numbers: _by_number(c, numbers,
+                                                                                  items))
             # A response without a UID answers none of ours: flags of a message whose own
             # response never came (a server that sends EXPUNGE during FETCH, against
             # RFC 3501).
@@ -185,14 +199,20 @@ class Store:
                                key=lambda r: r[b"UID"]):
                 if item[b"UID"] > last_uid:
                     last_uid = item[b"UID"]
-                    yield _fetched(last_uid, item)
+                    yield _fetched(last_uid, item, own_label)
 
-    def listings(self, plans):
+    def listings(self, plans, own_labels):
         """Yield a listing.Listing per Plan, in order, their commands in flight up to
         listing.WINDOW messages ahead: its selected (a Selected) or error, the checked
-        Fetched, then messages() (Fetched with header) as listing() gives them."""
-        return listing.listings(self.session, plans, LISTING_ITEMS,
-                                (_selected, _fetched), CHUNK)
+        Fetched, then messages() (Fetched with header) as listing() gives them, on Gmail
+        with own_labels[name] (or the name) as the folder's label."""
+        items = LISTING_ITEMS + gmail.ITEMS if self.gmail else LISTING_ITEMS
+
+        def fetched_in(plan):
+            own_label = own_labels.get(plan.name, plan.name)
+            return lambda uid, item: _fetched(uid, item, own_label)
+
+        return listing.listings(self.session, plans, items, (_selected, fetched_in), CHUNK)
 
     def _first_new(self, selected, since):
         """The sequence number to list from so as to reach every UID from since on.  UIDs
@@ -206,6 +226,17 @@ class Store:
             return 1
         before = self.session.call(lambda c: _by_number(c, [start - 1], ["UID"]))
         return start if before.get(start - 1, {}).get(b"UID", since) < since else 1
+
+    def add_labels(self, folder, uids, labels):
+        """UID STORE +X-GM-LABELS labels to the messages with uids in folder (SELECTed:
+        imap-append's own folder, after it appended them)."""
+        def operation(client):
+            if self._writable != folder:
+                client.select_folder(folder)
+                self._writable = folder
+            client.add_gmail_labels(uids, labels, silent=True)
+
+        self.session.call(operation)
 
     def create(self, name):
         """CREATE name; after a dropped connection, only if it still does not exist."""
