@@ -14,7 +14,7 @@ from ..imap import gmail, store
 from ..incoming import incoming_messages
 from ..mbox import labeljournal
 from ..mbox.archive import mbox_files
-from ..mbox.folders import folder_name
+from ..mbox.folders import SUFFIXES, folder_name
 from ..mbox.reader import scan
 from ..message import crlf_size, header_section, message_id
 from ..records import write_record
@@ -59,7 +59,8 @@ def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if (options.folder is not None) + options.from_stream + (options.directory is not None) != 1:
         raise errors.UsageError("give one of FOLDER, --from-stream or -d DIR")
-    files = mbox_files(options.directory) if options.directory else None
+    files = sorted(mbox_files(options.directory), key=_parents_first) \
+        if options.directory else None
     server = store.Store(options, PROG)
     try:
         restorer = Restorer(server, options, stdout)
@@ -79,6 +80,15 @@ def _main(argv, stdin, stdout):
         return restorer.status()
     finally:
         server.close()
+
+
+def _parents_first(path):
+    """A backup file's place in a restore: by the parts of its name, so that a folder
+    comes before its subfolders (A.mbox, A.B.mbox, A.B.C.mbox, AB.mbox), as a server
+    that creates the parents of A/B/C (Cyrus) would otherwise already hold A."""
+    name = os.path.basename(path)
+    stem = next(name[:-len(suffix)] for suffix in SUFFIXES if name.endswith(suffix))
+    return stem.split("."), name
 
 
 class _Unreadable(Exception):
@@ -119,7 +129,9 @@ class Restorer:
         self.server, self.options, self.out = server, options, out
         listed, _unreadable = server.folders()
         self.delimiter = listed[0].delimiter if listed else None
-        self.existing = {folder.name for folder in listed}
+        # A parent that is only a level of the hierarchy (A of A/B/C on Dovecot or
+        # Courier) is created before it holds messages.
+        self.existing = {folder.name for folder in listed if folder.selectable}
         self.special = {flag.lower(): folder.name for folder in listed for flag in folder.flags}
         self.gmail = server.gmail
         self.gm_msgids = set()  # of the messages with labels given so far: each goes once
@@ -233,13 +245,15 @@ class Restorer:
             if self.options.no_create:
                 diagnostics.warn(PROG, f"{folder}: no such folder, and --no-create")
                 return None
-            if not self.options.dry_run:
-                try:
-                    self.server.create(folder)
-                except errors.ServerError as exc:
-                    diagnostics.warn(PROG, str(exc))
-                    return None
-            return Counter()
+            if self.options.dry_run:
+                return Counter()
+            try:
+                created = self.server.create(folder)
+            except errors.ServerError as exc:
+                diagnostics.warn(PROG, str(exc))
+                return None
+            if created:
+                return Counter()
         try:
             return self._listing(folder)
         except errors.ServerError as exc:
@@ -247,10 +261,14 @@ class Restorer:
             return None
 
     def _listing(self, folder):
-        """A Counter of the (Message-ID, size) of every message folder holds."""
+        """A Counter of the (Message-ID, size) of every message folder holds; the
+        folder is left unselected after, for a server that refuses APPEND to a folder
+        selected read-only (Courier)."""
         selected = self.server.examine(folder)
-        return Counter((message_id(item.header or b""), item.size)
+        held = Counter((message_id(item.header or b""), item.size)
                        for item in self.server.listing(selected))
+        self.server.unselect()
+        return held
 
     def landed(self, batch):
         """For each message of batch, whether its folder got it before the connection

@@ -24,6 +24,12 @@ _ITEM = re.compile(rb'(UID|RFC822\.SIZE|X-GM-MSGID|X-GM-THRID) (\d+)|FLAGS \(([^
                    rb'|INTERNALDATE "([^"]*)"|X-GM-LABELS \(((?:[^()"]|"(?:[^"\\]|\\.)*")*)\)')
 _LABEL = re.compile(rb'"((?:[^"\\]|\\["\\])*)"|(\\?[^\s()"\[\]{}%*\\]+)')
 _UNESCAPE = re.compile(rb'\\(["\\])')
+# RFC 3501: msg-att-static "BODY" section ["<" number ">"]; section-spec
+# "HEADER.FIELDS" [".NOT"] SP header-list, header-list "(" astring *(SP astring) ")",
+# keywords and field names case-insensitive, a field name an atom or a quoted string.
+_SECTION = re.compile(rb"BODY\[([^\]]*)\](<\d+>)?\Z", re.I)
+_HEADER_LIST = re.compile(rb"((?:\d+\.)*HEADER\.FIELDS(?:\.NOT)?) *\((.*)\)\Z", re.I)
+_FIELD_NAME = re.compile(rb'"((?:[^"\\]|\\.)*)"|([^\s()"]+)')
 
 
 def internaldate(text):
@@ -119,6 +125,23 @@ def _labels(text):
                 return None
             pos += 1
     return tuple(labels)
+
+
+def section(key):
+    """The one spelling of a FETCH response's BODY[...] item name, as imapstream asks
+    for it: upper case, field names unquoted and one space apart, so that
+    BODY[header.fields ("Message-ID")] is BODY[HEADER.FIELDS (MESSAGE-ID)]; None for a
+    key that is not a body section."""
+    match = _SECTION.match(key) if isinstance(key, bytes) else None
+    if not match:
+        return None
+    spec = match.group(1)
+    fields = _HEADER_LIST.match(spec)
+    if fields:
+        names = [re.sub(rb"\\(.)", rb"\1", m.group(1)) if m.group(1) is not None
+                 else m.group(2) for m in _FIELD_NAME.finditer(fields.group(2))]
+        spec = fields.group(1) + b" (" + b" ".join(names) + b")"
+    return b"BODY[" + spec.upper() + b"]" + (match.group(2) or b"")
 
 
 def record_fields(item):

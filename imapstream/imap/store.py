@@ -15,7 +15,7 @@ from typing import NamedTuple
 from .. import errors
 from ..diagnostics import server_text
 from . import bodies, connection, gmail, listing, pipeline
-from .fetchparse import record_fields
+from .fetchparse import record_fields, section
 from .session import Session
 
 add_options = connection.add_options
@@ -29,6 +29,7 @@ LISTING_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
 BODY_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
 _HEADER = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
+_NOT_SELECTABLE = {"\\noselect", "\\nonexistent"}
 _DELIMITER = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]")  # RFC 3501 QUOTED-CHAR
 
 
@@ -36,6 +37,12 @@ class Folder(NamedTuple):
     name: str
     delimiter: str | None
     flags: list  # as the server spelled them, e.g. "\\HasNoChildren"
+
+    @property
+    def selectable(self):
+        """Whether the folder can hold messages: not a level of the hierarchy only
+        (\\Noselect, \\NonExistent)."""
+        return not {flag.lower() for flag in self.flags} & _NOT_SELECTABLE
 
 
 class Selected(NamedTuple):
@@ -77,8 +84,9 @@ class AppendRefused(errors.CommandError):
 
 def _fetched(uid, item, own_label=None):
     fields, left_out = record_fields(item)
+    sections = {section(key): value for key, value in item.items()}
     return Fetched(uid, fields["size"], fields["flags"], fields["internaldate"], left_out,
-                   item.get(_HEADER), item.get(b"BODY[]"), gmail.fields(item, own_label))
+                   sections.get(_HEADER), sections.get(b"BODY[]"), gmail.fields(item, own_label))
 
 
 class Store:
@@ -179,6 +187,10 @@ class Store:
         self._writable = None
         return _selected(self.session.examine(name))
 
+    def unselect(self):
+        """Leave the folder examined last (see Session.unselect)."""
+        self.session.unselect()
+
     def listing(self, selected, since=None, own_label=None):
         """Yield a Fetched (with header) per message of the folder examined last, in UID
         order, only those from UID since on if given; on Gmail with its ids and labels,
@@ -239,22 +251,29 @@ class Store:
         self.session.call(operation)
 
     def create(self, name):
-        """CREATE name; after a dropped connection, only if it still does not exist."""
+        """CREATE name: True, or False where the folder is there already.  A server
+        that creates the parents of a folder with it (Cyrus, Gmail, Exchange) answers a
+        later CREATE of a parent with NO, [ALREADYEXISTS] or bare, so after any NO the
+        folder is listed before the NO counts.  After a dropped connection it is listed
+        first, and created only if it still does not exist."""
         tries = []
 
         def operation(client):
-            if tries and client.folder_exists(name):
-                return
+            if tries and _selectable(client, name):
+                return False
             tries.append(name)
             try:
                 client.create_folder(name)
+                return True
             except Exception as exc:
                 if not _refusal(exc):
                     raise
+                if _selectable(client, name):
+                    return False
                 raise errors.ServerError(f"{name}: cannot create it: "
                                          f"{server_text(exc)}") from None
 
-        self.session.call(operation)
+        return self.session.call(operation)
 
     def append(self, folder, messages, landed):
         """APPEND messages (each with .wire, .flags, .date) to folder in one command,
@@ -307,6 +326,12 @@ def _status(items):
 
 def _text(value):
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _selectable(client, name):
+    """Whether LIST shows name as a folder that can hold messages (Folder.selectable)."""
+    return any(listed == name and Folder(name, None, [_text(f) for f in flags]).selectable
+               for flags, _delimiter, listed in client.list_folders("", name))
 
 
 def _by_number(client, numbers, items=LISTING_ITEMS):

@@ -60,7 +60,8 @@ def format_message(lf, record):
 def format_pieces(lf, record):
     """format_message's result as pieces to write in turn; the body's are views of lf."""
     header = header_section(lf)
-    meta = {k: record[k] for k in _META_KEYS if record.get(k) is not None}
+    known = {**record, "size": crlf_size(lf)} if record.get("size") is None else record
+    meta = {k: known[k] for k in _META_KEYS if known.get(k) is not None}
     meta["octets"] = len(lf)
     return [
         from_line(header, record.get("internaldate")),
