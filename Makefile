@@ -6,7 +6,8 @@ DESTDIR ?=
 BIN := $(VENV)/bin
 MANPAGES := $(wildcard man/*.1 man/*.7)
 
-.PHONY: all test lint demo demo-server bench mutants install clean dovecot test-servers
+.PHONY: all test lint demo demo-server bench mutants install check-install clean dovecot \
+    test-servers
 
 all: $(VENV)/.installed
 
@@ -20,8 +21,9 @@ $(VENV)/.installed: pyproject.toml bin/imapbackup
 # Dovecot and the tools the tests use are system packages: install what is missing
 # (root on Debian), and stop the system Dovecot the package starts, which would only
 # hold ports 143 and 993.
-SYSTEM_TOOLS := dovecot doveadm openssl jq bzcat xzcat groff man mutt script
-SYSTEM_PACKAGES := dovecot-imapd openssl jq bzip2 xz-utils groff man-db python3-pip mutt bsdutils
+SYSTEM_TOOLS := dovecot doveadm openssl jq bzcat xzcat groff man mutt script pipx
+SYSTEM_PACKAGES := dovecot-imapd openssl jq bzip2 xz-utils groff man-db python3-pip mutt bsdutils \
+    pipx
 dovecot:
 	@for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
 	[ -x /usr/lib/dovecot/imap ] || [ -x /usr/libexec/dovecot/imap ] || missing=1; \
@@ -85,6 +87,11 @@ install:
 	install -m 644 man/*.1 '$(DESTDIR)$(PREFIX)/share/man/man1'; \
 	install -m 644 man/*.7 '$(DESTDIR)$(PREFIX)/share/man/man7'; \
 	echo "installed imapbackup, $(COMMANDS) in $(DESTDIR)$(PREFIX)/bin for $$python"
+
+# pipx install . as the README says, into a throwaway PIPX_HOME, and the commands it
+# installed at work (tests/check_install.py; .ci/run runs it after make test).
+check-install: all dovecot
+	$(BIN)/python tests/check_install.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -17,6 +17,12 @@ Root versus non-root:
 * As non-root, every service and all mail run as the current user, and the
   login chroots are switched off.
 
+Ports: ``free_port()`` only finds a port free at that moment, so another test session
+may pick the same one and bind it first; this server's Dovecot then fails to bind it,
+but until it exits the other's would answer in its place.  Hence each instance greets
+with a token of its own (``login_greeting``): ``start()`` waits for that token on both
+ports, and tries other ports when the master exits instead.
+
 Users: Dovecot checks a passwd-file for changes at most once a second, so a
 user appended to a shared file right after a lookup stays invisible for up to
 a second.  Hence one file per user (``passwd.d/%u``): a new user's file is
@@ -104,6 +110,7 @@ class Dovecot:
         self.keyfile = self.dir / "key.pem"
         self.passwd_dir = self.dir / "passwd.d"
         self.oauth2_key = secrets.token_bytes(32)
+        self.greeting = f"imapstream-test-{secrets.token_hex(8)} ready."
         self.binary = find_program("dovecot")
         self.doveadm_binary = find_program("doveadm")
         self._passwords: dict[str, str] = {}
@@ -189,11 +196,19 @@ class Dovecot:
         raise DovecotError(f"dovecot did not answer on port {self.port}:\n{self.log_tail()}")
 
     def _greets(self) -> bool:
+        """Both ports answer with this instance's greeting (not another's)."""
         try:
             with socket.create_connection((self.host, self.port), timeout=2) as sock:
-                return sock.makefile("rb").readline().startswith(b"* OK")
-        except OSError:
+                if not self._own(sock.makefile("rb").readline()):
+                    return False
+            with (socket.create_connection((self.host, self.ssl_port), timeout=2) as sock,
+                  self.ssl_context().wrap_socket(sock, server_hostname="localhost") as tls):
+                return self._own(tls.makefile("rb").readline())
+        except (OSError, ssl.SSLError):
             return False
+
+    def _own(self, line: bytes) -> bool:
+        return line.startswith(b"* OK") and line.rstrip().endswith(self.greeting.encode())
 
     def log_tail(self, lines: int = 30) -> str:
         text = ""
@@ -228,6 +243,7 @@ base_dir = {d}/run
 state_dir = {d}/state
 log_path = {self.log}
 instance_name = imapstream-test-{self.port}
+login_greeting = {self.greeting}
 protocols = imap
 listen = {HOST}
 ssl = yes

@@ -1,6 +1,7 @@
 """imap-fetch: message records in, the message stream (or mboxrd) out."""
 
 import collections
+import os
 import sys
 
 from .. import cli, diagnostics, errors
@@ -28,6 +29,9 @@ def parser():
     p.add_argument("--mbox", action="store_true", help="write plain mboxrd instead")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress line, even when stderr is a terminal")
+    p.add_argument("--progress-dir", metavar="DIR",
+                   help="draw one progress line together with the other imap-fetch "
+                        "processes given the same (empty) directory DIR")
     store.add_options(p)
     p.environment.append(("TERM", "dumb turns the progress line off"))
     return p
@@ -39,7 +43,10 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
-    progress = Progress("FETCH", False if options.no_progress else None)
+    if options.progress_dir is not None and not os.path.isdir(options.progress_dir):
+        raise errors.UsageError(f"--progress-dir {options.progress_dir}: not a directory")
+    progress = Progress("FETCH", False if options.no_progress else None,
+                        shared=options.progress_dir)
     if progress.enabled:
         options.on_data = progress.arrived
     server = store.Store(options, PROG, lazy=True)

@@ -6,6 +6,8 @@ import os
 import shutil
 import sys
 
+import orjson
+
 from .. import cli, diagnostics, errors
 from ..incoming import incoming_messages
 from ..mbox import labeljournal
@@ -14,8 +16,9 @@ from ..mbox.archive import folder_path, mbox_files
 from ..mbox.folders import COMPRESSION_SUFFIX, SUFFIXES
 from ..mbox.mboxrd import format_message
 from ..mbox.reader import Holdings, message_at
+from ..mbox.thunderbird import lay_out
 from ..message import to_lf
-from ..records import Checkpoint, read_records, write_record
+from ..records import Checkpoint, read_lines, read_records, write_record
 
 PROG = "mbox-merge"
 
@@ -35,6 +38,10 @@ def parser():
     p.add_argument("--replace", metavar="NEW", help="read no input: move each mbox file of "
                    "the backup directory NEW over its folder's file in DIR, under the locks "
                    "an append takes, then remove NEW")
+    p.add_argument("--thunderbird", metavar="TOP", help="read no messages: read records "
+                   "with \"file\" and \"folder\" (such as mbox-merge's and mbox-ids' "
+                   "folder lists) and link each file of DIR into TOP as Thunderbird's local "
+                   "folders (Personal/2005/Q3 as Personal.sbd/2005.sbd/Q3)")
     p.add_argument("--labels", action="store_true", help="read message records from Gmail "
                    "(imap-list's) instead: note in the label journal of DIR's file that "
                    "holds each message the labels it has now, where they changed")
@@ -53,6 +60,12 @@ def _main(argv, stdin, stdout):
         if not options.directory:
             raise errors.UsageError("--replace takes -d DIR, not FILE")
         replace_all(options.replace, options.directory)
+        return errors.OK
+    if options.thunderbird:
+        if not options.directory:
+            raise errors.UsageError("--thunderbird takes -d DIR, not FILE")
+        lay_out((orjson.loads(line) for _, line in read_lines(stdin)), options.directory,
+                options.thunderbird)
         return errors.OK
     if options.labels:
         if not options.directory:

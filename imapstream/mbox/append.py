@@ -269,6 +269,8 @@ def _holder_is_gone(lock):
             return True
         pid = int(words[0]) if words else 0
         made = os.path.getmtime(lock)
+        if not words:  # its maker writes at once: killed in between, seconds ago
+            return made < time.time() - 5
         if pid <= 0:
             return made < time.time() - 600
     except FileNotFoundError:

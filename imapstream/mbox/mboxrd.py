@@ -397,5 +397,5 @@ def _parse_meta(value):
 def _flags(status, x_status, keywords):
     flags = ["\\Seen"] if "R" in status else []
     flags += [_X_STATUS_FLAG[c] for c in "AFTD" if c in x_status]
-    flags += keywords.replace(",", " ").split()
+    flags += keywords.split()  # keywords are atoms: a comma is part of one (as Dovecot reads)
     return flags
