@@ -8,7 +8,7 @@ import orjson
 from plumbing import AWKWARD, append_all, backup_messages, run, server_messages
 
 from imapstream.commands import imap_append, imap_fetch, imap_list, mbox_ids, mbox_merge
-from imapstream.imap import store
+from imapstream.imap import pipeline
 from imapstream.mbox import sidecar
 from imapstream.mbox.reader import Holdings
 from imapstream.records import Checkpoint, withdraw
@@ -175,15 +175,15 @@ def test_a_reconnect_during_a_listing_vouches_for_nothing(account, monkeypatch, 
     append_all(account, "INBOX", AWKWARD)
     monkeypatch.setattr("imapstream.imap.store.CHUNK", 4)
     monkeypatch.setattr("imapstream.imap.session.BACKOFF_SECONDS", (0, 0, 0))
-    fetch, calls = store._by_number, []
+    answer, calls = pipeline.Wire.answer, []
 
-    def dropped_once(client, numbers, *items):
-        calls.append(numbers)
-        if len(calls) == 2:
+    def dropped_once(wire):
+        calls.append(wire)
+        if len(calls) == 4:  # after LIST-STATUS, EXAMINE and the first 4 messages
             raise ConnectionResetError("cut by the test")
-        return fetch(client, numbers, *items)
+        return answer(wire)
 
-    monkeypatch.setattr("imapstream.imap.store._by_number", dropped_once)
+    monkeypatch.setattr(pipeline.Wire, "answer", dropped_once)
     status, listing = run(imap_list, ["--all", "--since", os.devnull])
     assert status == 0 and "reconnecting" in capsys.readouterr().err
     every = records(listing)

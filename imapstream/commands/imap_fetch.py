@@ -1,5 +1,6 @@
 """imap-fetch: message records in, the message stream (or mboxrd) out."""
 
+import collections
 import os
 import sys
 
@@ -14,6 +15,10 @@ from ..stream import write_message
 PROG = "imap-fetch"
 BATCH_BYTES = 8 << 20  # a batch ends once its messages' sizes reach this
 BATCH_MESSAGES = 1000
+IN_FLIGHT = 2 * BATCH_BYTES  # bytes requested and not yet written, at most
+# FETCH commands in flight, at most: their bytes stay within what the sockets buffer, as
+# each is written while the server's answers wait to be read.
+MAX_REQUESTS = 256
 
 
 def parser():
@@ -72,42 +77,68 @@ def _main(argv, stdin, stdout):
 
 class Fetcher:
     """Fetches message records in batches: one folder per batch, bounded by the sizes
-    the records give, and sent off early whenever the input pauses."""
+    the records give.  Batches are requested as they fill, up to IN_FLIGHT bytes ahead
+    of what is written (the next requested before this one is written), and all
+    written whenever the input pauses.  Output keeps input order: a checkpoint waits for
+    the messages before it."""
 
     def __init__(self, server, out, mbox, progress):
         self.server, self.out, self.mbox, self.progress = server, out, mbox, progress
-        self.selected = self.uidvalidity = None
         self.failed = 0
         self.failed_folders = set()  # folders with a message not fetched in this run
         self.marked_seen = set()  # folders where the server set \Seen despite BODY.PEEK
         self.batch, self.batch_bytes = [], 0
+        # In output order: [records] requested, a checkpoint record, or (record,) passed on
+        self.pending = collections.deque()
+        self.in_flight = 0  # bytes the requested batches' records give
 
     def add(self, record):
         if self.batch and (record["folder"] != self.batch[0]["folder"]
                            or len(self.batch) >= BATCH_MESSAGES
                            or self.batch_bytes >= BATCH_BYTES):
-            self.flush()
+            self.request()
+            self.write(IN_FLIGHT)
         self.batch.append(record)
         self.batch_bytes += record.get("size") or 0
         self.progress.expect(record.get("size") or 0)
 
     def flush(self):
+        """Request the batch being filled and write everything requested."""
+        self.request()
+        self.write(None)
+
+    def request(self):
         if self.batch:
-            batch, self.batch, self.batch_bytes = self.batch, [], 0
-            failed = self.failed
-            self.fetch(batch)
-            if self.failed != failed:
-                self.failed_folders.add(batch[0]["folder"])
+            batch, self.batch, self.in_flight = self.batch, [], self.in_flight + self.batch_bytes
+            self.batch_bytes = 0
+            self.pending.append(batch)
+            self.server.bodies.request(batch[0]["folder"], [r["uid"] for r in batch])
 
     def checkpoint(self, record):
         """A folder checkpoint goes on after its folder's messages; it no longer vouches
         for the folder once one of them could not be fetched.  mboxrd has no place for
         it."""
-        self.flush()
-        if record["folder"] in self.failed_folders:
-            withdraw(record)
-        if not self.mbox:
-            write_record(self.out, record)
+        self.request()
+        self.pending.append(record)
+        self.write(IN_FLIGHT)
+
+    def write(self, budget):
+        """Write what has come, and wait for more while over budget bytes are in flight
+        (None: until nothing is)."""
+        while self.pending:
+            if isinstance(self.pending[0], tuple):  # passed on
+                write_record(self.out, self.pending.popleft()[0])
+            elif isinstance(self.pending[0], dict):
+                record = self.pending.popleft()
+                if record["folder"] in self.failed_folders:
+                    withdraw(record)
+                if not self.mbox:
+                    write_record(self.out, record)
+            elif (budget is None or self.in_flight > budget
+                  or len(self.server.bodies) > MAX_REQUESTS):
+                self.receive()
+            else:
+                break
 
     def update(self, record):
         """An update record (imapstream(7)) goes on as it is, nothing fetched, with its
@@ -119,51 +150,48 @@ class Fetcher:
     def pass_on(self, record):
         """A record with copy_of goes on unfetched (its bytes are in the backup), after
         the messages before it."""
-        self.flush()
-        write_record(self.out, record)
+        self.request()
+        self.pending.append((record,))
+        self.write(IN_FLIGHT)
 
     def warn(self, message):
         self.progress.clear()
         diagnostics.warn(PROG, message)
 
-    def fail(self, message, count=1):
-        self.warn(message)
+    def fail(self, folder, message, count=1):
+        if message:
+            self.warn(message)
         self.failed += count
+        self.failed_folders.add(folder)
 
-    def fetch(self, batch):
-        folder = batch[0]["folder"]
+    def receive(self):
+        """Write the messages of the oldest answer, the records it answers taken from
+        the oldest batch (the whole batch, or its first part after a drop)."""
+        answer = self.server.bodies.answer()
+        batch = self.pending[0]
+        done, batch[:] = batch[:len(answer.uids)], batch[len(answer.uids):]
+        if not batch:
+            self.pending.popleft()
+        self.in_flight -= sum(r.get("size") or 0 for r in done)
+        folder = answer.folder
         self.progress.folder = folder
-        if folder != self.selected:
-            self.selected = folder
-            try:
-                self.uidvalidity = self.server.examine(folder).uidvalidity
-            except errors.ServerError as exc:
-                self.uidvalidity = None
-                self.fail(str(exc), 0)
-        if self.uidvalidity is None:
-            self.failed += len(batch)
+        if answer.uidvalidity is None or answer.error:
+            self.fail(folder, answer.error and str(answer.error), len(done))
             return
         current = []
-        for record in batch:
-            if record.get("uidvalidity", self.uidvalidity) != self.uidvalidity:
-                self.fail(f"{folder}: UID {record['uid']}: UIDVALIDITY is now "
-                          f"{self.uidvalidity}, not {record['uidvalidity']}; list it again")
+        for record in done:
+            if record.get("uidvalidity", answer.uidvalidity) != answer.uidvalidity:
+                self.fail(folder, f"{folder}: UID {record['uid']}: UIDVALIDITY is now "
+                                  f"{answer.uidvalidity}, not {record['uidvalidity']}; "
+                                  f"list it again")
             else:
                 current.append(record)
-        while current:
-            try:
-                asked, response = self.server.bodies([r["uid"] for r in current])
-            except errors.ServerError as exc:
-                self.selected = None
-                self.fail(str(exc), len(current))
-                return
-            done, current = current[:asked], current[asked:]
-            for record in done:
-                item = response.get(record["uid"])
-                if item is None or item.body is None:
-                    self.fail(f"{folder}: UID {record['uid']} is no longer on the server")
-                    continue
-                self.emit(record, item)
+        for record in current:
+            item = answer.fetched.get(record["uid"])
+            if item is None or item.body is None:
+                self.fail(folder, f"{folder}: UID {record['uid']} is no longer on the server")
+                continue
+            self.emit(record, item, answer.uidvalidity)
 
     def check_peek(self, record, flags):
         """Some servers set \\Seen when they send a body, PEEK or not: warn once per folder
@@ -176,12 +204,12 @@ class Fetcher:
             self.warn(f"{record['folder']}: the server marked messages \\Seen despite "
                       f"BODY.PEEK")
 
-    def emit(self, record, item):
+    def emit(self, record, item, uidvalidity):
         data = item.body
         for what in item.left_out:
             self.warn(f"{record['folder']}: UID {record['uid']}: left out {what}")
         self.check_peek(record, item.flags)
-        record = dict(record, uidvalidity=self.uidvalidity, flags=item.flags)
+        record = dict(record, uidvalidity=uidvalidity, flags=item.flags)
         # A size or date the server did not send, or sent as no record can carry it,
         # stays as the listing gave it.
         for key in ("size", "internaldate"):

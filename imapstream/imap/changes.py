@@ -9,7 +9,7 @@ import re
 from typing import NamedTuple
 
 from .fetchparse import parse_simple, record_fields, with_internaldate
-from .transport import _responses
+from .transport import split_responses
 
 _VANISHED = re.compile(rb"(?:\(EARLIER\) )?([\d:,]+)\Z", re.I)
 
@@ -49,7 +49,7 @@ def _fetch(client, last_uid, modseq, qresync):
     client._checkok("fetch", typ, raw)
     _typ, raw = imap._untagged_response(typ, raw, "FETCH")
     found = {}
-    for response in _responses(raw):
+    for response in split_responses(raw):
         parsed = parse_simple(response) or {
             seq: with_internaldate(items, response)
             for seq, items in parse_fetch_response(response, False, False).items()}

@@ -200,7 +200,7 @@ class Client(imapclient.IMAPClient):
             folders = self._parsed("LIST", super().list_folders, directory, pattern)
         finally:
             self.folder_encode = encode
-        return [(flags, delimiter, _folder_name(name)) for flags, delimiter, name in folders]
+        return [(flags, delimiter, folder_name(name)) for flags, delimiter, name in folders]
 
     def folder_status(self, folder, what=None):
         status = self._parsed("STATUS", super().folder_status, folder, what)
@@ -211,10 +211,13 @@ class Client(imapclient.IMAPClient):
     def select_folder(self, folder, readonly=False):
         command = "EXAMINE" if readonly else "SELECT"
         selected = self._parsed(command, super().select_folder, folder, readonly)
-        if not all(isinstance(selected.get(key), int) for key in (b"UIDVALIDITY", b"EXISTS")):
-            raise ProtocolViolation(f"the server's reply to {command} {folder!r} lacks "
-                                    f"UIDVALIDITY or EXISTS")
-        return selected
+        return _checked_select(selected, command, folder)
+
+    def selected_response(self, folder, untagged):
+        """The answer to an EXAMINE sent by pipeline.py, as select_folder gives it, from
+        its untagged responses (private API: IMAPClient's _process_select_response)."""
+        selected = self._parsed("EXAMINE", self._process_select_response, untagged)
+        return _checked_select(selected, "EXAMINE", folder)
 
     def fetch(self, messages, data, modifiers=None):
         """FETCH, or UID FETCH under use_uid: {number: items} for the numbers asked for,
@@ -251,21 +254,34 @@ class Client(imapclient.IMAPClient):
         typ, raw = self._imap._command_complete("FETCH", tag)
         self._checkok("fetch", typ, raw)
         _typ, raw = self._imap._untagged_response(typ, raw, "FETCH")
-        found = {}
-        for response in _responses(raw):
-            parsed = parse_simple(response) or {
-                seq: with_internaldate(items, response)
-                for seq, items in parse_fetch_response(response, False, False).items()}
-            for seq, items in parsed.items():
-                number = items.pop(b"UID", None) if self.use_uid else seq
-                if number in wanted:
-                    entry = found.setdefault(number, {})
-                    if self.use_uid or b"UID" in items:
-                        entry.update(items)
-                    else:  # unsolicited (no UID asked for): the answer's own items win
-                        for key, value in items.items():
-                            entry.setdefault(key, value)
-        return found
+        return fetched_items(raw, wanted, self.use_uid)
+
+
+def fetched_items(raw, wanted, by_uid):
+    """{number: items} of imaplib's FETCH data for the numbers wanted, keyed by UID under
+    UID FETCH (by_uid) and by sequence number otherwise (see Client.fetch)."""
+    found = {}
+    for response in split_responses(raw):
+        parsed = parse_simple(response) or {
+            seq: with_internaldate(items, response)
+            for seq, items in parse_fetch_response(response, False, False).items()}
+        for seq, items in parsed.items():
+            number = items.pop(b"UID", None) if by_uid else seq
+            if number in wanted:
+                entry = found.setdefault(number, {})
+                if by_uid or b"UID" in items:
+                    entry.update(items)
+                else:  # unsolicited (no UID asked for): the answer's own items win
+                    for key, value in items.items():
+                        entry.setdefault(key, value)
+    return found
+
+
+def _checked_select(selected, command, folder):
+    if not all(isinstance(selected.get(key), int) for key in (b"UIDVALIDITY", b"EXISTS")):
+        raise ProtocolViolation(f"the server's reply to {command} {folder!r} lacks "
+                                f"UIDVALIDITY or EXISTS")
+    return selected
 
 
 def number_set(numbers):
@@ -279,7 +295,7 @@ def number_set(numbers):
     return ",".join(f"{a}:{b}" if a != b else f"{a}" for a, b in runs)
 
 
-def _responses(raw):
+def split_responses(raw):
     """imaplib's FETCH data split into one list per response.  A response starts with its
     sequence number and "("; what follows a literal starts with a space or ")"."""
     responses = []
@@ -293,7 +309,7 @@ def _responses(raw):
     return responses
 
 
-def _folder_name(raw):
+def folder_name(raw):
     """A LIST name decoded from modified UTF-7, or raw itself when it is not valid."""
     if isinstance(raw, str):  # an all-digit name, which imapclient made a str
         return raw

@@ -412,3 +412,49 @@ def _replace(target, data):
         if temporary:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
+
+
+def held_record(mbox, folder, uidvalidity, below):
+    """The record of the message with the highest UID below `below` that the sidecar of
+    mbox holds for folder under uidvalidity, or None.  The UID comes from the last state
+    line's held ranges, its row from the segments read from the last one back: one
+    segment when the last append brought it, whatever the folder's size."""
+    try:
+        with open(path_for(mbox), "rb") as f:
+            found = _last_state(f.fileno())
+            if found is None:
+                return None
+            state = found[0]
+            firsts, lasts = Held.from_json(state["held"]).ranges.get((folder, uidvalidity),
+                                                                       ((), ()))
+            i = bisect.bisect_left(firsts, below) - 1
+            if i < 0:
+                return None
+            uid = min(lasts[i], below - 1)
+            while True:
+                f.seek(state["at"])
+                line = f.readline().rstrip(b"\n")
+                if state["sha1"] != hashlib.sha1(line, usedforsecurity=False).hexdigest():
+                    return None
+                for each in orjson().loads(line):
+                    held = record(each)
+                    if (held["folder"], held["uidvalidity"], held["uid"]) == (
+                            folder, uidvalidity, uid):
+                        return held
+                if state["at"] == 0:
+                    return None
+                state = orjson().loads(_line_before(f.fileno(), state["at"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _line_before(fd, end):
+    """The line that ends (its LF included) at offset end."""
+    block = BLOCK
+    while True:
+        start = max(0, end - block)
+        data = os.pread(fd, end - 1 - start, start)
+        at = data.rfind(b"\n")
+        if at >= 0 or start == 0:
+            return data[at + 1:]
+        block *= 4
