@@ -70,6 +70,11 @@ SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 # The IMAP server process itself, from Debian's dovecot-imapd (or a libexec layout):
 # dovecot and doveadm run without it, and every login then fails.
 IMAP_PROGRAMS = ("/usr/lib/dovecot/imap", "/usr/libexec/dovecot/imap")
+IMAP_ZLIB = """
+protocol imap {
+  mail_plugins = $mail_plugins imap_zlib
+}
+"""
 
 
 def find_program(name: str) -> str | None:
@@ -94,9 +99,12 @@ class DovecotError(RuntimeError):
 
 
 class Dovecot:
-    def __init__(self, directory: str | os.PathLike, extra_config: str = ""):
+    def __init__(self, directory: str | os.PathLike, extra_config: str = "",
+                 imap_zlib: bool = False):
         self.dir = Path(directory).resolve()
         self.extra_config = extra_config  # appended to dovecot.conf
+        if imap_zlib:  # COMPRESS=DEFLATE (RFC 4978), offered after login
+            self.extra_config += IMAP_ZLIB
         self.host, self.port, self.ssl_port = HOST, 0, 0
         self.conf = self.dir / "dovecot.conf"
         self.log = self.dir / "dovecot.log"

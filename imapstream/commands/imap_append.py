@@ -44,6 +44,7 @@ def parser():
     p.add_argument("--json", action="store_true", help="print one NDJSON record per "
                    "appended message")
     store.add_options(p)
+    p.set_defaults(bulk=True)  # messages cross the link: COMPRESS pays (--link-compression)
     return p
 
 

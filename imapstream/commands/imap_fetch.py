@@ -24,6 +24,7 @@ def parser():
     p.add_argument("--no-progress", action="store_true",
                    help="no progress line, even when stderr is a terminal")
     store.add_options(p)
+    p.set_defaults(bulk=True)  # messages cross the link: COMPRESS pays (--link-compression)
     p.environment.append(("TERM", "dumb turns the progress line off"))
     return p
 

@@ -41,6 +41,7 @@ ENVIRONMENT = [
     ("HOME", "where .netrc is"),
 ]
 DEADLINE = 6 * 3600.0  # seconds; see deadline.py
+LINK_COMPRESSION = ("auto", "on", "off")
 
 
 def add_options(parser):
@@ -83,10 +84,14 @@ def add_options(parser):
                             "way can read the password and the mail (warns every time)")
     group.add_argument("-t", "--timeout", type=float, default=60.0, metavar="SECONDS",
                        help="network timeout (default 60)")
+    group.add_argument("--link-compression", choices=LINK_COMPRESSION, type=str.lower,
+                       default="auto", help="COMPRESS=DEFLATE where the server offers it: "
+                       "auto (default: when messages cross a network, not on loopback), "
+                       "on or off")
     group.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
                        help=f"stop (exit 75) this long after the first connection, "
                             f"whatever the server does; 0 for never (default {DEADLINE:g})")
-    parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None)
+    parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None, bulk=False)
     parser.environment += ENVIRONMENT
 
 
@@ -306,6 +311,8 @@ def _log_in(options, host, port, tls, context, secret):
         mechanism = auth.choose(client.capabilities(), tls != "none", options.auth,
                                 bool(options.oauth2_token_command), host)
         auth.log_in(client, mechanism, options.user, secret, host, port)
+        if _compression_pays(options, client):
+            client.compress()
     except LoginError:
         _shutdown(client)
         raise
@@ -316,6 +323,17 @@ def _log_in(options, host, port, tls, context, secret):
         _shutdown(client)
         raise
     return client
+
+
+def _compression_pays(options, client):
+    """--link-compression: on, off, or auto: on for a command that downloads or uploads
+    messages (options.bulk) over a network.  Listing and a run with nothing new would
+    only pay COMPRESS's round trip; on loopback there is no link to spare."""
+    from . import transport
+
+    if options.link_compression == "auto":
+        return options.bulk and not transport.on_loopback(client)
+    return options.link_compression == "on"
 
 
 def _untrusted(options, host, port, tls, exc):

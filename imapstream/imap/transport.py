@@ -10,9 +10,10 @@ of it is read.  The limit is far above any real message (mail servers refuse mes
 over 25-150 MB) and bounds the memory a backup can be made to take.  The network
 timeout applies to every read, so a server that stalls ends the command with an error.
 
-imapclient's public API lacks four things used here, each marked "private API" where it
+imapclient's public API lacks five things used here, each marked "private API" where it
 is used: a hook for the imaplib connection class (_create_IMAP4, and the classes of
-imapclient.imap4 and imapclient.tls to subclass), access to the raw FETCH response
+imapclient.imap4 and imapclient.tls to subclass), imaplib's socket and reader (sock,
+file: COMPRESS swaps them, see deflate.py), access to the raw FETCH response
 (_imap._command, _command_complete, _untagged_response, with imapclient's
 seq_to_parenstr_upper and parse_fetch_response: the fast parser and the strict UID
 matching below), an APPEND that sends the bytes as they are without
@@ -22,6 +23,7 @@ pyproject.toml pins imapclient to the minor version they were checked against.""
 import contextlib
 import hashlib
 import hmac
+import imaplib
 import ipaddress
 import logging
 import re
@@ -39,6 +41,7 @@ from imapclient.tls import IMAP4_TLS
 from .. import deadline
 from ..diagnostics import server_text
 from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, UsageError
+from . import deflate
 from .fetchparse import parse_simple, with_internaldate
 
 LINE_LIMIT = 1 << 20
@@ -46,6 +49,7 @@ PIECE = 1 << 16
 RESPONSE_LIMIT = 1 << 30
 _RESPONSE_START = re.compile(rb"\d+ \(")  # "* 12 FETCH (" as imaplib keeps it: "12 ("
 _SURROGATE = re.compile("[\ud800-\udfff]")
+imaplib.Commands.setdefault("COMPRESS", ("AUTH", "SELECTED"))  # RFC 4978, as imapclient adds IDLE
 
 
 class ProtocolViolation(CommandError):
@@ -86,6 +90,20 @@ class _Guarded:
         except OSError as exc:
             raise CommandError(f"cannot reach {where}: {exc.strerror or exc}",
                                UNAVAILABLE) from None
+
+    def compress(self):
+        """COMPRESS DEFLATE; whether the server agreed (then both ways are deflated from
+        the end of its OK on).  Private API: imaplib's sock and file, swapped."""
+        try:
+            typ, _data = self._simple_command("COMPRESS", "DEFLATE")
+        except self.abort:
+            raise
+        except self.error:
+            return False
+        if typ != "OK":
+            return False
+        self.sock, self.file = deflate.wrap(self.sock, self.file)
+        return True
 
     def _new_tag(self):
         self._received = 0
@@ -173,6 +191,10 @@ class Client(imapclient.IMAPClient):
     def watch_literals(self, on_data):
         """Call on_data(size) for each piece of a literal as it arrives (None: do not)."""
         self._imap.on_data = on_data
+
+    def compress(self):
+        """COMPRESS=DEFLATE (RFC 4978) if the server offers it; whether it is on."""
+        return self.has_capability("COMPRESS=DEFLATE") and self._imap.compress()
 
     def starttls(self, ssl_context=None):
         with deadline.reading():  # the TLS handshake
