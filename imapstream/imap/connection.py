@@ -91,7 +91,8 @@ def add_options(parser):
     group.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
                        help=f"stop (exit 75) this long after the first connection, "
                             f"whatever the server does; 0 for never (default {DEADLINE:g})")
-    parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None, bulk=False)
+    parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None, bulk=False,
+                        tls_context=None, tls_session=None)
     parser.environment += ENVIRONMENT
 
 
@@ -258,15 +259,17 @@ def connect(options):
     """A logged-in client, or a typed exception for the command edge."""
     from imapclient.exceptions import LoginError
 
-    from . import transport
+    from . import tls as tls_contexts
 
     host, port, tls = server_address(options.server, options.tls)
     _check_options(options, tls)
     _user(options, host)
     context = None
-    if tls != "none":
-        context = transport.tls_context(options.cafile, options.fingerprint, options.insecure,
-                                        options.certfile, options.keyfile)
+    if tls != "none":  # one context per process: a reconnect may resume its TLS session
+        context = options.tls_context or tls_contexts.tls_context(
+            options.cafile, options.fingerprint, options.insecure, options.certfile,
+            options.keyfile)
+        options.tls_context = context
         if options.insecure:
             diagnostics.warn(options.prog, f"WARNING: --insecure: the certificate of {host} is not "
                                    f"checked; anyone on the way can read the password and "
@@ -294,8 +297,11 @@ def _log_in(options, host, port, tls, context, secret):
 
     from imapclient.exceptions import LoginError
 
+    from . import tls as tls_contexts
     from . import transport
 
+    if context is not None:
+        context = tls_contexts.Resuming(context, options.tls_session)
     try:
         client = transport.Client(host, port=port, ssl=tls == "imaps", ssl_context=context,
                                   timeout=options.timeout)
@@ -311,6 +317,7 @@ def _log_in(options, host, port, tls, context, secret):
         mechanism = auth.choose(client.capabilities(), tls != "none", options.auth,
                                 bool(options.oauth2_token_command), host)
         auth.log_in(client, mechanism, options.user, secret, host, port)
+        options.tls_session = client.tls_session()
         if _compression_pays(options, client):
             client.compress()
     except LoginError:
