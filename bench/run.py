@@ -153,6 +153,8 @@ class Bench:
         self.port = proxy.port if proxy else self.server.port
         self.env = dict(os.environ, **self.server.env(self.user))
         self.env["IMAP_SERVER"] = f"{self.server.host}:{self.port}"
+        if proxy and proxy.outward:
+            self.env["IMAP_SERVER"] = f"{proxy.outward}:{proxy.outward_port}"
         self.env["PATH"] = os.pathsep.join([VENV_BIN, os.environ.get("PATH", "")])
 
     def load(self, numbers):

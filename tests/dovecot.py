@@ -77,6 +77,18 @@ protocol imap {
 """
 
 
+def outward_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback (the one a packet to the
+    internet would leave from), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1; a UDP connect sends nothing
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
 def find_program(name: str) -> str | None:
     """Find *name* on PATH or in the sbin directories a non-root PATH lacks."""
     path = os.pathsep.join([os.environ.get("PATH", ""), *SBIN_DIRS])
@@ -215,7 +227,9 @@ class Dovecot:
     def _make_certificate(self) -> None:
         if self.cafile.exists() and self.keyfile.exists():
             return
-        subj_alt = "subjectAltName=DNS:localhost,IP:127.0.0.1"
+        outward = outward_address()  # for a proxy there that stands for a network
+        subj_alt = "subjectAltName=DNS:localhost,IP:127.0.0.1" + (f",IP:{outward}"
+                                                                  if outward else "")
         args = f"req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -addext {subj_alt} -days 2"
         subprocess.run(
             ["openssl", *args.split(), "-keyout", str(self.keyfile), "-out", str(self.cafile)],

@@ -5,7 +5,6 @@ imapstream(7) says."""
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 import sample_mail
 from conftest import command_env
 from cutting_proxy import CuttingProxy
-from dovecot import Dovecot
+from dovecot import Dovecot, outward_address
 from plumbing import backup_messages, server_messages
 
 COMMAND = b" COMPRESS DEFLATE\r\n"
@@ -103,17 +102,6 @@ def test_compress_over_tls(zlib_server):
     for tls_env in (env, imaps):
         on = ["--link-compression", "on"]
         assert fetch(tls_env, on, on) == fetch(tls_env, ["--link-compression", "off"])
-
-
-def outward_address():
-    """An address of this machine that is not loopback, or None."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: no packet is sent
-        except OSError:
-            return None
-        address = probe.getsockname()[0]
-    return None if address.startswith("127.") else address
 
 
 def test_auto_compresses_the_messages_fetched_across_a_network(zlib_server):
