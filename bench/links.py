@@ -259,12 +259,26 @@ def capped(make, versions, make_compressing):
         bench.via(capped_link)
         full_backups(bench, "capped-deflate", table.row(
             link, "full, COMPRESS", ("of", ("full, no COMPRESS", 0.77)), size))
+    for _link, phase, _target, _size, runs in table.rows:
+        table.note(f"{phase}: {wire(runs, rate)}")
     deflated = gzip_ratio(corpus.SMALL)
     table.note(f"the floor: the corpus alone takes {size * 8 / rate:.1f} s at 20 Mbit/s "
                f"(the server sends CRLF, a little more); its messages deflate to "
                f"{deflated:.2f} of their size with gzip -1, so COMPRESS's floor is "
                f"{size * 8 / rate * deflated:.1f} s")
     return table.markdown()
+
+
+def wire(runs, rate):
+    """What crossed the link to the client in the median run of each tool, and the time
+    that takes at rate: a run much slower than that waited for something else."""
+    said = []
+    for tool in TOOLS:
+        run = sorted(runs[tool], key=lambda r: r.seconds)[len(runs[tool]) // 2]
+        sent = linkproxy.bytes_to_client(run.trace or ())
+        said.append(f"{tool} {sent / 1e6:.1f} MB ({sent * 8 / rate:.1f} s of the cap's time "
+                    f"in {run.seconds:.1f} s)")
+    return "to the client: " + ", ".join(said)
 
 
 def gzip_ratio(spec):
