@@ -92,6 +92,19 @@ def _boolean(value):
     return isinstance(value, bool)
 
 
+def _digits(value):
+    """Gmail's 64-bit ids, as decimal strings."""
+    return isinstance(value, str) and value.isascii() and value.isdigit()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _labels(value):
+    return isinstance(value, list) and all(
+        isinstance(label, str) and label and not _CONTROL.search(label) for label in value)
+
+
 # The keys of the records of imapstream(7) (folder, message, checkpoint and held records,
 # and the message stream's "length"): a test of the value and what it must be.
 FIELDS = {
@@ -114,6 +127,10 @@ FIELDS = {
     "file": (_string, "a string"),
     "not_held_in": (_string, "a string"),
     "offset": (_count, "an integer from 0"),
+    "gm_msgid": (_digits, "a string of decimal digits"),
+    "gm_thrid": (_digits, "a string of decimal digits"),
+    "copy_of": (_digits, "a string of decimal digits"),
+    "labels": (_labels, "an array of labels (non-empty strings without control characters)"),
 }
 
 

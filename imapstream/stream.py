@@ -1,7 +1,8 @@
 """The message stream: for each message, its record as one NDJSON line whose "length"
 is the exact number of raw bytes that follow, then those bytes as the server sent them,
 then one LF.  Lossless, no quoting, framed by counting (after git cat-file --batch).
-A folder checkpoint (records.Checkpoint) is its record line alone."""
+A folder checkpoint (records.Checkpoint) is its record line alone, and so is a record
+with "copy_of" (a message from Gmail whose bytes a backup holds already)."""
 
 import itertools
 
@@ -29,7 +30,7 @@ def read_messages(inp, first_line=None):
 
 def _read_message(inp, line, lineno):
     record = parse_record(line, lineno)
-    if Checkpoint.of(record, lineno) is not None:
+    if Checkpoint.of(record, lineno) is not None or "copy_of" in record:
         return record, None
     length = record.get("length")
     if not isinstance(length, int) or isinstance(length, bool) or length < 0:

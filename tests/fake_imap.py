@@ -103,7 +103,7 @@ class FakeIMAP:
                 continue
             sock.settimeout(None)
             self._sockets.append(sock)
-            threading.Thread(target=Session(self, sock).serve, daemon=True).start()
+            threading.Thread(target=self.session_class(self, sock).serve, daemon=True).start()
 
     def folder(self, name):
         return next((f for f in self.mailbox if utf7(f) == name), None)
@@ -139,7 +139,7 @@ class Session:
                 self.server.commands.append(command)
                 tag, name, args = parse(command)
                 handler = self.server.handlers.get(name) or getattr(
-                    Session, "do_" + name.replace(" ", "_").lower(), None)
+                    type(self), "do_" + name.replace(" ", "_").lower(), None)
                 if handler is None:
                     self.send(tag + b" BAD unknown command\r\n")
                 elif handler(self, tag, args) is False or name == "LOGOUT":
@@ -278,6 +278,9 @@ class Session:
 
     def do_uid_fetch(self, tag, args):
         self.send(b"".join(r for _n, r in self.fetch(args, True)) + tag + b" OK done\r\n")
+
+
+FakeIMAP.session_class = Session  # a subclass of FakeIMAP may serve with its own
 
 
 def parse(command):

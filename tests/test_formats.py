@@ -74,6 +74,17 @@ def test_a_torn_tail_is_detected_never_parsed(pairs, data):
     assert len(found) == len(pairs) - 1
 
 
+def test_a_message_that_begins_with_white_space_is_not_our_header_folded():
+    # A record without size (imapstream(7): the message's CRLF length is written), and
+    # a first line that looks like the continuation of the Status line before it.
+    data = b" leading space\r\nSubject: x\r\n\r\nhi\r\n"
+    text = format_message(to_lf(data), {"folder": "INBOX", "uid": 1})
+    assert text.split(b"\n", 1)[1] == (b"X-Imapstream: folder=INBOX; uid=1; size=34; octets=30\n"
+                                       b"Status: O\n leading space\nSubject: x\n\nhi\n\n")
+    [(_offset, record, back)] = iter_messages(io.BytesIO(text), "test")
+    assert back == to_lf(data) and record["size"] == 34 and record["flags"] == []
+
+
 def test_foreign_mbox_flags_and_metadata_headers():
     foreign = (b"From a@b Sat Jul  1 10:00:00 2005\nSubject: x\nStatus: RO\nX-Status: AF\n"
                b"X-Keywords: $label1 work\nX-UID: 4\n\n>From body\n\n"

@@ -163,7 +163,8 @@ TYPES = {"folder": TEXT, "delimiter": TEXT, "flags": "flags", "special_use": TEX
          "noselect": "boolean", "messages": COUNT, "uidvalidity": NUMBER, "uidnext": NUMBER,
          "uid": NUMBER, "message_id": TEXT, "size": COUNT, "internaldate": "date",
          "since": NUMBER, "checkpoint": "boolean", "failed": "boolean", "file": TEXT,
-         "offset": COUNT, "length": COUNT, "not_held_in": TEXT}
+         "offset": COUNT, "length": COUNT, "not_held_in": TEXT, "gm_msgid": "digits",
+         "gm_thrid": "digits", "labels": "labels", "copy_of": "digits"}
 not_json_types = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
                            st.lists(scalars, max_size=2),
                            st.dictionaries(st.text(max_size=3), scalars, max_size=2))
@@ -191,6 +192,13 @@ WRONG = {
                                         ["\\Seen", "\t"]]),
                        st.dictionaries(st.text(max_size=3), scalars, max_size=1)),
     "boolean": st.one_of(integers, st.text(max_size=4), not_json_types),
+    "digits": st.one_of(integers, st.booleans(), not_json_types,
+                        st.sampled_from(["", "12a", " 1", "-1", "1.5", "\u0661\u0662"])),
+    "labels": st.one_of(st.text(max_size=4), integers, st.booleans(),
+                        st.lists(st.one_of(integers, st.booleans(), st.lists(scalars)),
+                                 min_size=1, max_size=2),
+                        st.sampled_from([[""], ["a\nb"], ["\r"], ["\x00"], ["ok", "\x1f"]]),
+                        st.dictionaries(st.text(max_size=3), scalars, max_size=1)),
     "date": st.one_of(integers, st.booleans(), not_json_types,
                       st.text(max_size=12).filter(lambda t: not _iso(t)),
                       st.sampled_from(["2021-02-29T00:00:00+00:00", "29-Feb-2021",
@@ -202,6 +210,14 @@ ZONES = [dt.UTC, dt.timezone(dt.timedelta(hours=14)),
 flag = st.text(st.characters(blacklist_categories=("Cs",),
                              blacklist_characters=[chr(c) for c in range(33)] + ["\x7f"]),
                min_size=1, max_size=6)
+# A Gmail label: no control character, none of the names Takeout gives a system label
+# or a state (read back as those), no category.
+label = st.text(st.characters(blacklist_categories=("Cs",),
+                              blacklist_characters=[chr(c) for c in range(32)] + ["\x7f"]),
+                min_size=1, max_size=6).filter(
+    lambda t: t.lower() not in {"inbox", "sent", "draft", "drafts", "important", "starred",
+                                "spam", "trash", "archived", "opened", "unread"}
+    and not t.startswith("Category "))
 dates = st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2100, 1, 1),
                      timezones=st.none() | st.sampled_from(ZONES)).map(dt.datetime.isoformat)
 message_fields = {"folder": st.text(max_size=8), "delimiter": st.none() | st.text(max_size=2),
@@ -209,7 +225,10 @@ message_fields = {"folder": st.text(max_size=8), "delimiter": st.none() | st.tex
                   "message_id": st.none() | st.text(max_size=8),
                   "size": st.integers(0, 2**40), "flags": st.lists(flag, max_size=3),
                   "internaldate": st.none() | dates,
-                  "not_held_in": st.none() | st.text(max_size=4)}
+                  "not_held_in": st.none() | st.text(max_size=4),
+                  "gm_msgid": st.none() | st.from_regex(r"[0-9]{1,20}", fullmatch=True),
+                  "gm_thrid": st.none() | st.from_regex(r"[0-9]{1,20}", fullmatch=True),
+                  "labels": st.none() | st.lists(label, max_size=3, unique=True)}
 KINDS = {
     "folder record": {"folder": st.text(max_size=8),
                       "delimiter": st.none() | st.text(max_size=2),
@@ -325,8 +344,9 @@ def test_what_mbox_merge_accepts_it_reads_back(pairs, into_directory):
         assert status == errors.OK, err.getvalue()
         held = []
         for path in mbox_files(directory):
-            held += [(record["folder"], record["uid"], record["size"], body)
+            held += [(record["folder"], record["uid"], record["size"], body,
+                      record.get("labels"), record.get("gm_msgid"))
                      for _o, record, body in scan(path)]
-    want = [(record["folder"], record["uid"], record["size"], to_lf(body))
-            for record, body in pairs]
+    want = [(record["folder"], record["uid"], record["size"], to_lf(body),
+             record.get("labels"), record.get("gm_msgid")) for record, body in pairs]
     assert sorted(held) == sorted(want)

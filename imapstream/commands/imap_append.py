@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from .. import cli, diagnostics, errors
-from ..imap import store
+from ..imap import gmail, store
 from ..incoming import incoming_messages
+from ..mbox import labeljournal
 from ..mbox.archive import mbox_files
-from ..mbox.folders import folder_name
+from ..mbox.folders import SUFFIXES, folder_name
 from ..mbox.reader import scan
 from ..message import crlf_size, header_section, message_id
 from ..records import write_record
@@ -39,6 +40,9 @@ def parser():
                    "one folder per mbox file")
     p.add_argument("--no-create", action="store_true", help="do not create missing folders; "
                    "their messages fail")
+    p.add_argument("--labels-as-keywords", action="store_true", help="a message with Gmail "
+                   "labels goes, to a server other than Gmail, once, with its labels as "
+                   "keywords, not to the folder of each label")
     p.add_argument("-n", "--dry-run", action="store_true", help="print the records of what "
                    "would be appended; change nothing")
     p.add_argument("--json", action="store_true", help="print one NDJSON record per "
@@ -56,7 +60,8 @@ def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if (options.folder is not None) + options.from_stream + (options.directory is not None) != 1:
         raise errors.UsageError("give one of FOLDER, --from-stream or -d DIR")
-    files = mbox_files(options.directory) if options.directory else None
+    files = sorted(mbox_files(options.directory), key=_parents_first) \
+        if options.directory else None
     server = store.Store(options, PROG)
     try:
         restorer = Restorer(server, options, stdout)
@@ -78,6 +83,15 @@ def _main(argv, stdin, stdout):
         server.close()
 
 
+def _parents_first(path):
+    """A backup file's place in a restore: by the parts of its name, so that a folder
+    comes before its subfolders (A.mbox, A.B.mbox, A.B.C.mbox, AB.mbox), as a server
+    that creates the parents of A/B/C (Cyrus) would otherwise already hold A."""
+    name = os.path.basename(path)
+    stem = next(name[:-len(suffix)] for suffix in SUFFIXES if name.endswith(suffix))
+    return stem.split("."), name
+
+
 class _Unreadable(Exception):
     """A file of the backup directory cannot be read; the other files go on."""
 
@@ -86,7 +100,10 @@ def _held(path):
     """(record, data, True) per message of the mbox file path; a failure to read it
     (a directory, a symbolic link loop, an I/O error) as _Unreadable."""
     try:
+        labels = labeljournal.load(path)  # Gmail labels changed since (see labeljournal)
         for _offset, record, data in scan(path):
+            if record.get("gm_msgid") in labels:
+                record["labels"] = labels[record["gm_msgid"]]
             yield record, data, True
     except OSError as exc:
         raise _Unreadable(errors.describe(exc)[0]) from None
@@ -100,6 +117,7 @@ class Message(NamedTuple):
     date: datetime | None
     key: tuple  # (Message-ID, size counted in CRLF), by which a folder's holdings match
     record: dict  # the NDJSON record printed for it
+    labels: tuple = ()  # Gmail labels to set once it is appended
 
 
 class Restorer:
@@ -112,7 +130,12 @@ class Restorer:
         self.server, self.options, self.out = server, options, out
         listed, _unreadable = server.folders()
         self.delimiter = listed[0].delimiter if listed else None
-        self.existing = {folder.name for folder in listed}
+        # A parent that is only a level of the hierarchy (A of A/B/C on Dovecot or
+        # Courier) is created before it holds messages.
+        self.existing = {folder.name for folder in listed if folder.selectable}
+        self.special = {flag.lower(): folder.name for folder in listed for flag in folder.flags}
+        self.gmail = server.gmail
+        self.gm_msgids = set()  # of the messages with labels given so far: each goes once
         self.multiappend = server.has_capability("MULTIAPPEND")
         self.held = {}  # folder -> Counter of (message_id, size) not yet matched, or None
         self.present = {}  # folder -> Counter of (message_id, size) the folder holds
@@ -131,13 +154,36 @@ class Restorer:
         try:
             for position, (record, data, lf) in enumerate(incoming, 1):
                 where = f"{prefix}message {position}"
-                target = folder or self.target(record, fallback, where)
-                self.add(f"{where} (folder {target})", target, record,
-                         BARE_LF.sub(b"\r\n", data) if lf else data)
+                wire = BARE_LF.sub(b"\r\n", data) if lf else data
+                for target, labels, flagged in self.targets(record, folder, fallback, where):
+                    self.add(f"{where} (folder {target})", target, flagged, wire, labels)
         except (errors.DataError, _Unreadable):
             self.flush()  # the messages before bad input are still appended
             raise
         self.flush()
+
+    def targets(self, record, folder, fallback, where):
+        """[(folder, Gmail labels to set, record)] a message goes to: FOLDER if given; for
+        one with labels, to Gmail once (gmail.gmail_target), to another server once per
+        label's folder (gmail.targets), or once with keywords (gmail.keyword_target,
+        its record given them); else its record's folder (target)."""
+        labels = record.get("labels")
+        if folder or not isinstance(labels, list):
+            return [(folder or self.target(record, fallback, where), (), record)]
+        gm_msgid = record.get("gm_msgid")
+        if gm_msgid in self.gm_msgids:
+            return []  # a copy of one given already (Takeout's mbox file per label)
+        if gm_msgid is not None:
+            self.gm_msgids.add(gm_msgid)
+        if self.gmail:
+            name, rest = gmail.gmail_target(labels, self.special)
+            return [(name, tuple(rest), record)]
+        if self.options.labels_as_keywords:
+            name, flags = gmail.keyword_target(labels, self.special)
+            given = record.get("flags") or []
+            return [(name, (), dict(record, flags=given + [f for f in flags if f not in given]))]
+        return [(name, (), record)
+                for name in gmail.targets(labels, self.special, self.delimiter)]
 
     def target(self, record, fallback, where):
         """The record's folder re-joined with this server's delimiter, else fallback."""
@@ -150,7 +196,7 @@ class Restorer:
             return self.delimiter.join(folder.split(delimiter))
         return folder
 
-    def add(self, where, folder, record, wire):
+    def add(self, where, folder, record, wire, labels=()):
         flags = record.get("flags") or []  # strings: records.check_fields
         kept = tuple(f for f in flags if f.lower() in SYSTEM_FLAGS
                      or not f.startswith("\\") and KEYWORD.fullmatch(f))
@@ -177,14 +223,15 @@ class Restorer:
             return
         out = {"folder": folder, "uidvalidity": None, "uid": None, "message_id": mid,
                "size": key[1], "flags": list(kept),
-               "internaldate": date.isoformat() if date else None}
+               "internaldate": date.isoformat() if date else None,
+               **({"labels": list(labels)} if labels else {})}
         if self.options.dry_run:
             write_record(self.out, out)
             return
         if self.batch and (folder != self.batch[0].folder or len(self.batch) >= BATCH_MESSAGES
                            or self.batch_bytes >= BATCH_BYTES):
             self.flush()
-        self.batch.append(Message(where, folder, wire, kept, date, key, out))
+        self.batch.append(Message(where, folder, wire, kept, date, key, out, labels))
         self.batch_bytes += len(wire)
 
     def holdings(self, folder):
@@ -199,13 +246,15 @@ class Restorer:
             if self.options.no_create:
                 diagnostics.warn(PROG, f"{folder}: no such folder, and --no-create")
                 return None
-            if not self.options.dry_run:
-                try:
-                    self.server.create(folder)
-                except errors.ServerError as exc:
-                    diagnostics.warn(PROG, str(exc))
-                    return None
-            return Counter()
+            if self.options.dry_run:
+                return Counter()
+            try:
+                created = self.server.create(folder)
+            except errors.ServerError as exc:
+                diagnostics.warn(PROG, str(exc))
+                return None
+            if created:
+                return Counter()
         try:
             return self._listing(folder)
         except errors.ServerError as exc:
@@ -213,10 +262,14 @@ class Restorer:
             return None
 
     def _listing(self, folder):
-        """A Counter of the (Message-ID, size) of every message folder holds."""
+        """A Counter of the (Message-ID, size) of every message folder holds; the
+        folder is left unselected after, for a server that refuses APPEND to a folder
+        selected read-only (Courier)."""
         selected = self.server.examine(folder)
-        return Counter((message_id(item.header or b""), item.size)
+        held = Counter((message_id(item.header or b""), item.size)
                        for item in self.server.listing(selected))
+        self.server.unselect()
+        return held
 
     def landed(self, batch):
         """For each message of batch, whether its folder got it before the connection
@@ -260,8 +313,21 @@ class Restorer:
             if number in appended:
                 uidvalidity, uid = appended[number]
                 message.record.update(uidvalidity=uidvalidity, uid=uid)
+            if message.labels:
+                self._label(message, appended.get(number))
             if self.options.json:
                 write_record(self.out, message.record)
+
+    def _label(self, message, appended):
+        """STORE +X-GM-LABELS a message's labels, by the UID APPENDUID gave it."""
+        if appended is None:
+            self.fail(f"{message.where}: appended, but the server gave it no UID "
+                      f"(APPENDUID), so its labels were not set")
+            return
+        try:
+            self.server.add_labels(message.folder, [appended[1]], list(message.labels))
+        except errors.ServerError as exc:
+            self.fail(f"{message.where}: appended, but its labels were not set: {exc}")
 
 
 def run():

@@ -47,6 +47,9 @@ def _main(argv, stdin, stdout):
                     fetcher.checkpoint(record)
                     continue
                 message_key(record, lineno)
+                if "copy_of" in record and not options.mbox:
+                    fetcher.pass_on(record)
+                    continue
                 fetcher.add(record)
         except errors.DataError:
             fetcher.flush()  # the records before a malformed line are still fetched
@@ -96,6 +99,12 @@ class Fetcher:
             withdraw(record)
         if not self.mbox:
             write_record(self.out, record)
+
+    def pass_on(self, record):
+        """A record with copy_of goes on unfetched (its bytes are in the backup), after
+        the messages before it."""
+        self.flush()
+        write_record(self.out, record)
 
     def warn(self, message):
         self.progress.clear()

@@ -5,7 +5,7 @@ import re
 import sys
 
 from .. import cli, diagnostics, errors
-from ..imap import store
+from ..imap import gmail, store
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
 from ..mbox.reader import same_message
@@ -37,6 +37,9 @@ def parser():
                    help="skip the folder named NAME exactly (INBOX in any case; "
                         "repeatable); a NAME the server does not list is reported with the "
                         "closest names it does")
+    p.add_argument("--once", action="store_true", help="on Gmail (X-GM-EXT-1), only the "
+                   "folders that hold every message once: those whose special use is \\All, "
+                   "\\Junk or \\Trash; on other servers, every folder")
     p.add_argument("-v", "--verbose", action="count", default=0, help="say on stderr how "
                    "many messages each listed folder has (\"IMAP: Found N messages in "
                    "FOLDER\"); twice, also the server's own words when it refuses a folder")
@@ -89,6 +92,9 @@ def _main(argv, stdin, stdout):
                                        f"server{_closest(name, listed)}")
         named = [_server_name(name, listed) for name in named]
         folders = [f for f in every if selected(f["folder"])]
+        if options.once and session.gmail:
+            folders = [f for f in folders if (f["special_use"] or "").lower() in gmail.ONCE]
+        own_labels = {f["folder"]: gmail.folder_label(f["folder"], f["flags"]) for f in every}
         if options.all or not options.folders:
             # A name the server sends that is not valid modified UTF-7 cannot be written
             # as JSON nor named in EXAMINE: its folder is skipped, and the others listed.
@@ -108,12 +114,12 @@ def _main(argv, stdin, stdout):
         for name in wanted:
             try:
                 delimiter = delimiters.get(name, default_delimiter)
+                where = (name, delimiter, own_labels.get(name, name))
                 new = ""
                 if since is None:
-                    count = _list_messages(session, name, delimiter, stdout)
+                    count = _list_messages(session, where, stdout)
                 else:
-                    count, listed_from = _list_since(session, name, delimiter,
-                                                     since.get(name), stdout)
+                    count, listed_from = _list_since(session, where, since.get(name), stdout)
                     new = "new " if listed_from else ""
             except errors.ServerError as exc:
                 if name in delimiters:
@@ -236,10 +242,11 @@ def _read_since(path):
     return known
 
 
-def _list_since(session, name, delimiter, known, stdout):
+def _list_since(session, where, known, stdout):
     """--since: the messages from the uidnext of known's checkpoint on (all of them
     without known, or once UIDVALIDITY changed), then the folder checkpoint (see
     imapstream(7)).  Returns (how many, the UID they were listed from or None for all)."""
+    name, delimiter, _own_label = where
     known, mbox = known or (None, None)
     since = None
     if known:
@@ -259,7 +266,7 @@ def _list_since(session, name, delimiter, known, stdout):
         since = None  # changed since STATUS, or a server that does not say
     if since is not None and mbox and _restored(session, name, known, mbox):
         since = None
-    count = _list_messages(session, name, delimiter, stdout, selected, since)
+    count = _list_messages(session, where, stdout, selected, since)
     vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
     write_record(stdout, Checkpoint(name, delimiter, selected.uidvalidity, selected.uidnext,
                                     selected.exists, since, vouches).record())
@@ -286,12 +293,13 @@ def _restored(session, name, known, mbox):
     return True
 
 
-def _list_messages(session, name, delimiter, stdout, selected=None, since=None):
-    """Write the folder's message records in UID order, only those from UID since on if
-    given (see Store.listing)."""
+def _list_messages(session, where, stdout, selected=None, since=None):
+    """Write the message records of the folder where names (name, delimiter, its label
+    on Gmail) in UID order, only those from UID since on if given (see Store.listing)."""
+    name, delimiter, own_label = where
     selected = selected or session.examine(name)
     count = 0
-    for item in session.listing(selected, since):
+    for item in session.listing(selected, since, own_label):
         write_record(stdout, message_record(name, delimiter, selected.uidvalidity, item))
         count += 1
     return count
@@ -301,6 +309,10 @@ def message_record(folder, delimiter, uidvalidity, item):
     """The record of a store.Fetched; what it leaves out is said on stderr."""
     for what in item.left_out:
         diagnostics.warn(PROG, f"{folder}: UID {item.uid}: left out {what}")
+    return {**_record(folder, delimiter, uidvalidity, item), **(item.gmail or {})}
+
+
+def _record(folder, delimiter, uidvalidity, item):
     return {
         "folder": folder,
         "delimiter": delimiter,

@@ -21,6 +21,9 @@ def parser():
                    "per folder (see imapstream(7) for the names)")
     p.add_argument("--missing", action="store_true", help="filter message records on stdin: "
                    "pass on those that the one FILE or DIR does not hold")
+    p.add_argument("--copies", action="store_true", help="with --missing -d DIR: pass on "
+                   "a record from Gmail that DIR holds in another file, with \"copy_of\", so "
+                   "that its folder's file gets a copy of the bytes held (one file per label)")
     p.add_argument("--folders", action="store_true", help="write instead the folder "
                    "checkpoints the files' sidecars hold, the FILE imap-list wants")
     p.add_argument("--check", action="store_true", help="compare the message records of "
@@ -38,6 +41,8 @@ def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if options.missing + options.folders + options.check > 1:
         raise errors.UsageError("give one of --missing, --folders and --check")
+    if options.copies and not (options.missing and options.directory):
+        raise errors.UsageError("--copies goes with --missing -d DIR")
     if options.check:
         if not options.directory or options.files:
             raise errors.UsageError("--check takes -d DIR and no FILE")
@@ -100,6 +105,7 @@ def _folders(files, stdout):
 
 def _missing(options, stdin, stdout):
     holdings = {}
+    gmail = None  # the gm_msgid of each message DIR holds, or passed on (see _gmail_held)
     for lineno, record in read_records(stdin):
         checkpoint = Checkpoint.of(record, lineno)
         if checkpoint is not None:
@@ -109,6 +115,13 @@ def _missing(options, stdin, stdout):
             write_record(stdout, record)
             continue
         folder, _uid = message_key(record, lineno)
+        gm_msgid = record.get("gm_msgid") if options.directory else None
+        copy = False
+        if gm_msgid is not None:
+            gmail = _gmail_held(options.directory) if gmail is None else gmail
+            if gm_msgid in gmail and not options.copies:
+                continue
+            copy = gm_msgid in gmail
         path = _path(options, folder, record)
         if path not in holdings:
             try:
@@ -124,10 +137,27 @@ def _missing(options, stdin, stdout):
         if isinstance(held, Holdings) and not held.holds_record(record):
             if held.matched_by_content(record):
                 record["not_held_in"] = path
+            if copy:
+                record["copy_of"] = gm_msgid
             write_record(stdout, record)
+            if gm_msgid is not None:
+                gmail.add(gm_msgid)
     failures = [h for h in holdings.values() if not isinstance(h, Holdings)]
     return errors.DATAERR if any(isinstance(h, errors.DataError) for h in failures) \
         else errors.PARTIAL if failures else errors.OK
+
+
+def _gmail_held(directory):
+    """The gm_msgid of every message the files of directory hold: a message from Gmail
+    is held whatever folder (label) lists it, and passed on once per run.  A file that
+    cannot be read adds none (its own folder's records report it)."""
+    held = set()
+    for path in mbox_files(directory) if os.path.isdir(directory) else ():
+        try:
+            held.update(r["gm_msgid"] for _o, r in Holdings(path).records() if "gm_msgid" in r)
+        except (errors.DataError, OSError):
+            continue
+    return held
 
 
 def _check(directory, stdin, stdout):
@@ -136,6 +166,7 @@ def _check(directory, stdin, stdout):
     in the backup as --missing finds it; only_in_backup is what the file holds beyond
     the server's messages it matched (deleted on the server, or a folder gone)."""
     folders = {}  # folder: [file, Holdings, server, missing]
+    gmail = None  # see _gmail_held
     for lineno, record in read_records(stdin):
         if Checkpoint.of(record, lineno) is not None:
             continue
@@ -145,7 +176,13 @@ def _check(directory, stdin, stdout):
             folders[folder] = [path, Holdings(path), 0, 0]
         entry = folders[folder]
         entry[2] += 1
-        entry[3] += not entry[1].holds_record(record)
+        if entry[1].holds_record(record):
+            continue
+        if record.get("gm_msgid") is not None:
+            gmail = _gmail_held(directory) if gmail is None else gmail
+            entry[3] += record["gm_msgid"] not in gmail
+        else:
+            entry[3] += 1
     visited = {entry[0] for entry in folders.values()}
     for path in mbox_files(directory):
         if path not in visited:

@@ -8,13 +8,14 @@ import sys
 
 from .. import cli, diagnostics, errors
 from ..incoming import incoming_messages
+from ..mbox import labeljournal
 from ..mbox.append import Appender, clear_dead, replace
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.folders import COMPRESSION_SUFFIX, SUFFIXES
 from ..mbox.mboxrd import format_message
-from ..mbox.reader import Holdings
+from ..mbox.reader import Holdings, message_at
 from ..message import to_lf
-from ..records import Checkpoint, write_record
+from ..records import Checkpoint, read_records, write_record
 
 PROG = "mbox-merge"
 
@@ -34,6 +35,9 @@ def parser():
     p.add_argument("--replace", metavar="NEW", help="read no input: move each mbox file of "
                    "the backup directory NEW over its folder's file in DIR, under the locks "
                    "an append takes, then remove NEW")
+    p.add_argument("--labels", action="store_true", help="read message records from Gmail "
+                   "(imap-list's) instead: note in the label journal of DIR's file that "
+                   "holds each message the labels it has now, where they changed")
     return p
 
 
@@ -50,6 +54,11 @@ def _main(argv, stdin, stdout):
             raise errors.UsageError("--replace takes -d DIR, not FILE")
         replace_all(options.replace, options.directory)
         return errors.OK
+    if options.labels:
+        if not options.directory:
+            raise errors.UsageError("--labels takes -d DIR, not FILE")
+        _follow_labels(options.directory, stdin)
+        return errors.OK
     if options.directory and os.path.isdir(options.directory):
         clear_dead(options.directory)
     merger = Merger(options, stdout)
@@ -60,7 +69,17 @@ def _main(argv, stdin, stdout):
         if options.json and merger.folders:
             write_record(stdout, {"folders": len(merger.folders),
                                   "failed": merger.failed_folders()})
-    return errors.DATAERR if merger.refused else errors.PARTIAL if merger.failed else errors.OK
+    return errors.DATAERR if merger.refused else \
+        errors.PARTIAL if merger.failed or merger.uncopied else errors.OK
+
+
+def _follow_labels(directory, stdin):
+    """--labels: see labeljournal.follow; a line per file on stderr."""
+    records = (record for lineno, record in read_records(stdin)
+               if Checkpoint.of(record, lineno) is None)
+    for path, count in labeljournal.follow(directory, records).items():
+        diagnostics.inform(f"LABELS: {diagnostics.count(count, 'message')} with other "
+                           f"labels now, noted for {path}")
 
 
 def _incoming(stdin):
@@ -83,6 +102,10 @@ class Merger:
         self.withdrawn = set()  # those whose checkpoint says a message was dropped
         self.given = 0  # messages given for the file of this visit
         self.first = None  # the record of the first message given for it
+        # {gm_msgid: (file, offset)} of the messages from Gmail appended, and once a
+        # record with copy_of came (gmail_held), of those the files held before
+        self.gmail, self.gmail_held = {}, False
+        self.uncopied = 0  # records with copy_of whose message no file held
 
     def target(self, record):
         if self.options.file:
@@ -100,9 +123,10 @@ class Merger:
             self.add(record, data)
 
     def add(self, record, data):
-        """Append a message unless held; data None: a folder checkpoint."""
+        """Append a message unless held; data None: a folder checkpoint, or a record
+        with copy_of."""
         if data is None:
-            self.checkpoint(record)
+            self.copy(record) if "copy_of" in record else self.checkpoint(record)
             return
         if not self.visit(self.target(record)):
             return
@@ -117,6 +141,35 @@ class Merger:
                 return
             self.holdings.add_uid(record)
             self.holdings.add_appended(text)
+            if "labels" in record:
+                labeljournal.touch(self.path)
+            if record.get("gm_msgid"):
+                self.gmail.setdefault(record["gm_msgid"], (self.path,
+                                                           self.holdings.appended[-1][0]))
+
+    def copy(self, record):
+        """A message from Gmail that another file holds (mbox-ids --copies): appended to
+        its folder's file with the bytes held there.  Where none is (its fetch failed),
+        its folder's checkpoint no longer vouches, and a later run fetches it."""
+        path = self.target(record)
+        if not self.visit(path):  # the file visited before is closed: its bytes readable
+            return
+        if not self.gmail_held:
+            files = mbox_files(self.options.directory) if self.options.directory else []
+            self.gmail_held = True
+            for held in files:
+                for offset, r in Holdings(held).records():
+                    if r.get("gm_msgid"):
+                        self.gmail.setdefault(r["gm_msgid"], (held, offset))
+        source = self.gmail.get(record["copy_of"])
+        found = message_at(*source) if source and source[0] != path else None
+        if found is None:
+            diagnostics.warn(PROG, f"{record['folder']}: UID {record['uid']}: no file holds "
+                                   f"its message (gm_msgid {record['copy_of']}) to copy")
+            self.withdrawn.add(record["folder"])
+            self.uncopied += 1
+            return
+        self.add({k: v for k, v in record.items() if k != "copy_of"}, found[1])
 
     def visit(self, path):
         """Make path the file appended to; False for a file that is not an mbox."""
@@ -161,7 +214,7 @@ class Merger:
         path = self.folders[checkpoint.folder] = self.target(record)
         if record.get("failed") is True:
             self.withdrawn.add(checkpoint.folder)
-        if not checkpoint.says_more():
+        if not checkpoint.says_more() or checkpoint.folder in self.withdrawn:
             return
         if (path == self.path or os.path.exists(path)) and self.visit(path):
             self.holdings.checkpoint(checkpoint)

@@ -28,6 +28,16 @@ class Session:
         self.folder, self.uidvalidity = folder, selected[b"UIDVALIDITY"]
         return selected
 
+    def unselect(self):
+        """Leave the folder examined last: UNSELECT where the server offers it, else
+        CLOSE, which after EXAMINE expunges nothing (RFC 3501 6.4.2).  Some servers
+        (Courier) refuse APPEND to a folder while it is selected read-only."""
+        if self.folder is None:
+            return
+        self.call(lambda client: client.unselect_folder()
+                  if client.has_capability("UNSELECT") else client.close_folder())
+        self.folder = self.uidvalidity = None
+
     def call(self, operation, on_retry=None):
         """operation(client), retried after a reconnect when its failure is transient
         (errors.transient); on_retry() runs before each retry.  A refusal by the server

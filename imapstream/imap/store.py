@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 from .. import errors
 from ..diagnostics import server_text
-from . import connection
-from .fetchparse import record_fields
+from . import connection, gmail
+from .fetchparse import record_fields, section
 from .session import Session
 
 add_options = connection.add_options
@@ -26,6 +26,7 @@ LISTING_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
 BODY_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
 _HEADER = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
+_NOT_SELECTABLE = {"\\noselect", "\\nonexistent"}
 _DELIMITER = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]")  # RFC 3501 QUOTED-CHAR
 
 
@@ -33,6 +34,12 @@ class Folder(NamedTuple):
     name: str
     delimiter: str | None
     flags: list  # as the server spelled them, e.g. "\\HasNoChildren"
+
+    @property
+    def selectable(self):
+        """Whether the folder can hold messages: not a level of the hierarchy only
+        (\\Noselect, \\NonExistent)."""
+        return not {flag.lower() for flag in self.flags} & _NOT_SELECTABLE
 
 
 class Selected(NamedTuple):
@@ -62,6 +69,7 @@ class Fetched(NamedTuple):
     left_out: list
     header: bytes | None
     body: bytes | None
+    gmail: dict | None = None  # gmail.fields of a Gmail listing
 
 
 class AppendRefused(errors.CommandError):
@@ -71,10 +79,11 @@ class AppendRefused(errors.CommandError):
     status = errors.PARTIAL
 
 
-def _fetched(uid, item):
+def _fetched(uid, item, own_label=None):
     fields, left_out = record_fields(item)
+    sections = {section(key): value for key, value in item.items()}
     return Fetched(uid, fields["size"], fields["flags"], fields["internaldate"], left_out,
-                   item.get(_HEADER), item.get(b"BODY[]"))
+                   sections.get(_HEADER), sections.get(b"BODY[]"), gmail.fields(item, own_label))
 
 
 class Store:
@@ -85,6 +94,7 @@ class Store:
         """lazy: log in at the first operation, not now (see Session)."""
         self.session = Session(options, prog, lazy)
         self.body_limit = None  # messages per body FETCH, once a drop has halved it
+        self._gmail = self._writable = None  # the folder add_labels SELECTed last
 
     @property
     def reconnects(self):
@@ -95,6 +105,14 @@ class Store:
 
     def has_capability(self, name):
         return self.session.call(lambda client: client.has_capability(name))
+
+    @property
+    def gmail(self):
+        """Whether the server is Gmail (X-GM-EXT-1): listings then carry its ids and
+        labels (see gmail.py)."""
+        if self._gmail is None:
+            self._gmail = self.has_capability(gmail.CAPABILITY)
+        return self._gmail
 
     def folders(self):
         """(a Folder per LIST entry, [(name, why)] for the folders no record can carry:
@@ -124,20 +142,28 @@ class Store:
                       status.get(b"UIDNEXT"))
 
     def examine(self, name):
+        self._writable = None
         selected = self.session.examine(name)
         return Selected(selected[b"UIDVALIDITY"], selected.get(b"UIDNEXT"),
                         selected[b"EXISTS"])
 
-    def listing(self, selected, since=None):
+    def unselect(self):
+        """Leave the folder examined last (see Session.unselect)."""
+        self.session.unselect()
+
+    def listing(self, selected, since=None, own_label=None):
         """Yield a Fetched (with header) per message of the folder examined last, in UID
-        order, only those from UID since on if given.  After a reconnect the listing
-        goes on from the next chunk, skipping UIDs already given."""
+        order, only those from UID since on if given; on Gmail with its ids and labels,
+        own_label added (gmail.fields).  After a reconnect the listing goes on from the
+        next chunk, skipping UIDs already given."""
+        items = LISTING_ITEMS + gmail.ITEMS if self.gmail else LISTING_ITEMS
         start, last_uid = 1, 0
         if since is not None:
             start, last_uid = self._first_new(selected, since), since - 1
         for first in range(start, selected.exists + 1, CHUNK):
             numbers = range(first, min(first + CHUNK - 1, selected.exists) + 1)
-            response = self.session.call(lambda c, numbers=numbers: _by_number(c, numbers))
+            response = self.session.call(lambda c, numbers=numbers: _by_number(c, numbers,
+                                                                                  items))
             # A response without a UID answers none of ours: flags of a message whose own
             # response never came (a server that sends EXPUNGE during FETCH, against
             # RFC 3501).
@@ -145,7 +171,7 @@ class Store:
                                key=lambda r: r[b"UID"]):
                 if item[b"UID"] > last_uid:
                     last_uid = item[b"UID"]
-                    yield _fetched(last_uid, item)
+                    yield _fetched(last_uid, item, own_label)
 
     def _first_new(self, selected, since):
         """The sequence number to list from so as to reach every UID from since on.  UIDs
@@ -183,23 +209,41 @@ class Store:
         response = self.session.call(operation, on_retry=shrink)
         return len(asked), {uid: _fetched(uid, item) for uid, item in response.items()}
 
+    def add_labels(self, folder, uids, labels):
+        """UID STORE +X-GM-LABELS labels to the messages with uids in folder (SELECTed:
+        imap-append's own folder, after it appended them)."""
+        def operation(client):
+            if self._writable != folder:
+                client.select_folder(folder)
+                self._writable = folder
+            client.add_gmail_labels(uids, labels, silent=True)
+
+        self.session.call(operation)
+
     def create(self, name):
-        """CREATE name; after a dropped connection, only if it still does not exist."""
+        """CREATE name: True, or False where the folder is there already.  A server
+        that creates the parents of a folder with it (Cyrus, Gmail, Exchange) answers a
+        later CREATE of a parent with NO, [ALREADYEXISTS] or bare, so after any NO the
+        folder is listed before the NO counts.  After a dropped connection it is listed
+        first, and created only if it still does not exist."""
         tries = []
 
         def operation(client):
-            if tries and client.folder_exists(name):
-                return
+            if tries and _selectable(client, name):
+                return False
             tries.append(name)
             try:
                 client.create_folder(name)
+                return True
             except Exception as exc:
                 if not _refusal(exc):
                     raise
+                if _selectable(client, name):
+                    return False
                 raise errors.ServerError(f"{name}: cannot create it: "
                                          f"{server_text(exc)}") from None
 
-        self.session.call(operation)
+        return self.session.call(operation)
 
     def append(self, folder, messages, landed):
         """APPEND messages (each with .wire, .flags, .date) to folder in one command,
@@ -226,6 +270,12 @@ class Store:
 
 def _text(value):
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _selectable(client, name):
+    """Whether LIST shows name as a folder that can hold messages (Folder.selectable)."""
+    return any(listed == name and Folder(name, None, [_text(f) for f in flags]).selectable
+               for flags, _delimiter, listed in client.list_folders("", name))
 
 
 def _by_number(client, numbers, items=LISTING_ITEMS):

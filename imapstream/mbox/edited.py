@@ -14,11 +14,12 @@ it is stored (mboxrd.RESERVED), so:
   some of them (the fewest that do: droppable);
 - every other line is the message's.
 
-As we write it, X-Imapstream is the first field and only Status, X-Status and
-X-Keywords follow it before the message's own; a field of OURS anywhere else, or
-another first field, shows that a client rewrote the header.  What is left is the
-message as stored where its length and padding say so (ends_well); a message as we
-wrote it that ends before them is torn (cut_short)."""
+As we write it, X-Imapstream is the first field and only Status, X-Status,
+X-Keywords, X-GM-THRID and X-Gmail-Labels (labels.py) follow it before the message's
+own; a field of OURS anywhere else, or another first field, shows that a client
+rewrote the header.  What is left is the message as stored where its length and
+padding say so (ends_well); a message as we wrote it that ends before them is torn
+(cut_short)."""
 
 import itertools
 import re
@@ -26,8 +27,8 @@ import re
 from ..message import crlf_size
 
 OURS = frozenset((b"status", b"x-status", b"x-keywords", b"x-imapstream", b"x-uid", b"x-imap",
-                  b"x-imapbase", b"content-length"))
-FLAGS = frozenset((b"status", b"x-status", b"x-keywords"))
+                  b"x-imapbase", b"content-length", b"x-gmail-labels", b"x-gm-thrid"))
+FLAGS = frozenset((b"status", b"x-status", b"x-keywords", b"x-gmail-labels", b"x-gm-thrid"))
 CLIENTS = frozenset((b"lines", b"x-mozilla-status", b"x-mozilla-status2", b"x-mozilla-keys"))
 TRIED = 8  # the most fields of CLIENTS whose every combination droppable tries
 _NAME = re.compile(rb"([^\s:>][^\s:]*)[ \t]*:")

@@ -27,20 +27,22 @@ from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 from ..message import crlf_size, header_end, header_section, is_flag, message_id
-from . import edited
+from . import edited, labels
 
-RESERVED = (b"status|x-status|x-keywords|x-imapstream|x-uid|x-imap|x-imapbase|content-length")
+RESERVED = (b"status|x-status|x-keywords|x-imapstream|x-uid|x-imap|x-imapbase|content-length"
+            b"|x-gmail-labels|x-gm-thrid")
 _RESERVED_ESCAPE = re.compile(rb"^(>*(?:" + RESERVED + rb")[ \t]*:)", re.MULTILINE | re.I)
 _RESERVED_UNESCAPE = re.compile(rb"^>(>*(?:" + RESERVED + rb")[ \t]*:)", re.MULTILINE | re.I)
 OWN_MARK = b"X-Imapstream: "
 _OWN_META = re.compile(rb"X-Imapstream: ([^\n]*)\n")
-_OWN_FLAGS = re.compile(rb"(Status|X-Status|X-Keywords): ?([^\n]*)\n")
+_OWN_FLAGS = re.compile(rb"(Status|X-Status|X-Keywords|X-GM-THRID|X-Gmail-Labels): ?"
+                        rb"([^\n]*)\n")
 _FOREIGN_META = re.compile(rb"^(status|x-status|x-keywords|x-uid|x-imap|x-imapbase)[ \t]*:"
                            rb"([^\n]*)\n", re.MULTILINE | re.I)
 _RETURN_PATH = re.compile(rb"^return-path:[ \t]*<?([^>\s]*)", re.MULTILINE | re.I)
 _X_STATUS = (("\\answered", "A"), ("\\flagged", "F"), ("\\draft", "T"), ("\\deleted", "D"))
 _X_STATUS_FLAG = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
-_META_KEYS = ("folder", "delimiter", "uidvalidity", "uid", "size", "internaldate")
+_META_KEYS = ("folder", "delimiter", "uidvalidity", "uid", "size", "internaldate", "gm_msgid")
 _META_INTS = ("uidvalidity", "uid", "size", "octets")
 _SAFE = "/:+@<>,.-_~!$&'()*[]=#?"
 
@@ -58,7 +60,8 @@ def format_message(lf, record):
 def format_pieces(lf, record):
     """format_message's result as pieces to write in turn; the body's are views of lf."""
     header = header_section(lf)
-    meta = {k: record[k] for k in _META_KEYS if record.get(k) is not None}
+    known = {**record, "size": crlf_size(lf)} if record.get("size") is None else record
+    meta = {k: known[k] for k in _META_KEYS if known.get(k) is not None}
     meta["octets"] = len(lf)
     return [
         from_line(header, record.get("internaldate")),
@@ -66,6 +69,7 @@ def format_pieces(lf, record):
         "; ".join(f"{k}={quote(str(v), safe=_SAFE)}" for k, v in meta.items()).encode(),
         b"\n",
         flag_headers(record.get("flags") or ()),
+        labels.headers(record),
         quote_from(_RESERVED_ESCAPE.sub(rb">\1", header)),
         *_quoted(lf, len(header)),
         _padding(lf),
@@ -210,6 +214,7 @@ def _parse_edited(envelope, rest, last):
             return _unmatched(envelope, record, full, flags, "message not as long as its "
                               "X-Imapstream header says")
     record["flags"] = flags
+    record.update(labels.read(found))
     record.setdefault("size", crlf_size(full[:octets]))
     return record, full[:octets]
 
@@ -322,10 +327,11 @@ def _own_fields(buf, rest, end):
         raise MboxError("message cut short (torn tail)")
     record, own, pos = _parse_meta(match.group(1).decode("ascii", "replace")), {}, match.end()
     while match := _OWN_FLAGS.match(buf, pos, end):
-        own[match.group(1).lower().decode()] = match.group(2).decode("utf-8", "replace")
+        own[match.group(1).lower()] = match.group(2)
         pos = match.end()
-    record["flags"] = _flags(own.get("status", ""), own.get("x-status", ""),
-                             own.get("x-keywords", ""))
+    record["flags"] = _flags(*(own.get(name, b"").decode("utf-8", "replace")
+                               for name in (b"status", b"x-status", b"x-keywords")))
+    record.update(labels.read(own))
     return record, record.pop("octets", None), pos
 
 
@@ -338,7 +344,8 @@ def _parse_foreign(envelope, rest):
     if rest.endswith(b"\n\n"):
         rest = rest[:-1]
     unquoted = unquote_from(rest)
-    header = header_section(unquoted)
+    header, takeout, opened = labels.from_takeout(envelope, header_section(unquoted))
+    unquoted = header + unquoted[len(header_section(unquoted)):]
     found = {}
     for match in _FOREIGN_META.finditer(header):
         found.setdefault(match.group(1).lower().decode(), match.group(2).decode("latin-1"))
@@ -349,18 +356,22 @@ def _parse_foreign(envelope, rest):
         record["internaldate"] = when
     record["flags"] = _flags(found.get("status", ""), found.get("x-status", ""),
                              found.get("x-keywords", ""))
-    return record, data
+    if opened and "\\Seen" not in record["flags"]:
+        record["flags"].append("\\Seen")
+    return {**record, **takeout}, data
 
 
 def envelope_date(envelope):
-    """INTERNALDATE (ISO 8601) from a From line's asctime date, or None."""
+    """INTERNALDATE (ISO 8601) from a From line's asctime date, or None; Google Takeout
+    writes the UTC offset before the year (Mon Jan 01 00:00:00 +0000 2024)."""
     fields = envelope.decode("latin-1").split()
     for start in range(2, max(2, len(fields) - 4)):
-        try:
-            when = datetime.strptime(" ".join(fields[start:start + 5]), "%a %b %d %H:%M:%S %Y")
-        except ValueError:
-            continue
-        return when.replace(tzinfo=UTC).isoformat()
+        for count, form in ((5, "%a %b %d %H:%M:%S %Y"), (6, "%a %b %d %H:%M:%S %z %Y")):
+            try:
+                when = datetime.strptime(" ".join(fields[start:start + count]), form)
+            except ValueError:
+                continue
+            return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
     return None
 
 

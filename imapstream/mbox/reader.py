@@ -59,6 +59,20 @@ def scan(path, name=None):
         yield from iter_messages(f, name or path)
 
 
+def message_at(path, offset):
+    """(record, data) of the message that begins at offset (uncompressed, as held
+    records give it) of the mbox file at path; None if no message begins there."""
+    with open_for_reading(path) as f:
+        if compression.suffix_of(path):
+            while offset and (chunk := f.read(min(offset, 1 << 20))):
+                offset -= len(chunk)
+        else:
+            f.seek(offset)
+        for _offset, record, data in iter_messages(f, path):
+            return record, data
+    return None
+
+
 _generation = sidecar.generation
 
 

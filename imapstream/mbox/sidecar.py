@@ -25,15 +25,16 @@ program loses them and its folder is listed whole again.
 
 Format (version 2): segments, each two lines: a JSON array of rows [offset, folder,
 delimiter, uidvalidity, uid, message_id, size, flags, internaldate], one per message
-held, then a state line {"imapstream-ids": 2, "ino", "size", "mtime_ns", "raw_end",
-"end" (the uncompressed offset of raw_end), "head", "tail", "count" (the rows of all
-segments so far), "at" (the byte offset of this segment's rows line in the sidecar),
-"sha1" (of that line, without its LF), "rows_bytes" (of all rows lines so far, LFs
-included), "held", "folders"}.  The last state line describes the file; "held" sums up
-the UIDs of all rows: an array of [folder, uidvalidity, first, last, first, last, ...],
-one per generation, the UIDs held as ascending disjoint ranges (a generation of
-messages without a UID has none; [null, null] stands for those without a UIDVALIDITY).
-"folders" is an array of [folder, delimiter, uidvalidity, uidnext] (absent: none).
+held (a message from Gmail adds its gm_msgid and labels), then a state line {"imapstream-ids": 2,
+"ino", "size", "mtime_ns", "raw_end", "end" (the uncompressed offset of raw_end),
+"head", "tail", "count" (the rows of all segments so far), "at" (the byte offset of
+this segment's rows line in the sidecar), "sha1" (of that line, without its LF),
+"rows_bytes" (of all rows lines so far, LFs included), "held", "folders"}.  The last
+state line describes the file; "held" sums up the UIDs of all rows: an array of
+[folder, uidvalidity, first, last, first, last, ...], one per generation, the UIDs
+held as ascending disjoint ranges (a generation of messages without a UID has none;
+[null, null] stands for those without a UIDVALIDITY).  "folders" is an array of
+[folder, delimiter, uidvalidity, uidnext] (absent: none).
 
 So an append adds one segment (its new rows, a new state) and leaves the rest; a
 question about a UID reads only the last line.  The sidecar is written whole (to a
@@ -58,6 +59,7 @@ SLACK = 1 << 16  # superseded bytes a sidecar may have beyond its rows' before a
 STATE = b'{"imapstream-ids":'
 KEYS = ("folder", "delimiter", "uidvalidity", "uid", "message_id", "size", "flags",
         "internaldate")
+GMAIL_KEYS = ("gm_msgid", "labels")  # after KEYS in the row of a message from Gmail
 
 
 def path_for(mbox):
@@ -209,11 +211,16 @@ class _Stat:
 
 
 def row(offset, record):
-    return [offset, *(record.get(key) for key in KEYS)]
+    """A message's row; one from Gmail ends in its "gm_msgid" and "labels" too."""
+    gmail = [record["gm_msgid"], record.get("labels")] if record.get("gm_msgid") else []
+    return [offset, *(record.get(key) for key in KEYS), *gmail]
 
 
 def record(row):
-    return dict(zip(KEYS, row[1:], strict=True))
+    held = dict(zip(KEYS, row[1:len(KEYS) + 1], strict=True))
+    if len(row) > len(KEYS) + 1:
+        held.update(zip(GMAIL_KEYS, row[len(KEYS) + 1:], strict=True))
+    return held
 
 
 def load(mbox):
@@ -308,7 +315,7 @@ def _load_rows(base):
             if (state["imapstream-ids"] != VERSION or state["at"] != at
                     or state["sha1"] != hashlib.sha1(line, usedforsecurity=False).hexdigest()
                     or state["count"] != len(rows) or state["rows_bytes"] != rows_bytes
-                    or not all(isinstance(r, list) and len(r) == len(KEYS) + 1
+                    or not all(isinstance(r, list) and len(r) in (len(KEYS) + 1, len(KEYS) + 3)
                                for r in segment)):
                 return None
             at = state_end + 1
