@@ -76,6 +76,23 @@ SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 # The IMAP server process itself, from Debian's dovecot-imapd (or a libexec layout):
 # dovecot and doveadm run without it, and every login then fails.
 IMAP_PROGRAMS = ("/usr/lib/dovecot/imap", "/usr/libexec/dovecot/imap")
+IMAP_ZLIB = """
+protocol imap {
+  mail_plugins = $mail_plugins imap_zlib
+}
+"""
+
+
+def outward_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback (the one a packet to the
+    internet would leave from), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1; a UDP connect sends nothing
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
 
 
 def find_program(name: str) -> str | None:
@@ -100,9 +117,12 @@ class DovecotError(RuntimeError):
 
 
 class Dovecot:
-    def __init__(self, directory: str | os.PathLike, extra_config: str = ""):
+    def __init__(self, directory: str | os.PathLike, extra_config: str = "",
+                 imap_zlib: bool = False):
         self.dir = Path(directory).resolve()
         self.extra_config = extra_config  # appended to dovecot.conf
+        if imap_zlib:  # COMPRESS=DEFLATE (RFC 4978), offered after login
+            self.extra_config += IMAP_ZLIB
         self.host, self.port, self.ssl_port = HOST, 0, 0
         self.conf = self.dir / "dovecot.conf"
         self.log = self.dir / "dovecot.log"
@@ -222,7 +242,9 @@ class Dovecot:
     def _make_certificate(self) -> None:
         if self.cafile.exists() and self.keyfile.exists():
             return
-        subj_alt = "subjectAltName=DNS:localhost,IP:127.0.0.1"
+        outward = outward_address()  # for a proxy there that stands for a network
+        subj_alt = "subjectAltName=DNS:localhost,IP:127.0.0.1" + (f",IP:{outward}"
+                                                                  if outward else "")
         args = f"req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -addext {subj_alt} -days 2"
         subprocess.run(
             ["openssl", *args.split(), "-keyout", str(self.keyfile), "-out", str(self.cafile)],

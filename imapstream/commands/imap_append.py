@@ -51,6 +51,7 @@ def parser():
                    "messages the backup knows were deleted on the server (a record with "
                    "\"missing_since\", from -d DIR's flag journals or the stream)")
     store.add_options(p)
+    p.set_defaults(bulk=True)  # messages cross the link: COMPRESS pays (--link-compression)
     return p
 
 

@@ -33,6 +33,7 @@ def parser():
                    help="draw one progress line together with the other imap-fetch "
                         "processes given the same (empty) directory DIR")
     store.add_options(p)
+    p.set_defaults(bulk=True)  # messages cross the link: COMPRESS pays (--link-compression)
     p.environment.append(("TERM", "dumb turns the progress line off"))
     return p
 
