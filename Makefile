@@ -6,7 +6,8 @@ DESTDIR ?=
 BIN := $(VENV)/bin
 MANPAGES := $(wildcard man/*.1 man/*.7)
 
-.PHONY: all test lint demo demo-server bench mutants install clean dovecot test-servers
+.PHONY: all test lint demo demo-server bench bench-accounts mutants install check-install clean \
+    dovecot test-servers
 
 all: $(VENV)/.installed
 
@@ -20,11 +21,13 @@ $(VENV)/.installed: pyproject.toml bin/imapbackup
 # Dovecot and the tools the tests use are system packages: install what is missing
 # (root on Debian), and stop the system Dovecot the package starts, which would only
 # hold ports 143 and 993.
-SYSTEM_TOOLS := dovecot doveadm openssl jq bzcat xzcat groff man mutt script
-SYSTEM_PACKAGES := dovecot-imapd openssl jq bzip2 xz-utils groff man-db python3-pip mutt bsdutils
+SYSTEM_TOOLS := dovecot doveadm openssl jq bzcat xzcat groff man mutt script pipx parallel ssh
+SYSTEM_PACKAGES := dovecot-imapd openssl jq bzip2 xz-utils groff man-db python3-pip mutt bsdutils \
+    pipx parallel openssh-server openssh-client
 dovecot:
 	@for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
 	[ -x /usr/lib/dovecot/imap ] || [ -x /usr/libexec/dovecot/imap ] || missing=1; \
+	[ -x /usr/sbin/sshd ] || missing=1; \
 	[ -z "$$missing" ] || { \
 	  echo "installing $(SYSTEM_PACKAGES) with apt-get"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -60,12 +63,17 @@ demo-server: all dovecot
 bench: all dovecot
 	$(BIN)/python bench/run.py
 
+# imapbackup --accounts over many generated accounts (ACCOUNTS=100 for fewer than 1000).
+ACCOUNTS ?= 1000
+bench-accounts: all dovecot
+	$(BIN)/python bench/accounts.py --accounts $(ACCOUNTS)
+
 # make install: the package and its dependencies into $(PREFIX)/lib/imapstream (pip
 # --target, for the Python that $(PYTHON) names: Debian's, pyenv's, any 3.11+ with pip),
 # each command as a script in $(PREFIX)/bin that runs that Python with that directory
 # first on its path, imapbackup beside them, the man pages in $(PREFIX)/share/man.
 # DESTDIR stages it all for a package: the scripts name $(PREFIX), never $(DESTDIR).
-COMMANDS := imap-list imap-fetch mbox-ids mbox-merge imap-append
+COMMANDS := imap-list imap-fetch mbox-ids mbox-merge imap-append imapbackup-accounts
 LIBDIR = $(PREFIX)/lib/imapstream
 install:
 	@python=$$($(PYTHON) -c 'import sys; print(sys.executable)') || exit 1; \
@@ -85,6 +93,11 @@ install:
 	install -m 644 man/*.1 '$(DESTDIR)$(PREFIX)/share/man/man1'; \
 	install -m 644 man/*.7 '$(DESTDIR)$(PREFIX)/share/man/man7'; \
 	echo "installed imapbackup, $(COMMANDS) in $(DESTDIR)$(PREFIX)/bin for $$python"
+
+# pipx install . as the README says, into a throwaway PIPX_HOME, and the commands it
+# installed at work (tests/check_install.py; .ci/run runs it after make test).
+check-install: all dovecot
+	$(BIN)/python tests/check_install.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -62,26 +62,34 @@ def bytes_to_client(events):
 
 
 class LinkProxy:
-    """The proxy, serving on 127.0.0.1:port from its own thread."""
+    """The proxy, serving on 127.0.0.1:port from its own thread, and on
+    outward:outward_port as well when given outward, an address of this machine that is
+    not loopback: a client connected there sees a network, as over a real link (and
+    chooses as it would there, e.g. to compress); the link is the same."""
 
-    def __init__(self, upstream, delay=0.0, rate=None):
+    def __init__(self, upstream, delay=0.0, rate=None, outward=None):
         self.upstream, self.delay, self.rate = upstream, delay, rate
+        self.outward, self.outward_port = outward, None
         self.events, self.number = [], 0
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.server = None
+        self.servers = []
 
     def __enter__(self):
         self.thread.start()
-        self.server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, "127.0.0.1", 0), self.loop).result()
-        self.port = self.server.sockets[0].getsockname()[1]
+        for host in ("127.0.0.1", self.outward) if self.outward else ("127.0.0.1",):
+            self.servers.append(asyncio.run_coroutine_threadsafe(
+                asyncio.start_server(self._serve, host, 0), self.loop).result())
+        self.port = self.servers[0].sockets[0].getsockname()[1]
+        if self.outward:
+            self.outward_port = self.servers[1].sockets[0].getsockname()[1]
         return self
 
     def __exit__(self, *_exc):
         async def close():
-            self.server.close()
-            await self.server.wait_closed()
+            for server in self.servers:
+                server.close()
+                await server.wait_closed()
         asyncio.run_coroutine_threadsafe(close(), self.loop).result()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()

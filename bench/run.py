@@ -20,7 +20,8 @@ and the bare one-pass pipeline
 Peak RSS comes from GNU time: per process for the pipeline, the largest process of the
 tree for mbsync and imapbackup.  That is the group "loopback"; the groups "links",
 "folders", "cap" and "big" (bench/links.py) run the same tools through an emulated
-link (bench/linkproxy.py: a delay, a bandwidth cap, round trips counted from a trace).
+link (bench/linkproxy.py: a delay, a bandwidth cap, round trips counted from a trace);
+"flags" (bench/flags.py) measures a run after 1% of 20,000 messages changed flags.
 --only runs some groups (e.g. --only links); each group's table goes to stdout and
 replaces its own section of bench/results.md, whose other sections stay.
 """
@@ -40,11 +41,12 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [HERE, os.path.join(ROOT, "tests")]
 
 import corpus  # noqa: E402
+import flags  # noqa: E402
 import links  # noqa: E402
 from dovecot import Dovecot  # noqa: E402
 from report import Table, update_results  # noqa: E402
 
-GROUPS = ("loopback", *links.GROUPS)
+GROUPS = ("loopback", *links.GROUPS, *flags.GROUPS)
 
 VENV_BIN = os.path.dirname(sys.executable)
 IMAPBACKUP = os.path.join(ROOT, "bin", "imapbackup")
@@ -138,6 +140,7 @@ class Bench:
         self.message = message or self.corpus.message
         self.count = self.largest = 0
         self.proxy = None
+        self.options = []  # connection options for ours, e.g. --link-compression on
 
     def start(self):
         self.user, password = self.server.new_user("fs")
@@ -152,6 +155,8 @@ class Bench:
         self.port = proxy.port if proxy else self.server.port
         self.env = dict(os.environ, **self.server.env(self.user))
         self.env["IMAP_SERVER"] = f"{self.server.host}:{self.port}"
+        if proxy and proxy.outward:
+            self.env["IMAP_SERVER"] = f"{proxy.outward}:{proxy.outward_port}"
         self.env["PATH"] = os.pathsep.join([VENV_BIN, os.environ.get("PATH", "")])
 
     def load(self, numbers):
@@ -175,14 +180,14 @@ class Bench:
         return self.measured.run([["mbsync", "-q", "-c", rc, "bench"]], self.env, self.log)
 
     def imapbackup(self, target):
-        return self.measured.run([[IMAPBACKUP, "-d", target, "--nospinner"]], self.env,
-                                 self.log)
+        return self.measured.run([[IMAPBACKUP, "-d", target, "--nospinner", *self.options]],
+                                 self.env, self.log)
 
     def pipeline(self, target):
         os.makedirs(target, exist_ok=True)
-        return self.measured.run([["imap-list", "--all", "--since", target],
+        return self.measured.run([["imap-list", "--all", "--since", target, *self.options],
                                   ["mbox-ids", "--missing", "-d", target],
-                                  ["imap-fetch", "--no-progress"],
+                                  ["imap-fetch", "--no-progress", *self.options],
                                   ["mbox-merge", "-d", target]], self.env, self.log)
 
     def tools(self):
@@ -377,8 +382,17 @@ def main():
         for group in only:
             if group == "loopback":
                 sections[f"loopback-{spec.name}"] = loopback(spec, runs, work, server)
+            elif group == "cap":  # also against a Dovecot that offers COMPRESS=DEFLATE
+                zlib = Dovecot(os.path.join(work, "dovecot-zlib"), imap_zlib=True)
+                try:
+                    zlib.start()
+                    sections[group] = links.capped(
+                        lambda s, m=None: Bench(s, runs, work, server, m), versions(),
+                        lambda s, m=None, z=zlib: Bench(s, runs, work, z, m))
+                finally:
+                    zlib.stop()
             else:
-                sections[group] = links.GROUPS[group](
+                sections[group] = {**links.GROUPS, **flags.GROUPS}[group](
                     lambda s, m=None: Bench(s, runs, work, server, m), versions())
                 sections[group] += (f"\n- load average (1 min) at the end "
                                     f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n")

@@ -69,6 +69,15 @@ def _number(value):
 _NOT_IN_FLAG = re.compile(r"[\x00-\x20\x7f]")  # SP and CTL: atom-specials (RFC 3501, 9)
 
 
+def _modseq(value):
+    """A mod-sequence: 63 bits (RFC 7162, 7)."""
+    return positive_int(value) and value < 1 << 63
+
+
+def _update(value):
+    return value in UPDATES
+
+
 def _flags(value):
     return isinstance(value, list) and all(
         isinstance(flag, str) and flag and not _NOT_IN_FLAG.search(flag) for flag in value)
@@ -127,11 +136,22 @@ FIELDS = {
     "file": (_string, "a string"),
     "not_held_in": (_string, "a string"),
     "offset": (_count, "an integer from 0"),
+    "modseq": (_modseq, "an integer from 1 to 2^63-1"),
+    "highestmodseq": (_modseq, "an integer from 1 to 2^63-1"),
+    "update": (_update, "\"flags\" or \"vanished\""),
+    "missing_since": (_date, "an ISO 8601 date"),
     "gm_msgid": (_digits, "a string of decimal digits"),
     "gm_thrid": (_digits, "a string of decimal digits"),
     "copy_of": (_digits, "a string of decimal digits"),
     "labels": (_labels, "an array of labels (non-empty strings without control characters)"),
 }
+UPDATES = ("flags", "vanished")  # the kinds of update record
+
+
+def is_update(record):
+    """Whether record is an update record (imapstream(7)): the flags a held message has
+    now, or that it is gone from the server."""
+    return record.get("update") in UPDATES
 
 
 def read_lines(inp, idle=None):
@@ -154,7 +174,9 @@ class Checkpoint(NamedTuple):
     """A folder checkpoint (imapstream(7)): while the folder's UIDVALIDITY is
     uidvalidity, every message with a UID below uidnext (from since on, if set) came
     before it in a listing or stream, or is held by a backup (a sidecar's).  vouches is
-    the record's "checkpoint"; messages, how many the folder had."""
+    the record's "checkpoint"; messages, how many the folder had; highestmodseq, the
+    folder's HIGHESTMODSEQ (RFC 7162) when the listing began, where every change of
+    flags and every expunge up to it came before too."""
 
     folder: str
     delimiter: str | None
@@ -162,6 +184,7 @@ class Checkpoint(NamedTuple):
     uidnext: int | None
     messages: int | None = None
     since: int | None = None
+    highestmodseq: int | None = None
     vouches: bool = True
 
     @classmethod
@@ -184,14 +207,17 @@ class Checkpoint(NamedTuple):
         return checkpoint
 
     def record(self):
+        modseq = {} if self.highestmodseq is None else {"highestmodseq": self.highestmodseq}
         return {"folder": self.folder, "delimiter": self.delimiter,
                 "uidvalidity": self.uidvalidity, "uidnext": self.uidnext,
-                "messages": self.messages, "since": self.since, "checkpoint": self.vouches}
+                "messages": self.messages, "since": self.since, **modseq,
+                "checkpoint": self.vouches}
 
     def says_more(self):
         """Whether it vouches for more than the listing it closes began with: not a
-        folder with nothing new (since == uidnext)."""
-        return self.vouches and self.since != self.uidnext
+        folder with nothing new (since == uidnext) and no HIGHESTMODSEQ (imap-list
+        leaves it out where it, too, is what the listing began with)."""
+        return self.vouches and (self.since != self.uidnext or self.highestmodseq is not None)
 
 
 def withdraw(record):

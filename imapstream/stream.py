@@ -1,13 +1,14 @@
 """The message stream: for each message, its record as one NDJSON line whose "length"
 is the exact number of raw bytes that follow, then those bytes as the server sent them,
 then one LF.  Lossless, no quoting, framed by counting (after git cat-file --batch).
-A folder checkpoint (records.Checkpoint) is its record line alone, and so is a record
-with "copy_of" (a message from Gmail whose bytes a backup holds already)."""
+A folder checkpoint (records.Checkpoint) is its record line alone, and so are an update
+record (records.is_update) and a record with "copy_of" (a message from Gmail whose
+bytes a backup holds already)."""
 
 import itertools
 
 from .errors import DataError
-from .records import Checkpoint, dumps, parse_record, read_lines
+from .records import Checkpoint, dumps, is_update, parse_record, read_lines
 
 
 def write_message(out, record, data):
@@ -20,7 +21,8 @@ def write_message(out, record, data):
 
 
 def read_messages(inp, first_line=None):
-    """Yield (record, data) per framed message, and (record, None) per folder checkpoint.
+    """Yield (record, data) per framed message, and (record, None) per folder checkpoint
+    and update record.
     A truncated or misframed stream raises DataError after the last complete message, so
     no partial message is ever yielded."""
     lines = inp if first_line is None else itertools.chain([first_line], inp)
@@ -30,7 +32,7 @@ def read_messages(inp, first_line=None):
 
 def _read_message(inp, line, lineno):
     record = parse_record(line, lineno)
-    if Checkpoint.of(record, lineno) is not None or "copy_of" in record:
+    if Checkpoint.of(record, lineno) is not None or is_update(record) or "copy_of" in record:
         return record, None
     length = record.get("length")
     if not isinstance(length, int) or isinstance(length, bool) or length < 0:

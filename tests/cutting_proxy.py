@@ -1,18 +1,22 @@
 """A loopback TCP proxy that cuts connections: the first `cuts` connections are closed
 after `after_bytes` bytes from the server, or, given `at` (pattern, offset), `offset`
 bytes past the first `pattern` in what the server sends (`upstream`: what the client
-sends); later ones pass untouched."""
+sends); later ones pass untouched.  `sent` keeps what went each way, "up" (from the
+client) and "down", over every connection, for tests that read the conversation; `host`
+is the address it listens on."""
 
 import socket
 import threading
 
 
 class CuttingProxy:
-    def __init__(self, target_port, after_bytes=None, cuts=1, at=None, upstream=False):
+    def __init__(self, target_port, after_bytes=None, cuts=1, at=None, upstream=False,
+                 host="127.0.0.1"):
         self.target_port, self.after_bytes, self.cuts_left = target_port, after_bytes, cuts
         self.at, self.upstream = at, upstream
         self.cuts_done = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.sent = {"up": bytearray(), "down": bytearray()}
+        self.listener = socket.create_server((host, 0))
         self.port = self.listener.getsockname()[1]
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -29,10 +33,12 @@ class CuttingProxy:
             server = socket.create_connection(("127.0.0.1", self.target_port))
             up = cut and self.upstream
             down = cut and not self.upstream
-            threading.Thread(target=self._pump, args=(client, server, up), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, down), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, server, up, self.sent["up"]),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, down, self.sent["down"]),
+                             daemon=True).start()
 
-    def _pump(self, source, sink, cut):
+    def _pump(self, source, sink, cut, sent_log):
         sent, seen = 0, b""
         limit = self.after_bytes if cut and self.at is None else None
         try:
@@ -49,6 +55,7 @@ class CuttingProxy:
                         self.cuts_done += 1
                     break
                 sink.sendall(data)
+                sent_log += data
                 sent += len(data)
         except OSError:
             pass
@@ -61,3 +68,9 @@ class CuttingProxy:
 
     def close(self):
         self.listener.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        self.close()

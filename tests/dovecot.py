@@ -17,6 +17,12 @@ Root versus non-root:
 * As non-root, every service and all mail run as the current user, and the
   login chroots are switched off.
 
+Ports: ``free_port()`` only finds a port free at that moment, so another test session
+may pick the same one and bind it first; this server's Dovecot then fails to bind it,
+but until it exits the other's would answer in its place.  Hence each instance greets
+with a token of its own (``login_greeting``): ``start()`` waits for that token on both
+ports, and tries other ports when the master exits instead.
+
 Users: Dovecot checks a passwd-file for changes at most once a second, so a
 user appended to a shared file right after a lookup stays invisible for up to
 a second.  Hence one file per user (``passwd.d/%u``): a new user's file is
@@ -70,6 +76,23 @@ SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 # The IMAP server process itself, from Debian's dovecot-imapd (or a libexec layout):
 # dovecot and doveadm run without it, and every login then fails.
 IMAP_PROGRAMS = ("/usr/lib/dovecot/imap", "/usr/libexec/dovecot/imap")
+IMAP_ZLIB = """
+protocol imap {
+  mail_plugins = $mail_plugins imap_zlib
+}
+"""
+
+
+def outward_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback (the one a packet to the
+    internet would leave from), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1; a UDP connect sends nothing
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
 
 
 def find_program(name: str) -> str | None:
@@ -94,9 +117,12 @@ class DovecotError(RuntimeError):
 
 
 class Dovecot:
-    def __init__(self, directory: str | os.PathLike, extra_config: str = ""):
+    def __init__(self, directory: str | os.PathLike, extra_config: str = "",
+                 imap_zlib: bool = False):
         self.dir = Path(directory).resolve()
         self.extra_config = extra_config  # appended to dovecot.conf
+        if imap_zlib:  # COMPRESS=DEFLATE (RFC 4978), offered after login
+            self.extra_config += IMAP_ZLIB
         self.host, self.port, self.ssl_port = HOST, 0, 0
         self.conf = self.dir / "dovecot.conf"
         self.log = self.dir / "dovecot.log"
@@ -104,6 +130,7 @@ class Dovecot:
         self.keyfile = self.dir / "key.pem"
         self.passwd_dir = self.dir / "passwd.d"
         self.oauth2_key = secrets.token_bytes(32)
+        self.greeting = f"imapstream-test-{secrets.token_hex(8)} ready."
         self.binary = find_program("dovecot")
         self.doveadm_binary = find_program("doveadm")
         self._passwords: dict[str, str] = {}
@@ -189,11 +216,19 @@ class Dovecot:
         raise DovecotError(f"dovecot did not answer on port {self.port}:\n{self.log_tail()}")
 
     def _greets(self) -> bool:
+        """Both ports answer with this instance's greeting (not another's)."""
         try:
             with socket.create_connection((self.host, self.port), timeout=2) as sock:
-                return sock.makefile("rb").readline().startswith(b"* OK")
-        except OSError:
+                if not self._own(sock.makefile("rb").readline()):
+                    return False
+            with (socket.create_connection((self.host, self.ssl_port), timeout=2) as sock,
+                  self.ssl_context().wrap_socket(sock, server_hostname="localhost") as tls):
+                return self._own(tls.makefile("rb").readline())
+        except (OSError, ssl.SSLError):
             return False
+
+    def _own(self, line: bytes) -> bool:
+        return line.startswith(b"* OK") and line.rstrip().endswith(self.greeting.encode())
 
     def log_tail(self, lines: int = 30) -> str:
         text = ""
@@ -207,7 +242,9 @@ class Dovecot:
     def _make_certificate(self) -> None:
         if self.cafile.exists() and self.keyfile.exists():
             return
-        subj_alt = "subjectAltName=DNS:localhost,IP:127.0.0.1"
+        outward = outward_address()  # for a proxy there that stands for a network
+        subj_alt = "subjectAltName=DNS:localhost,IP:127.0.0.1" + (f",IP:{outward}"
+                                                                  if outward else "")
         args = f"req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -addext {subj_alt} -days 2"
         subprocess.run(
             ["openssl", *args.split(), "-keyout", str(self.keyfile), "-out", str(self.cafile)],
@@ -228,6 +265,7 @@ base_dir = {d}/run
 state_dir = {d}/state
 log_path = {self.log}
 instance_name = imapstream-test-{self.port}
+login_greeting = {self.greeting}
 protocols = imap
 listen = {HOST}
 ssl = yes

@@ -140,8 +140,12 @@ class Session:
                 tag, name, args = parse(command)
                 handler = self.server.handlers.get(name) or getattr(
                     type(self), "do_" + name.replace(" ", "_").lower(), None)
+                if name == "EXAMINE":  # one refused leaves none selected (RFC 3501)
+                    self.selected = None
                 if handler is None:
                     self.send(tag + b" BAD unknown command\r\n")
+                elif name in ("FETCH", "UID FETCH") and self.selected is None:
+                    self.send(tag + b" BAD no mailbox selected\r\n")
                 elif handler(self, tag, args) is False or name == "LOGOUT":
                     return
         except OSError:

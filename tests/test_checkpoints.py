@@ -8,7 +8,7 @@ import orjson
 from plumbing import AWKWARD, append_all, backup_messages, run, server_messages
 
 from imapstream.commands import imap_append, imap_fetch, imap_list, mbox_ids, mbox_merge
-from imapstream.imap import store
+from imapstream.imap import pipeline
 from imapstream.mbox import sidecar
 from imapstream.mbox.reader import Holdings
 from imapstream.records import Checkpoint, withdraw
@@ -174,15 +174,15 @@ def test_a_reconnect_during_a_listing_vouches_for_nothing(account, monkeypatch, 
     append_all(account, "INBOX", AWKWARD)
     monkeypatch.setattr("imapstream.imap.store.CHUNK", 4)
     monkeypatch.setattr("imapstream.imap.session.BACKOFF_SECONDS", (0, 0, 0))
-    fetch, calls = store._by_number, []
+    answer, calls = pipeline.Wire.answer, []
 
-    def dropped_once(client, numbers, *items):
-        calls.append(numbers)
-        if len(calls) == 2:
+    def dropped_once(wire):
+        calls.append(wire)
+        if len(calls) == 4:  # after LIST-STATUS, EXAMINE and the first 4 messages
             raise ConnectionResetError("cut by the test")
-        return fetch(client, numbers, *items)
+        return answer(wire)
 
-    monkeypatch.setattr("imapstream.imap.store._by_number", dropped_once)
+    monkeypatch.setattr(pipeline.Wire, "answer", dropped_once)
     status, listing = run(imap_list, ["--all", "--since", os.devnull])
     assert status == 0 and "reconnecting" in capsys.readouterr().err
     every = records(listing)
@@ -212,11 +212,16 @@ def test_a_checkpoint_record_reads_and_writes_as_imapstream_7_shows_it():
     line = (b'{"folder":"INBOX","delimiter":"/","uidvalidity":1130,"uidnext":2441,'
             b'"messages":2440,"since":2400,"checkpoint":true}')
     checkpoint = Checkpoint.of(orjson.loads(line), 1)
-    assert checkpoint == Checkpoint("INBOX", "/", 1130, 2441, 2440, 2400, True)
+    assert checkpoint == Checkpoint("INBOX", "/", 1130, 2441, 2440, 2400, vouches=True)
     assert orjson.dumps(checkpoint.record()) == line
     assert checkpoint.says_more()
     assert not checkpoint._replace(since=2441).says_more()  # a folder with nothing new
     assert not checkpoint._replace(vouches=False).says_more()
+    # With CONDSTORE: highestmodseq after since; nothing new but changed flags says more.
+    changed = line.replace(b'"since":2400,', b'"since":2441,"highestmodseq":77,')
+    checkpoint = Checkpoint.of(orjson.loads(changed), 1)
+    assert checkpoint.highestmodseq == 77 and orjson.dumps(checkpoint.record()) == changed
+    assert checkpoint.says_more()
     record = dict(orjson.loads(line), unknown="kept")
     assert withdraw(record) == dict(orjson.loads(line), unknown="kept", checkpoint=False,
                                     failed=True)

@@ -9,6 +9,7 @@ import os
 
 import pytest
 from plumbing import run
+from test_flags_follow import file_flags
 
 from imapstream import errors
 from imapstream.commands import imap_append, imap_fetch, imap_list, mbox_ids, mbox_merge
@@ -88,3 +89,25 @@ def test_no_create_leaves_an_empty_folder_out(folders, dovecot, new_user, tmp_pa
     assert run(imap_append, ["-d", directory, "--no-create"]) == (errors.OK, b"")
     with dovecot.client(user) as client:
         assert [name for _flags, _delimiter, name in client.list_folders()] == ["INBOX"]
+
+
+def test_an_empty_file_follows_flags_and_deletions_of_its_first_message(folders, tmp_path):
+    """The empty file with its sidecar is a plain file like any other to the flag journal,
+    its fold and --prune-deleted: its first message's flag change and deletion reach it,
+    and pruning leaves it empty again, its checkpoint kept."""
+    directory = str(tmp_path)
+    path = os.path.join(directory, "Empty.mbox")
+    assert backup(directory) == errors.OK
+    assert run(mbox_merge, ["-d", directory, "--prune-deleted"]) == (errors.OK, b"")
+    assert os.path.getsize(path) == 0 and list(sidecar.checkpoints(path)) == ["Empty"]
+    folders.append("Empty", b"Subject: first\r\n\r\nx\r\n")
+    assert backup(directory) == errors.OK
+    folders.select_folder("Empty")
+    folders.add_flags([1], [b"\\Flagged"])
+    assert backup(directory) == errors.OK
+    assert file_flags(path) == {1: ["\\Flagged"]}
+    folders.delete_messages([1])
+    folders.expunge()
+    assert backup(directory) == errors.OK
+    assert run(mbox_merge, ["-d", directory, "--prune-deleted"]) == (errors.OK, b"")
+    assert os.path.getsize(path) == 0 and list(sidecar.checkpoints(path)) == ["Empty"]

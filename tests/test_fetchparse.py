@@ -40,8 +40,15 @@ def test_the_fast_reader_equals_imapclient(response):
     assert parse_simple(response) == parse_fetch_response(response, False, False)
 
 
+def test_modseq_is_read_as_imapclient_reads_it():
+    """RFC 7162: a listing of a server with CONDSTORE carries MODSEQ (n) per message."""
+    response = [b"4 (UID 8 FLAGS (\\Seen) MODSEQ (12345678901234))"]
+    assert parse_simple(response) == parse_fetch_response(response, False, False) == {
+        4: {b"UID": 8, b"FLAGS": (b"\\Seen",), b"MODSEQ": (12345678901234,), b"SEQ": 4}}
+
+
 def test_unusual_responses_are_left_to_imapclient():
-    assert parse_simple([b"4 (UID 8 MODSEQ (12))"]) is None
+    assert parse_simple([b"4 (UID 8 MODSEQ (12 13))"]) is None
     assert parse_simple([(b"4 (UID 8 BODY[] {5}", b"abc"), b")"]) is None
     assert parse_simple([(b"4 (BODY[] {1}", b"a"), b" FLAGS (\\Seen))"]) is None
     assert parse_simple([(b"4 (BODY[] {1}", b"a"), b")"]) is None

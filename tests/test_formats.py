@@ -96,6 +96,12 @@ def test_foreign_mbox_flags_and_metadata_headers():
     assert data2 == b"Subject: y\n\nno blank line after\n" and second["flags"] == []
 
 
+def test_a_foreign_x_gm_thrid_without_takeout_labels_is_the_messages_own():
+    foreign = b"From a@b Sat Jul  1 10:00:00 2005\nX-GM-THRID: \nSubject: x\n\nbody\n"
+    [(_offset, record, data)] = iter_messages(io.BytesIO(foreign), "test")
+    assert data == b"X-GM-THRID: \nSubject: x\n\nbody\n" and "labels" not in record
+
+
 def test_not_an_mbox():
     with pytest.raises(DataError, match="not an mbox file"):
         list(iter_messages(io.BytesIO(b"PK\x03\x04 zip"), "x.zip"))

@@ -159,12 +159,14 @@ def test_mbox_merge_stores_the_whole_messages_and_fails_only_as_documented(pairs
 TEXT = "string"  # a string
 COUNT = "count"  # an integer from 0
 NUMBER = "number"  # an IMAP nz-number: an integer from 1 to 2^32-1
+MODSEQ = "modseq"  # a mod-sequence (RFC 7162): an integer from 1 to 2^63-1
 TYPES = {"folder": TEXT, "delimiter": TEXT, "flags": "flags", "special_use": TEXT,
          "noselect": "boolean", "messages": COUNT, "uidvalidity": NUMBER, "uidnext": NUMBER,
          "uid": NUMBER, "message_id": TEXT, "size": COUNT, "internaldate": "date",
          "since": NUMBER, "checkpoint": "boolean", "failed": "boolean", "file": TEXT,
-         "offset": COUNT, "length": COUNT, "not_held_in": TEXT, "gm_msgid": "digits",
-         "gm_thrid": "digits", "labels": "labels", "copy_of": "digits"}
+         "offset": COUNT, "length": COUNT, "not_held_in": TEXT, "modseq": MODSEQ,
+         "highestmodseq": MODSEQ, "update": "update", "missing_since": "date",
+         "gm_msgid": "digits", "gm_thrid": "digits", "labels": "labels", "copy_of": "digits"}
 not_json_types = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
                            st.lists(scalars, max_size=2),
                            st.dictionaries(st.text(max_size=3), scalars, max_size=2))
@@ -191,6 +193,10 @@ WRONG = {
                        st.sampled_from([[""], ["a b"], ["x\n"], ["\r"], ["\x00"],
                                         ["\\Seen", "\t"]]),
                        st.dictionaries(st.text(max_size=3), scalars, max_size=1)),
+    MODSEQ: st.one_of(st.booleans(), st.integers(-2**63, 0), st.integers(2**63, 2**64 - 1),
+                      st.text(max_size=4), st.sampled_from([1.0, "7"]), not_json_types),
+    "update": st.one_of(integers, st.booleans(), not_json_types,
+                        st.text(max_size=8).filter(lambda t: t not in ("flags", "vanished"))),
     "boolean": st.one_of(integers, st.text(max_size=4), not_json_types),
     "digits": st.one_of(integers, st.booleans(), not_json_types,
                         st.sampled_from(["", "12a", " 1", "-1", "1.5", "\u0661\u0662"])),
@@ -261,7 +267,8 @@ def test_every_documented_key_has_a_type():
     page = (REPO / "man" / "imapstream.7").read_text()
     keys = set()
     for section in re.findall(r"\.Ss (?:Folder record|Message record|Folder checkpoint|"
-                              r"Held record) \(STABLE\)\n(.*?)(?=\n\.Ss )", page, re.S):
+                              r"Held record|Update record) \(STABLE\)\n(.*?)(?=\n\.Ss )",
+                              page, re.S):
         for line in re.findall(r"^\.It Cm (.*)$", section, re.M):
             keys.update(key.strip() for key in line.split(","))
     assert "\n.Cm length :\n" in page

@@ -385,7 +385,7 @@ def test_help_and_man_page_show_the_same_options(sample_account):
     done = imapbackup(sample_account, "--help")
     assert done.returncode == 0
     assert done.stdout.startswith("Usage: imapbackup [OPTIONS]")
-    in_help = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", done.stdout))
+    in_help = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", done.stdout))
     page = (REPO / "man" / "imapbackup.1").read_text().splitlines()
     in_page = {"-" + flag for line in page if line.startswith(".It ")
                for flag in re.findall(r"\bFl (-?[\w-]+)", line)}

@@ -171,3 +171,17 @@ def test_what_is_left_counts_every_record_not_fetched(monkeypatch, capsys):
     assert fetch_lines(capsys.readouterr().err) == [
         f"imap-fetch: stopped after {SIZE} bytes (--max-bytes 1); 5 messages ({5 * SIZE} "
         f"bytes) left to fetch; run again to go on"]
+
+
+def test_max_bytes_requests_no_message_past_the_budget(monkeypatch, capsys):
+    """With body FETCHes in flight, the budget bounds what is asked, not only what is
+    written: two messages' worth asks for UIDs 1:2 of INBOX and nothing more."""
+    with serve(monkeypatch, MAILBOX) as server:
+        _status, listed = run(imap_list, ["INBOX", "Later"])
+        status, out = run(imap_fetch, ["--max-bytes", str(2 * SIZE)], listed)
+    fetches = [c.split(b" ", 1)[1] for c in server.commands if b"UID FETCH" in c]
+    assert fetches == [b"UID FETCH 1:2 (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"]
+    assert status == errors.TEMPFAIL and out.count(b'"length":') == 2
+    assert fetch_lines(capsys.readouterr().err) == [
+        f"imap-fetch: stopped after {2 * SIZE} bytes (--max-bytes {2 * SIZE}); 4 messages "
+        f"({4 * SIZE} bytes) left to fetch; run again to go on"]

@@ -51,15 +51,23 @@ def uids(path):
 
 
 def assert_rerun_refetches(client, path, removed):
-    """The run after the edit fetches exactly the removed UIDs, the next one nothing;
-    then the file holds each server message once, every one byte for byte."""
+    """The run after the edit fetches exactly the removed UIDs (and gives the flags the
+    client changed back the server's), the next one nothing; then the file holds each
+    server message once, every one byte for byte, with the server's flags in its own
+    headers (imapstream(7), "Flag journal")."""
     statuses, missing, _stream = backup(str(path.parent))
     assert statuses == (0, 0, 0, 0)
-    assert sorted(orjson.loads(line)["uid"] for line in missing.splitlines()) == removed
+    assert sorted(record["uid"] for record in map(orjson.loads, missing.splitlines())
+                  if "update" not in record) == removed
     assert backup(str(path.parent))[1] == b""
     original = server(client)
     assert uids(path) == sorted(original)
     assert {record["uid"]: data for _offset, record, data in scan(path)} == original
+    on_server = {uid: sorted(f.decode() for f in item[b"FLAGS"] if f != b"\\Recent")
+                 for uid, item in client.fetch(sorted(original), ["FLAGS"]).items()}
+    assert flags(path) == on_server
+    assert {record["uid"]: sorted(record["flags"]) for _o, record, _d in scan(path)
+            } == on_server
 
 
 def flags(path):

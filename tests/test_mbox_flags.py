@@ -2,7 +2,9 @@
 mbox driver reads them back."""
 
 import datetime as dt
+import re
 
+import orjson
 from plumbing import append_all, backup, run
 
 from imapstream.commands import mbox_ids
@@ -81,3 +83,36 @@ def test_dovecot_reads_system_flags_but_not_keywords(dovecot, new_user, monkeypa
     target.select_folder("Restored", readonly=True)
     assert [sorted(f for f in flags if f != b"\\Recent")
             for flags in target.get_flags(target.search("ALL")).values()] == [[b"\\Seen"]]
+
+
+# Keywords are atoms (RFC 3501): any printable ASCII but ( ) { SP % * " \ ].
+ATOMS = [b"a,b", b"$Label1", b",lead", b"trail,", b"!#&'+-./", b"0:;<=>?@", b"^_`|}~"]
+
+
+def test_keywords_of_any_atom_characters_read_back_as_written(dovecot, new_user,
+                                                             monkeypatch, tmp_path):
+    """X-Keywords holds the keywords separated by a space, as Dovecot's mbox driver
+    reads and writes them: a comma is part of a keyword, in our files and Dovecot's."""
+    user, _ = new_user("fs")
+    for key, value in dovecot.env(user).items():
+        monkeypatch.setenv(key, value)
+    append_all(dovecot.client(user), "INBOX", [b"Subject: k\r\n\r\nx\r\n"], flags=ATOMS)
+    assert backup(str(tmp_path))[0] == (0, 0, 0, 0)
+    path = tmp_path / "INBOX.mbox"
+    assert b"\nX-Keywords: " + b" ".join(ATOMS) + b"\n" in path.read_bytes()
+    assert read_flags(path) == [atom.decode() for atom in ATOMS]
+    reader, _ = new_user("mbox")  # Dovecot's mbox driver writes them into its own file
+    dovecot.write_mail_file(reader, "mail/Copy", b"From a@b Sat Jul  1 10:00:00 2005\n"
+                            b"Subject: k\n\nx\n\n")
+    with dovecot.client(reader) as driver:
+        driver.select_folder("Copy")
+        driver.add_flags([1], ATOMS)
+    copy = dovecot.home(reader) / "mail" / "Copy"
+    assert re.search(rb"\nX-Keywords: " + re.escape(b" ".join(ATOMS)) + rb" *\n",
+                     copy.read_bytes())  # padded with spaces, to change in place
+    assert read_flags(copy) == [atom.decode() for atom in ATOMS]
+
+
+def read_flags(path):
+    [record] = run(mbox_ids, [str(path)])[1].splitlines()
+    return [flag for flag in orjson.loads(record)["flags"] if not flag.startswith("\\")]

@@ -51,10 +51,13 @@ def test_a_lagging_uidnext_loses_no_new_message(monkeypatch, tmp_path):
     assert held(backup) == {"INBOX.mbox": [(n, to_lf(message(n))) for n in range(1, 9)]}
 
 
+@pytest.mark.parametrize("chunk", [2000, 1], ids=["in-flight", "alone"])
 @pytest.mark.parametrize("uidnext", [6, 7, 9])
-def test_an_exact_or_lagging_uidnext_lists_the_same(monkeypatch, tmp_path, uidnext):
+def test_an_exact_or_lagging_uidnext_lists_the_same(monkeypatch, tmp_path, uidnext, chunk):
     """Whether UIDNEXT is right (9) or lags (6, 7), --since a checkpoint at 5 lists UIDs
-    5 to 8, and the checkpoint says the server's UIDNEXT."""
+    5 to 8, and the checkpoint says the server's UIDNEXT: with UID FETCH 5:* sent ahead,
+    or (more new messages by STATUS than a chunk) listed alone, by sequence number."""
+    monkeypatch.setattr("imapstream.imap.store.CHUNK", chunk)
     since = tmp_path / "since.ndjson"
     since.write_text('{"folder": "INBOX", "uidvalidity": 1130, "uidnext": 5}\n')
     with serve(monkeypatch, {"INBOX": [message(n) for n in range(1, 9)]},

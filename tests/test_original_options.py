@@ -155,10 +155,12 @@ def test_check_says_per_folder_what_is_missing(dovecot, small_account, tmp_path)
     assert done.returncode == 1, done.stderr
     lines = sorted(done.stdout.splitlines())
     assert lines == [
-        "CHECK: INBOX: 2 on the server, 2 in the backup, 0 missing, 0 only in the backup",
-        "CHECK: Personal: 1 on the server, 1 in the backup, 0 missing, 0 only in the backup",
-        "CHECK: Receipts, 2024: 1 on the server, 0 in the backup, 1 missing, 0 only in the "
-        "backup"]
+        "CHECK: INBOX: 2 on the server, 2 in the backup, 0 missing, 0 deleted on the "
+        "server, 0 only in the backup",
+        "CHECK: Personal: 1 on the server, 1 in the backup, 0 missing, 0 deleted on the "
+        "server, 0 only in the backup",
+        "CHECK: Receipts, 2024: 1 on the server, 0 in the backup, 1 missing, 0 deleted on the "
+        "server, 0 only in the backup"]
     assert done.stderr == ("imapbackup: messages on the server are missing from the backup "
                            "(exit status 1)\n")
     assert files(tmp_path) == ["INBOX.mbox", "Personal.mbox"]  # touched nothing
@@ -166,4 +168,4 @@ def test_check_says_per_folder_what_is_missing(dovecot, small_account, tmp_path)
     assert done.returncode == 0
     assert [json.loads(line) for line in done.stdout.splitlines()] == [
         {"folder": "INBOX", "file": f"{tmp_path}/INBOX.mbox", "server": 2, "backup": 2,
-         "missing": 0, "only_in_backup": 0}]
+         "missing": 0, "deleted": 0, "only_in_backup": 0}]

@@ -166,3 +166,27 @@ def test_the_next_merge_clears_what_a_killed_one_left(tmp_path):
     assert status == 0
     assert sorted(p.name for p in backup.iterdir()) == [
         ".B.mbox.ids.q9w8e7r6", "A.mbox", "B.mbox", "B.mbox.lock", "C.mbox", "C.mbox.lock"]
+
+
+def test_an_older_versions_copy_goes_once_untouched_for_a_day(dovecot, imap_user, tmp_path):
+    """Older versions named their -y copy .imapbackup-new.XXXXXX, without the PID: one in
+    which nothing changed for a day is no run's any more, and goes; a newer one stays,
+    even one whose XXXXXX are digits (no PID: no process says it is dead)."""
+    user, _ = imap_user
+    with dovecot.client(user) as client:
+        append_all(client, "INBOX", messages(client, 0, 1))
+    backup_dir = tmp_path / "backup"
+    old, recent, digits = (backup_dir / f".imapbackup-new.{name}"
+                           for name in ("Ab3xYz", "Qw8rTy", "999999"))
+    two_days_ago = time.time() - 2 * 86400
+    for copy in (old, recent, digits):
+        copy.mkdir(parents=True)
+        (copy / "INBOX.mbox").write_bytes(b"")
+    for path in (old / "INBOX.mbox", old):
+        os.utime(path, (two_days_ago, two_days_ago))
+    os.utime(recent, (two_days_ago, two_days_ago))  # its file changed an hour ago
+    os.utime(recent / "INBOX.mbox", (time.time() - 3600,) * 2)
+    done = imapbackup(command_env(dovecot, user, tmp_path), "-d", backup_dir)
+    assert done.wait(60) == 0
+    assert not old.exists()
+    assert (recent / "INBOX.mbox").exists() and (digits / "INBOX.mbox").exists()

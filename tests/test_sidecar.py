@@ -323,3 +323,23 @@ def test_a_file_rewritten_in_place_between_the_hashed_windows_is_read_again(tmp_
     os.utime(path, ns=(1, 1))
     assert held(path) == full_scan(path)
     assert sum("\\Seen" not in r["flags"] for _o, r in held(path)) == 1
+
+
+def test_the_held_record_below_a_uid_is_read_from_the_last_segments_only(mbox):
+    merge(mbox, [b"Subject: eight\nMessage-ID: <8@x>\n\nx\n"], first=8)
+    merge(mbox, [b"Subject: twelve\n\nx\n"], first=12)
+    path = index_path(mbox)
+    first_rows = open(path, "rb").read().split(b"\n")[0]
+    assert sidecar.held_record(str(mbox), "INBOX", 7, 13)["uid"] == 12
+    assert sidecar.held_record(str(mbox), "INBOX", 7, 12)["message_id"] == "<8@x>"
+    assert sidecar.held_record(str(mbox), "INBOX", 7, 8)["uid"] == 7
+    assert sidecar.held_record(str(mbox), "INBOX", 7, 1) is None
+    assert sidecar.held_record(str(mbox), "INBOX", 8, 13) is None
+    assert sidecar.held_record(str(mbox), "Sent", 7, 13) is None
+    # The first segment's rows, damaged, are read only for a UID they alone hold.
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data.replace(first_rows, first_rows.replace(b"INBOX", b"INBOY"), 1))
+    assert sidecar.held_record(str(mbox), "INBOX", 7, 13)["uid"] == 12
+    assert sidecar.held_record(str(mbox), "INBOX", 7, 12)["uid"] == 8
+    assert sidecar.held_record(str(mbox), "INBOX", 7, 8) is None

@@ -1,9 +1,12 @@
-"""--thunderbird's tree (mbox-merge --thunderbird): each part of a folder name is the
-file name Thunderbird itself gives it.  The expected names are those of Thunderbird's
-own test of NS_MsgHashIfNecessary (comm-central, TestMsgHashIfNecessary.cpp)."""
+"""--thunderbird's tree (mbox-merge --thunderbird): the files of a backup directory as
+Thunderbird's local folders, hard links in .sbd directories, each part of a folder name
+the file name Thunderbird itself gives it.  The expected names are those of
+Thunderbird's own test of NS_MsgHashIfNecessary (comm-central,
+TestMsgHashIfNecessary.cpp)."""
 
 import os
 
+import orjson
 import pytest
 from conftest import command_env
 from plumbing import run
@@ -60,14 +63,29 @@ def test_the_tree_shows_every_folder_to_thunderbird(dovecot, new_user, tmp_path)
         tmp_path / ".flat" / "INBOX.%7Etilde.mbox").stat().st_ino
 
 
-def test_a_second_tree_replaces_the_links(tmp_path):
-    flat, tree = tmp_path / "flat", tmp_path / "tree"
-    flat.mkdir()
-    (flat / "a.b.mbox").write_bytes(b"")
-    assert run(mbox_merge, ["-d", str(flat), "--thunderbird", str(tree)]) == (errors.OK, b"")
-    assert sorted(os.listdir(tree)) == ["a", "a.sbd"]
-    (flat / "a.mbox").write_bytes(b"From x\n")
-    assert run(mbox_merge, ["-d", str(flat), "--thunderbird", str(tree)]) == (errors.OK, b"")
-    assert (tree / "a").stat().st_ino == (flat / "a.mbox").stat().st_ino
-    assert sorted(os.listdir(tree)) == ["a", "a.sbd"] and os.listdir(tree / "a.sbd") == ["b"]
-    assert run(mbox_merge, ["x.mbox", "--thunderbird", str(tree)])[0] == errors.USAGE
+def test_each_file_is_linked_under_its_folder_s_parts(tmp_path):
+    """Parts are split at each record's delimiter; "a/b", ".." and "n\\0ul" are hashed
+    ("a" + 72130ad9, 39070bc1, "n" + 50e80650)."""
+    store, top = tmp_path / "flat", tmp_path / "top"
+    store.mkdir()
+    top.mkdir()
+    records = [{"file": f"elsewhere/{name}", "folder": folder, "delimiter": delimiter}
+               for name, folder, delimiter in (
+                   ("Lists.a%2Fb.mbox", "Lists.a/b", "."), ("x.%2E%2E.mbox", "x/..", "/"),
+                   ("n%00ul.mbox", "n\0ul", None), ("x.%2E%2E.mbox", "ignored", None))]
+    for name in {os.path.basename(record["file"]) for record in records}:
+        (store / name).write_bytes(name.encode())
+    (top / "Lists").write_bytes(b"Thunderbird's own")  # a parent's file stays as it is
+    stdin = b"".join(orjson.dumps(r) + b"\n" for r in records) + b'{"folders":3,"failed":[]}\n'
+    assert run(mbox_merge, ["-d", str(store), "--thunderbird", str(top)], stdin) == (0, b"")
+    tree = {str(p.relative_to(top)): p.read_bytes() for p in top.rglob("*") if p.is_file()}
+    assert tree == {"Lists": b"Thunderbird's own", "Lists.sbd/a72130ad9": b"Lists.a%2Fb.mbox",
+                    "x": b"", "x.sbd/39070bc1": b"x.%2E%2E.mbox", "n50e80650": b"n%00ul.mbox"}
+    assert (top / "x").stat().st_mode & 0o777 == 0o600
+    assert (top / "x.sbd").stat().st_mode & 0o777 == 0o700
+    (store / "n%00ul.mbox").unlink()
+    (store / "n%00ul.mbox").write_bytes(b"a new file")
+    assert run(mbox_merge, ["-d", str(store), "--thunderbird", str(top)], stdin)[0] == 0
+    assert os.path.samefile(top / "n50e80650", store / "n%00ul.mbox")
+    assert sorted(os.listdir(top)) == ["Lists", "Lists.sbd", "n50e80650", "x", "x.sbd"]
+    assert run(mbox_merge, ["x.mbox", "--thunderbird", str(top)], stdin)[0] == errors.USAGE

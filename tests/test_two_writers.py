@@ -206,3 +206,8 @@ def test_our_dotlock_left_by_a_killed_writer_is_broken_at_once(tmp_path):
         newcomer.wait()
     assert writer.returncode == errors.OK and len(list(scan(str(target)))) == 2
     assert not lock.exists()
+
+
+def test_an_empty_dotlock_some_seconds_old_is_broken(tmp_path):
+    """Its maker writes its PID at once, so it was killed in between."""
+    assert merge_past("", tmp_path, age=10)

@@ -12,7 +12,7 @@ from typing import NamedTuple
 from .. import cli, diagnostics, errors
 from ..imap import gmail, store
 from ..incoming import incoming_messages
-from ..mbox import labeljournal, sidecar
+from ..mbox import flagjournal, labeljournal, sidecar
 from ..mbox.archive import mbox_files
 from ..mbox.folders import SUFFIXES, folder_name
 from ..mbox.reader import scan
@@ -47,7 +47,11 @@ def parser():
                    "would be appended; change nothing")
     p.add_argument("--json", action="store_true", help="print one NDJSON record per "
                    "appended message")
+    p.add_argument("--include-deleted", action="store_true", help="also append the "
+                   "messages the backup knows were deleted on the server (a record with "
+                   "\"missing_since\", from -d DIR's flag journals or the stream)")
     store.add_options(p)
+    p.set_defaults(bulk=True)  # messages cross the link: COMPRESS pays (--link-compression)
     return p
 
 
@@ -65,13 +69,15 @@ def _main(argv, stdin, stdout):
     try:
         restorer = Restorer(server, options, stdout)
         if files is None:
-            messages = (item for item in incoming_messages(stdin) if item[1] is not None)
+            messages = (item for item in incoming_messages(stdin) if item[1] is not None
+                        and (options.include_deleted or "missing_since" not in item[0]))
             restorer.add_all("", messages, folder=options.folder)
             return restorer.status()
         for path in files:
             fallback = folder_name(os.path.basename(path), restorer.delimiter)
             try:
-                if not restorer.add_all(f"{path}: ", _held(path), fallback=fallback):
+                if not restorer.add_all(f"{path}: ", _held(path, options.include_deleted),
+                                        fallback=fallback):
                     restorer.keep(_empty_folder(path, fallback))
             except errors.DataError as exc:
                 diagnostics.warn(PROG, str(exc))
@@ -104,15 +110,19 @@ class _Unreadable(Exception):
     """A file of the backup directory cannot be read; the other files go on."""
 
 
-def _held(path):
-    """(record, data, True) per message of the mbox file path; a failure to read it
-    (a directory, a symbolic link loop, an I/O error) as _Unreadable."""
+def _held(path, include_deleted):
+    """(record, data, True) per message of the mbox file path, with the flags its flag
+    journal has last, those deleted on the server only if include_deleted; a failure
+    to read it (a directory, a symbolic link loop, an I/O error) as _Unreadable."""
     try:
+        journal = flagjournal.read(path)
         labels = labeljournal.load(path)  # Gmail labels changed since (see labeljournal)
         for _offset, record, data in scan(path):
+            journal.apply(record)
             if record.get("gm_msgid") in labels:
                 record["labels"] = labels[record["gm_msgid"]]
-            yield record, data, True
+            if include_deleted or "missing_since" not in record:
+                yield record, data, True
     except OSError as exc:
         raise _Unreadable(errors.describe(exc)[0]) from None
 

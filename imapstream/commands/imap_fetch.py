@@ -1,6 +1,8 @@
 """imap-fetch: message records in, the message stream (or mboxrd) out."""
 
 import argparse
+import collections
+import os
 import re
 import sys
 
@@ -9,12 +11,16 @@ from ..imap import store
 from ..mbox.mboxrd import format_pieces
 from ..message import header_section, message_id, to_lf
 from ..progress import Progress
-from ..records import Checkpoint, message_key, read_records, withdraw, write_record
+from ..records import Checkpoint, is_update, message_key, read_records, withdraw, write_record
 from ..stream import write_message
 
 PROG = "imap-fetch"
 BATCH_BYTES = 8 << 20  # a batch ends once its messages' sizes reach this
 BATCH_MESSAGES = 1000
+IN_FLIGHT = 2 * BATCH_BYTES  # bytes requested and not yet written, at most
+# FETCH commands in flight, at most: their bytes stay within what the sockets buffer, as
+# each is written while the server's answers wait to be read.
+MAX_REQUESTS = 256
 
 
 def parser():
@@ -29,7 +35,11 @@ def parser():
                         "stop with exit 75, saying what is left: a later run goes on")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress line, even when stderr is a terminal")
+    p.add_argument("--progress-dir", metavar="DIR",
+                   help="draw one progress line together with the other imap-fetch "
+                        "processes given the same (empty) directory DIR")
     store.add_options(p)
+    p.set_defaults(bulk=True)  # messages cross the link: COMPRESS pays (--link-compression)
     p.environment.append(("TERM", "dumb turns the progress line off"))
     return p
 
@@ -40,7 +50,10 @@ def main(argv, stdin=None, stdout=None):
 
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
-    progress = Progress("FETCH", False if options.no_progress else None)
+    if options.progress_dir is not None and not os.path.isdir(options.progress_dir):
+        raise errors.UsageError(f"--progress-dir {options.progress_dir}: not a directory")
+    progress = Progress("FETCH", False if options.no_progress else None,
+                        shared=options.progress_dir)
     if progress.enabled:
         options.on_data = progress.arrived
     server = store.Store(options, PROG, lazy=True)
@@ -53,6 +66,9 @@ def _main(argv, stdin, stdout):
                     fetcher.checkpoint(record)
                     continue
                 message_key(record, lineno)
+                if is_update(record):
+                    fetcher.update(record)
+                    continue
                 if "copy_of" in record and not options.mbox:
                     fetcher.pass_on(record)
                     continue
@@ -80,20 +96,26 @@ def byte_size(text):
 
 class Fetcher:
     """Fetches message records in batches: one folder per batch, bounded by the sizes
-    the records give, and sent off early whenever the input pauses."""
+    the records give.  Batches are requested as they fill, up to IN_FLIGHT bytes ahead
+    of what is written (the next requested before this one is written), and all
+    written whenever the input pauses.  Output keeps input order: a checkpoint waits for
+    the messages before it.  Under --max-bytes no batch is requested past the budget:
+    what was requested is written, then the run stops."""
 
     def __init__(self, server, out, mbox, progress, max_bytes=None):
         self.server, self.out, self.mbox, self.progress = server, out, mbox, progress
         self.max_bytes, self.fetched = max_bytes, 0  # bytes of the messages written
-        self.unfetched = []  # the records of the batch under way not written yet
+        self.requested = 0  # bytes the requested records give, for --max-bytes
         self.arriving = None  # the record being added
         self.limit = None  # the LimitReached that stops the run
         self.halted = False  # the run is stopped: nothing more is fetched
-        self.selected = self.uidvalidity = None
         self.failed = 0
         self.failed_folders = set()  # folders with a message not fetched in this run
         self.marked_seen = set()  # folders where the server set \Seen despite BODY.PEEK
         self.batch, self.batch_bytes = [], 0
+        # In output order: [records] requested, a checkpoint record, or (record,) passed on
+        self.pending = collections.deque()
+        self.in_flight = 0  # bytes the requested batches' records give
 
     def add(self, record):
         self.arriving = record  # left to fetch, should a limit stop the run here
@@ -101,7 +123,8 @@ class Fetcher:
         if self.batch and (record["folder"] != self.batch[0]["folder"]
                            or len(self.batch) >= BATCH_MESSAGES
                            or self.batch_bytes >= BATCH_BYTES):
-            self.flush()
+            self.request()
+            self.write(IN_FLIGHT)
         self.arriving = None
         self.batch.append(record)
         self.batch_bytes += record.get("size") or 0
@@ -120,89 +143,40 @@ class Fetcher:
             self.limit = exc
 
     def flush(self):
+        """Request the batch being filled and write everything requested."""
         self.check()
-        if self.batch and not self.halted:
-            batch, self.batch, self.batch_bytes = self.batch, [], 0
-            failed = self.failed
-            self.fetch(batch)
-            if self.failed != failed:
-                self.failed_folders.add(batch[0]["folder"])
+        if not self.halted:
+            self.request()
+            self.write(None)
 
-    def checkpoint(self, record):
-        """A folder checkpoint goes on after its folder's messages; it no longer vouches
-        for the folder once one of them could not be fetched.  mboxrd has no place for
-        it."""
-        self.flush()
-        if record["folder"] in self.failed_folders:
-            withdraw(record)
-        if not self.mbox:
-            write_record(self.out, record)
-
-    def pass_on(self, record):
-        """A record with copy_of goes on unfetched (its bytes are in the backup), after
-        the messages before it."""
-        self.flush()
-        write_record(self.out, record)
-
-    def warn(self, message):
-        self.progress.clear()
-        diagnostics.warn(PROG, message)
-
-    def fail(self, message, count=1):
-        self.warn(message)
-        self.failed += count
-
-    def fetch(self, batch):
-        folder = batch[0]["folder"]
-        self.progress.folder = folder
-        if folder != self.selected:
-            self.selected = folder
-            try:
-                self.uidvalidity = self.server.examine(folder).uidvalidity
-            except errors.ServerError as exc:
-                self.uidvalidity = None
-                self.fail(str(exc), 0)
-        if self.uidvalidity is None:
-            self.failed += len(batch)
+    def request(self):
+        """Request the batch being filled, as much of it as --max-bytes leaves room for;
+        where that is not all, write what was requested and stop the run."""
+        if not self.batch:
             return
-        current = []
-        for record in batch:
-            if record.get("uidvalidity", self.uidvalidity) != self.uidvalidity:
-                self.fail(f"{folder}: UID {record['uid']}: UIDVALIDITY is now "
-                          f"{self.uidvalidity}, not {record['uidvalidity']}; list it again")
-            else:
-                current.append(record)
-        while current:
-            self.unfetched = current
-            wanted = self.within_budget(current)
-            if not wanted:
-                raise errors.LimitReached(f"stopped after {self.fetched} bytes (--max-bytes "
-                                          f"{self.max_bytes})", "run again to go on")
-            try:
-                asked, response = self.server.bodies([r["uid"] for r in wanted])
-            except errors.ServerError as exc:
-                self.selected = None
-                self.fail(str(exc), len(current))
-                return
-            done, current = current[:asked], current[asked:]
-            for number, record in enumerate(done):
-                self.unfetched = done[number + 1:] + current
-                item = response.get(record["uid"])
-                if item is None or item.body is None:
-                    self.fail(f"{folder}: UID {record['uid']} is no longer on the server")
-                    continue
-                self.emit(record, item)
-        self.unfetched = []
+        wanted = self.within_budget(self.batch)
+        if wanted:
+            size = sum(r.get("size") or 0 for r in wanted)
+            self.in_flight, self.requested = self.in_flight + size, self.requested + size
+            self.batch = self.batch[len(wanted):]
+            self.batch_bytes = sum(r.get("size") or 0 for r in self.batch)
+            self.pending.append(wanted)
+            self.server.bodies.request(wanted[0]["folder"], [r["uid"] for r in wanted])
+        if self.batch:
+            self.write(None)
+            raise errors.LimitReached(f"stopped after {self.fetched} bytes (--max-bytes "
+                                      f"{self.max_bytes})", "run again to go on")
 
     def within_budget(self, records):
-        """The first of records whose sizes fit in what --max-bytes leaves; the first
-        message of a run goes whatever its size, so that every run gets on."""
+        """The first of records whose sizes fit in what --max-bytes leaves of the bytes
+        requested; the first message of a run goes whatever its size, so that every run
+        gets on."""
         if self.max_bytes is None:
             return records
-        room, wanted = self.max_bytes - self.fetched, []
+        room, wanted = self.max_bytes - self.requested, []
         for record in records:
             size = record.get("size") or 0
-            if size > room and (wanted or self.fetched):
+            if size > room and (wanted or self.requested):
                 break
             wanted.append(record)
             room -= size
@@ -210,20 +184,101 @@ class Fetcher:
 
     def stopped(self, limit, records):
         """The LimitReached to end the run with, saying how many messages are left to
-        fetch (and their bytes, as their records give them): those of the batch under
-        way and of the records not read yet.  Checkpoints after the stop go nowhere: a
-        folder not fetched to the end is listed again by the next run."""
+        fetch (and their bytes, as their records give them): those requested and not
+        written, those of the batch being filled and of the records not read yet.
+        Checkpoints after the stop go nowhere: a folder not fetched to the end is listed
+        again by the next run."""
         self.halted = True
-        left = self.unfetched + self.batch + ([self.arriving] if self.arriving else [])
+        left = [r for batch in self.pending if isinstance(batch, list) for r in batch]
+        left += self.batch + ([self.arriving] if self.arriving else [])
         try:
             left += [record for lineno, record in records
-                     if Checkpoint.of(record, lineno) is None]
+                     if Checkpoint.of(record, lineno) is None and not is_update(record)]
         except errors.DataError:
             pass  # what is left counts up to the malformed line
         size = sum(r.get("size") or 0 for r in left if isinstance(r.get("size"), int))
         return errors.LimitReached(f"{limit.reason}; {diagnostics.count(len(left), 'message')}"
                                    f" ({diagnostics.count(size, 'byte')}) left to fetch",
                                    limit.advice, limit.wait)
+
+    def checkpoint(self, record):
+        """A folder checkpoint goes on after its folder's messages; it no longer vouches
+        for the folder once one of them could not be fetched.  mboxrd has no place for
+        it."""
+        self.request()
+        self.pending.append(record)
+        self.write(IN_FLIGHT)
+
+    def write(self, budget):
+        """Write what has come, and wait for more while over budget bytes are in flight
+        (None: until nothing is)."""
+        while self.pending:
+            if isinstance(self.pending[0], tuple):  # passed on
+                write_record(self.out, self.pending.popleft()[0])
+            elif isinstance(self.pending[0], dict):
+                record = self.pending.popleft()
+                if record["folder"] in self.failed_folders:
+                    withdraw(record)
+                if not self.mbox:
+                    write_record(self.out, record)
+            elif (budget is None or self.in_flight > budget
+                  or len(self.server.bodies) > MAX_REQUESTS):
+                self.receive()
+            else:
+                break
+
+    def update(self, record):
+        """An update record (imapstream(7)) goes on as it is, nothing fetched, with its
+        folder's messages; mboxrd has no place for it."""
+        if self.batch and record["folder"] != self.batch[0]["folder"]:
+            self.flush()
+        if not self.mbox:
+            write_record(self.out, record)
+    def pass_on(self, record):
+        """A record with copy_of goes on unfetched (its bytes are in the backup), after
+        the messages before it."""
+        self.request()
+        self.pending.append((record,))
+        self.write(IN_FLIGHT)
+
+    def warn(self, message):
+        self.progress.clear()
+        diagnostics.warn(PROG, message)
+
+    def fail(self, folder, message, count=1):
+        if message:
+            self.warn(message)
+        self.failed += count
+        self.failed_folders.add(folder)
+
+    def receive(self):
+        """Write the messages of the oldest answer, the records it answers taken from
+        the oldest batch (the whole batch, or its first part after a drop)."""
+        answer = self.server.bodies.answer()
+        batch = self.pending[0]
+        done, batch[:] = batch[:len(answer.uids)], batch[len(answer.uids):]
+        if not batch:
+            self.pending.popleft()
+        self.in_flight -= sum(r.get("size") or 0 for r in done)
+        folder = answer.folder
+        self.progress.folder = folder
+        if answer.uidvalidity is None or answer.error:
+            self.fail(folder, answer.error and str(answer.error), len(done))
+            return
+        current = []
+        for record in done:
+            if record.get("uidvalidity", answer.uidvalidity) != answer.uidvalidity:
+                self.fail(folder, f"{folder}: UID {record['uid']}: UIDVALIDITY is now "
+                                  f"{answer.uidvalidity}, not {record['uidvalidity']}; "
+                                  f"list it again")
+            else:
+                current.append(record)
+        for record in current:
+            item = answer.fetched.get(record["uid"])
+            if item is None or item.body is None:
+                self.fail(folder, f"{folder}: UID {record['uid']} is no longer on the server")
+                continue
+            self.emit(record, item, answer.uidvalidity)
 
     def check_peek(self, record, flags):
         """Some servers set \\Seen when they send a body, PEEK or not: warn once per folder
@@ -236,12 +291,12 @@ class Fetcher:
             self.warn(f"{record['folder']}: the server marked messages \\Seen despite "
                       f"BODY.PEEK")
 
-    def emit(self, record, item):
+    def emit(self, record, item, uidvalidity):
         data = item.body
         for what in item.left_out:
             self.warn(f"{record['folder']}: UID {record['uid']}: left out {what}")
         self.check_peek(record, item.flags)
-        record = dict(record, uidvalidity=self.uidvalidity, flags=item.flags)
+        record = dict(record, uidvalidity=uidvalidity, flags=item.flags)
         # A size or date the server did not send, or sent as no record can carry it,
         # stays as the listing gave it.
         for key in ("size", "internaldate"):

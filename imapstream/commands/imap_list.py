@@ -3,9 +3,10 @@
 import os
 import re
 import sys
+from typing import NamedTuple
 
 from .. import cli, diagnostics, errors
-from ..imap import gmail, store
+from ..imap import changes, gmail, store
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
 from ..mbox.reader import same_message
@@ -36,6 +37,10 @@ def parser():
                    "the backup directory DIR: list only the messages with a UID from the "
                    "record's uidnext on, while the folder's UIDVALIDITY is the record's; "
                    "after each folder write its folder checkpoint")
+    p.add_argument("--refresh-flags", action="store_true", help="with --since: list "
+                   "every folder whole, so that mbox-ids compares the flags of the "
+                   "messages held and finds those deleted (for servers without "
+                   "CONDSTORE, whose changes --since cannot ask for)")
     p.add_argument("--exclude-folder", metavar="NAME", action="append", default=[],
                    help="skip the folder named NAME exactly (INBOX in any case; "
                         "repeatable); a NAME the server does not list is reported with the "
@@ -50,6 +55,24 @@ def parser():
                    "one record with the login name and where the password would come from")
     store.add_options(p)
     return p
+
+
+class Job(NamedTuple):
+    """What to do with a folder whose messages are listed: since_mode under --since,
+    with known (a Checkpoint) and mbox (its backup's file) where a checkpoint is known;
+    status (a store.Status, or the ServerError of a folder the server refused it for);
+    since: the UID to list from, None for all; plan: the store.Plan sent ahead, None
+    where nothing need be asked; held: the record of the message the backup holds with
+    the highest UID below since, to check that the server holds it too."""
+
+    name: str
+    since_mode: bool
+    known: Checkpoint | None
+    mbox: str | None
+    status: object
+    since: int | None
+    plan: store.Plan | None
+    held: dict | None
 
 
 def main(argv, stdin=None, stdout=None):
@@ -84,9 +107,10 @@ def _main(argv, stdin, stdout):
         diagnostics.warn(PROG, f"{_shown(name)}: not a folder name: it is not valid UTF-8; skipped")
         failed += 1
     named = [name for name in named if not _SURROGATE.search(name)]
+    options.qresync = True  # VANISHED with CHANGEDSINCE (changes.py)
     session = store.Store(options, PROG)
     try:
-        every, unreadable = _folders(session)
+        every, unreadable, statuses = _folders(session)
         listed = [f["folder"] for f in every]
         for name in options.exclude_folder:
             excluded.add(_server_name(name, listed))
@@ -106,24 +130,28 @@ def _main(argv, stdin, stdout):
                     diagnostics.warn(PROG, f"{shown}: {why}; skipped")
                     failed += 1
         if not (options.all or options.folders):
-            failed += _write_folders(session, folders, stdout)
+            statuses.update(session.statuses([f["folder"] for f in folders if not
+                                              f["noselect"] and f["folder"] not in statuses]))
+            failed += _write_folders(folders, statuses, stdout)
             return errors.PARTIAL if failed else errors.OK
         if options.all:
             wanted = [f["folder"] for f in folders if not f["noselect"]]
         else:
             wanted = [name for name in named if selected(name)]
+        statuses.update(session.statuses([name for name in dict.fromkeys(wanted)
+                                          if name not in statuses]))
         delimiters = {f["folder"]: f["delimiter"] for f in every}
         default_delimiter = every[0]["delimiter"] if every else None
-        for name in wanted:
+        jobs = [_job(name, since, statuses[name], options.refresh_flags) for name in wanted]
+        listings = session.listings([job.plan for job in jobs if job.plan], own_labels)
+        for job in jobs:
+            name = job.name
             try:
+                listing = next(listings) if job.plan else None
                 delimiter = delimiters.get(name, default_delimiter)
                 where = (name, delimiter, own_labels.get(name, name))
-                new = ""
-                if since is None:
-                    count = _list_messages(session, where, stdout)
-                else:
-                    count, listed_from = _list_since(session, where, since.get(name), stdout)
-                    new = "new " if listed_from else ""
+                count, listed_from = _list_job(session, job, listing, where, stdout)
+                new = "new " if listed_from else ""
             except errors.ServerError as exc:
                 if name in delimiters:
                     diagnostics.warn(PROG, str(exc))
@@ -160,16 +188,19 @@ def _closest(name, listed):
     return f"; the closest: {', '.join(close)}" if close else ""
 
 
-def _write_folders(session, folders, stdout):
-    """Write the folder records; returns how many folders failed."""
+def _write_folders(folders, statuses, stdout):
+    """Write the folder records, with their statuses ({name: store.Status or the
+    ServerError of a folder refused}); returns how many folders failed."""
     failed = 0
     for folder in folders:
-        try:
-            record = _with_status(session, folder)
-        except errors.ServerError as exc:
-            diagnostics.warn(PROG, f"{folder['folder']}: {exc}")
-            failed += 1
-            continue
+        record = dict(folder, messages=None, uidvalidity=None, uidnext=None)
+        if not folder["noselect"]:
+            status = statuses[folder["folder"]]
+            if isinstance(status, errors.ServerError):
+                diagnostics.warn(PROG, f"{folder['folder']}: {status}")
+                failed += 1
+                continue
+            record.update(status._asdict())
         write_record(stdout, record)
     return failed
 
@@ -190,8 +221,9 @@ def _folders_from(stdin):
 
 def _folders(session):
     """(folder records without STATUS, [(name, why)] for the folders no record can
-    carry: see Store.folders)."""
-    listed, unreadable = session.folders()
+    carry: see Store.folders, {name: store.Status} of the folders whose status came with
+    the list, where the server can say it then)."""
+    listed, unreadable, statuses = session.folders_and_statuses()
     folders = []
     for name, delimiter, flags in listed:
         lowered = {f.lower() for f in flags}
@@ -203,19 +235,12 @@ def _folders(session):
             "special_use": special[0] if special else None,
             "noselect": "\\noselect" in lowered or "\\nonexistent" in lowered,
         })
-    return folders, unreadable
+    return folders, unreadable, statuses
 
 
 def _shown(name):
     """A name that is not valid Unicode, its undecodable bytes as \\xNN."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _with_status(session, folder):
-    record = dict(folder, messages=None, uidvalidity=None, uidnext=None)
-    if not folder["noselect"]:
-        record.update(session.status(folder["folder"])._asdict())
-    return record
 
 
 def _read_since(path):
@@ -239,74 +264,139 @@ def _read_since(path):
                     raise errors.DataError(f"line {lineno}: record without a \"folder\" string")
                 if positive_int(uidvalidity) and positive_int(uidnext):
                     known[folder] = (Checkpoint(folder, record.get("delimiter"),
-                                                uidvalidity, uidnext), None)
+                                                uidvalidity, uidnext, highestmodseq=record.get(
+                                                    "highestmodseq")), None)
     except errors.DataError as exc:
         raise errors.DataError(f"{path}: {exc}") from None
     return known
 
 
-def _list_since(session, where, known, stdout):
-    """--since: the messages from the uidnext of known's checkpoint on (all of them
-    without known, or once UIDVALIDITY changed), then the folder checkpoint (see
-    imapstream(7)).  Returns (how many, the UID they were listed from or None for all)."""
-    name, delimiter, _own_label = where
-    known, mbox = known or (None, None)
-    since = None
-    if known:
-        status = session.status(name)
-        uidvalidity, uidnext = status.uidvalidity, status.uidnext
-        if (uidvalidity, uidnext) == (known.uidvalidity, known.uidnext):
-            write_record(stdout, Checkpoint(name, delimiter, uidvalidity, uidnext,
-                                            status.messages, since=uidnext).record())
-            return 0, uidnext
-        if (uidvalidity == known.uidvalidity and isinstance(uidnext, int)
-                and uidnext > known.uidnext):
-            since = known.uidnext
-    reconnects = session.reconnects
-    selected = session.examine(name)
+def _write_changes(session, name, delimiter, uidvalidity, known, mbox, stdout):
+    """An update record per message below known's uidnext whose flags changed since its
+    highestmodseq, and per one of them the backup's file mbox holds that vanished."""
+    changed, vanished = changes.since(session, known.uidnext - 1, known.highestmodseq,
+                                      session.has_capability("QRESYNC"))
+    head = {"folder": name, "delimiter": delimiter, "uidvalidity": uidvalidity}
+    for item in changed:
+        for what in item.left_out:
+            diagnostics.warn(PROG, f"{name}: UID {item.uid}: left out {what}")
+        write_record(stdout, {**head, "uid": item.uid, "flags": item.flags,
+                              "modseq": item.modseq, "update": "flags"})
+    index = sidecar.load(mbox) if mbox and vanished else None
+    if index is None:
+        return
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for uid in index.held.within((name, uidvalidity), vanished):
+        write_record(stdout, {**head, "uid": uid, "missing_since": now, "update": "vanished"})
+
+
+def _job(name, since, status, refresh=False):
+    """The Job for a folder (see imapstream(7) for --since): one whose status shows the
+    checkpoint's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ needs nothing asked; one with a
+    higher UIDNEXT or HIGHESTMODSEQ is listed from the checkpoint's UIDNEXT on (a plan
+    of UID FETCH for up to store.CHUNK new messages, else one that will not fit and is
+    listed alone), then its changes asked (_write_changes); any other in whole, as is
+    every folder to refresh flags or whose checkpoint has no HIGHESTMODSEQ to ask
+    changes from while the server has one."""
+    known, mbox = since.get(name, (None, None)) if since is not None else (None, None)
+    job = Job(name, since is not None, known, mbox, status, None, None, None)
+    failed = isinstance(status, errors.ServerError)
+    if known and failed:
+        return job
+    whole = refresh or (known and status.highestmodseq and not known.highestmodseq)
+    if known and not whole and (status.uidvalidity, status.uidnext, status.highestmodseq) \
+            == (known.uidvalidity, known.uidnext, known.highestmodseq):
+        return job
+    if known and not whole and status.uidvalidity == known.uidvalidity and isinstance(
+            status.uidnext, int) and status.uidnext >= known.uidnext:
+        since = known.uidnext
+        held = sidecar.held_record(mbox, name, known.uidvalidity, since) if mbox else None
+        check = held and held["uid"]
+        plan = (store.Plan(name, status.uidnext - since, since, check)
+                if status.uidnext - since <= store.CHUNK else store.Plan(name, 0, None, check))
+        return job._replace(since=since, plan=plan, held=held)
+    messages = 0 if failed or not isinstance(status.messages, int) else status.messages
+    return job._replace(plan=store.Plan(name, messages))
+
+
+def _list_job(session, job, listing, where, stdout):
+    """List a folder's messages as its Job says, from the listing of its plan where the
+    folder is still as planned, else alone; under --since, then its folder checkpoint.
+    where: (name, delimiter, its label on Gmail).  Returns (how many, the UID they were
+    listed from or None for all)."""
+    _name, delimiter, _own_label = where
+    name, known, since = job.name, job.known, job.since
+    if job.plan is None:
+        if isinstance(job.status, errors.ServerError):
+            raise errors.ServerError(f"{name}: {job.status}")
+        uidvalidity, uidnext = job.status.uidvalidity, job.status.uidnext
+        write_record(stdout, Checkpoint(name, delimiter, uidvalidity, uidnext,
+                                        job.status.messages, since=uidnext).record())
+        return 0, uidnext
+    if listing.error:
+        raise listing.error
+    selected, reconnects = listing.selected, listing.reconnects
     if since is not None and (selected.uidvalidity != known.uidvalidity
                               or not positive_int(selected.uidnext)):
         since = None  # changed since STATUS, or a server that does not say
-    if since is not None and mbox and _restored(session, name, known, mbox):
+    if since is not None and job.held and _restored(name, known, job.held, listing.checked):
         since = None
-    count = _list_messages(session, where, stdout, selected, since)
-    vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
-    write_record(stdout, Checkpoint(name, delimiter, selected.uidvalidity, selected.uidnext,
-                                    selected.exists, since, vouches).record())
+    if since is not None and selected.highestmodseq and not known.highestmodseq:
+        since = None  # no HIGHESTMODSEQ to ask changes from: listed whole, compared
+    if since == listing.plan.since and (since or selected.exists == listing.plan.messages):
+        count = _write_messages(name, delimiter, selected, listing.messages(), stdout)
+        if listing.error:
+            raise listing.error
+    else:
+        listing.abandon()
+        selected = session.examine(name)
+        if since is not None and (selected.uidvalidity != known.uidvalidity
+                                  or not positive_int(selected.uidnext)):
+            since = None
+        count = _list_messages(session, where, stdout, selected, since)
+    if since is not None and selected.highestmodseq:
+        listing.abandon()  # the changes are asked alone; the folders after, sent again
+        session.examine(name)
+        _write_changes(session, name, delimiter, selected.uidvalidity, known, job.mbox,
+                       stdout)
+    if job.since_mode:
+        vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
+        write_record(stdout, Checkpoint(name, delimiter, selected.uidvalidity,
+                                        selected.uidnext, selected.exists, since,
+                                        selected.highestmodseq, vouches).record())
     return count, since
 
 
-def _restored(session, name, known, mbox):
+def _restored(name, known, held, item):
     """Whether the server was restored from a backup, as far as one FETCH can tell: the
-    message the backup's file mbox holds with the highest UID below known's uidnext
-    (under its UIDVALIDITY) is on the server, but another message (imapstream(7))."""
-    uidvalidity, uidnext = known.uidvalidity, known.uidnext
-    index = sidecar.load(mbox)
-    held = max((r for r in map(sidecar.record, index.rows if index else ())
-                if r["folder"] == name and r["uidvalidity"] == uidvalidity
-                and isinstance(r["uid"], int) and r["uid"] < uidnext),
-               key=lambda r: r["uid"], default=None)
-    if held is None:
-        return False
-    item = session.message(held["uid"])
-    if item is None or same_message(message_record(name, None, uidvalidity, item), held):
+    message held, which the backup holds with the highest UID below known's uidnext
+    (under its UIDVALIDITY), is on the server (item), but another message
+    (imapstream(7))."""
+    if item is None or same_message(message_record(name, None, known.uidvalidity, item), held):
         return False
     diagnostics.warn(PROG, f"{name}: UID {held['uid']} is another message than the backup "
                            f"holds: the server was restored from a backup; listing it whole")
     return True
 
 
-def _list_messages(session, where, stdout, selected=None, since=None):
-    """Write the message records of the folder where names (name, delimiter, its label
-    on Gmail) in UID order, only those from UID since on if given (see Store.listing)."""
+def _list_messages(session, where, stdout, selected, since=None):
+    """Write the message records of the folder examined last (selected), where names
+    (name, delimiter, its label on Gmail), in UID order, only those from UID since on if
+    given (see Store.listing)."""
     name, delimiter, own_label = where
-    selected = selected or session.examine(name)
+    return _write_messages(name, delimiter, selected,
+                           session.listing(selected, since, own_label), stdout)
+
+
+def _write_messages(name, delimiter, selected, items, stdout):
     if selected.exists == SHOWN_AT_MOST:
         diagnostics.warn(PROG, f"{name}: the server shows exactly {SHOWN_AT_MOST} messages, "
                                f"as many as Yahoo and AOL show of a folder over IMAP: it may "
                                f"hold more; move some to another folder to back them up")
     count = 0
-    for item in session.listing(selected, since, own_label):
+    for item in items:
         write_record(stdout, message_record(name, delimiter, selected.uidvalidity, item))
         count += 1
     return count
@@ -329,6 +419,7 @@ def _record(folder, delimiter, uidvalidity, item):
         "size": item.size,
         "flags": item.flags,
         "internaldate": item.internaldate,
+        **({} if item.modseq is None else {"modseq": item.modseq}),
     }
 
 

@@ -7,7 +7,7 @@ from .. import cli, diagnostics, errors
 from ..mbox import sidecar
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.reader import Holdings
-from ..records import Checkpoint, message_key, read_records, withdraw, write_record
+from ..records import Checkpoint, is_update, message_key, read_records, withdraw, write_record
 
 PROG = "mbox-ids"
 
@@ -97,24 +97,37 @@ def _folders(files, stdout):
             status = errors.PARTIAL
             continue
         for checkpoint in sidecar.checkpoints(path).values():
+            modseq = checkpoint.highestmodseq
             write_record(stdout, {"folder": checkpoint.folder, "delimiter": checkpoint.delimiter,
                                   "uidvalidity": checkpoint.uidvalidity,
-                                  "uidnext": checkpoint.uidnext, "file": path})
+                                  "uidnext": checkpoint.uidnext,
+                                  **({} if modseq is None else {"highestmodseq": modseq}),
+                                  "file": path})
     return status
 
 
 def _missing(options, stdin, stdout):
     holdings = {}
+    listed = {}  # folder: sidecar.Held of the UIDs listed, for _write_vanished
     gmail = None  # the gm_msgid of each message DIR holds, or passed on (see _gmail_held)
     for lineno, record in read_records(stdin):
         checkpoint = Checkpoint.of(record, lineno)
         if checkpoint is not None:
             path = _path(options, checkpoint.folder, record)
+            whole = checkpoint.since is None and checkpoint.vouches
+            if whole and path not in holdings and os.path.isfile(path):
+                _holdings(holdings, path)  # a folder now empty: all it held vanished
             if path in holdings and not isinstance(holdings[path], Holdings):
                 withdraw(record)  # its folder's records were held back
+            elif path in holdings and whole:
+                _write_vanished(holdings[path], checkpoint, listed.get(checkpoint.folder),
+                                stdout)
+            listed.pop(checkpoint.folder, None)
             write_record(stdout, record)
             continue
         folder, _uid = message_key(record, lineno)
+        if not is_update(record):
+            listed.setdefault(folder, sidecar.Held()).add(record)
         gm_msgid = record.get("gm_msgid") if options.directory else None
         copy = False
         if gm_msgid is not None:
@@ -124,17 +137,15 @@ def _missing(options, stdin, stdout):
             copy = gm_msgid in gmail
         path = _path(options, folder, record)
         if path not in holdings:
-            try:
-                holdings[path] = Holdings(path)
-            except (errors.DataError, OSError) as exc:
-                reason = errors.describe(exc)[0]
-                diagnostics.warn(PROG, f"{reason}; its folder's records are held back")
-                holdings[path] = exc
-            else:
-                for line in holdings[path].unmatched_reports():
-                    diagnostics.warn(PROG, line)
+            _holdings(holdings, path)
         held = holdings[path]
-        if isinstance(held, Holdings) and not held.holds_record(record):
+        if not isinstance(held, Holdings):
+            continue
+        if is_update(record):
+            if held.note_update(record):  # news to the file
+                write_record(stdout, record)
+            continue
+        if not held.holds_record(record):
             if held.matched_by_content(record):
                 record["not_held_in"] = path
             if copy:
@@ -142,11 +153,50 @@ def _missing(options, stdin, stdout):
             write_record(stdout, record)
             if gm_msgid is not None:
                 gmail.add(gm_msgid)
+        elif isinstance(record.get("flags"), list):
+            update = {key: record.get(key) for key in ("folder", "delimiter", "uidvalidity",
+                                                       "uid", "flags", "modseq")}
+            update = {k: v for k, v in update.items() if v is not None}
+            if held.note_update(dict(update, update="flags")):
+                write_record(stdout, dict(update, update="flags"))
     failures = [h for h in holdings.values() if not isinstance(h, Holdings)]
     return errors.DATAERR if any(isinstance(h, errors.DataError) for h in failures) \
         else errors.PARTIAL if failures else errors.OK
 
 
+def _holdings(holdings, path):
+    """holdings[path]: the Holdings of path, or the exception that kept it from being
+    read."""
+    try:
+        holdings[path] = Holdings(path)
+    except (errors.DataError, OSError) as exc:
+        reason = errors.describe(exc)[0]
+        diagnostics.warn(PROG, f"{reason}; its folder's records are held back")
+        holdings[path] = exc
+    else:
+        for line in holdings[path].unmatched_reports():
+            diagnostics.warn(PROG, line)
+
+
+def _write_vanished(held, checkpoint, listed, stdout):
+    """After a whole listing of a folder (its checkpoint vouching, since null): an
+    update record per message the file holds by a UID of the folder's UIDVALIDITY below
+    its uidnext that the listing did not have, unless already known missing."""
+    from datetime import UTC, datetime
+
+    own = (checkpoint.folder, checkpoint.uidvalidity)
+    listed = listed or sidecar.Held()
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    firsts, lasts = held.index.held.ranges.get(own, ((), ()))
+    for first, last in zip(list(firsts), list(lasts), strict=True):
+        for uid in range(first, min(last, checkpoint.uidnext - 1) + 1):
+            if (own, uid) in listed:
+                continue
+            record = {"folder": checkpoint.folder, "delimiter": checkpoint.delimiter,
+                      "uidvalidity": checkpoint.uidvalidity, "uid": uid,
+                      "missing_since": now, "update": "vanished"}
+            if held.note_update(record):
+                write_record(stdout, record)
 def _gmail_held(directory):
     """The gm_msgid of every message the files of directory hold: a message from Gmail
     is held whatever folder (label) lists it, and passed on once per run.  A file that
@@ -162,13 +212,15 @@ def _gmail_held(directory):
 
 def _check(directory, stdin, stdout):
     """Per folder of the listing, then per file of the backup no folder of it maps to:
-    {"folder", "file", "server", "backup", "missing", "only_in_backup"}.  A message is
-    in the backup as --missing finds it; only_in_backup is what the file holds beyond
-    the server's messages it matched (deleted on the server, or a folder gone)."""
+    {"folder", "file", "server", "backup", "missing", "deleted", "only_in_backup"}.  A
+    message is in the backup as --missing finds it; deleted counts those the flag
+    journal knows were deleted on the server; only_in_backup what the file holds
+    beyond those and the server's messages it matched (deleted unseen, or a folder
+    gone)."""
     folders = {}  # folder: [file, Holdings, server, missing]
     gmail = None  # see _gmail_held
     for lineno, record in read_records(stdin):
-        if Checkpoint.of(record, lineno) is not None:
+        if Checkpoint.of(record, lineno) is not None or is_update(record):
             continue
         folder, _uid = message_key(record, lineno)
         if folder not in folders:
@@ -192,10 +244,13 @@ def _check(directory, stdin, stdout):
             folders[name] = [path, held, 0, 0]
     missing = 0
     for folder, (path, held, server, absent) in folders.items():
-        backup = sum(1 for _ in held.records())
+        backup = deleted = 0
+        for _offset, record in held.records():
+            backup += 1
+            deleted += "missing_since" in record
         write_record(stdout, {"folder": folder, "file": path, "server": server,
-                              "backup": backup, "missing": absent,
-                              "only_in_backup": backup - (server - absent)})
+                              "backup": backup, "missing": absent, "deleted": deleted,
+                              "only_in_backup": max(0, backup - (server - absent) - deleted)})
         missing += absent
     return errors.PARTIAL if missing else errors.OK
 

@@ -6,16 +6,19 @@ import os
 import shutil
 import sys
 
+import orjson
+
 from .. import cli, diagnostics, errors
 from ..incoming import incoming_messages
-from ..mbox import labeljournal, thunderbird
-from ..mbox.append import Appender, clear_dead, replace
+from ..mbox import compression, flagjournal, fold, labeljournal
+from ..mbox.append import Appender, clear_dead, lock, replace, unlock
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.folders import COMPRESSION_SUFFIX, SUFFIXES
 from ..mbox.mboxrd import format_message
 from ..mbox.reader import Holdings, message_at
+from ..mbox.thunderbird import lay_out
 from ..message import to_lf
-from ..records import Checkpoint, read_records, write_record
+from ..records import Checkpoint, is_update, read_lines, read_records, write_record
 
 PROG = "mbox-merge"
 
@@ -32,12 +35,18 @@ def parser():
                         "files keep theirs")
     p.add_argument("--json", action="store_true", help="also write one NDJSON summary "
                    "record per file on stdout, and a closing one")
+    p.add_argument("--prune-deleted", metavar="AGE", nargs="?", const="0",
+                   help="read no input: remove from each mbox file of DIR the messages its "
+                        "flag journal says were gone from the server AGE ago or longer "
+                        "(N, Ns, Nm, Nh or Nd; a bare N is days; default 0: all of them)")
     p.add_argument("--replace", metavar="NEW", help="read no input: move each mbox file of "
                    "the backup directory NEW over its folder's file in DIR, under the locks "
                    "an append takes, then remove NEW")
-    p.add_argument("--thunderbird", metavar="TREE", help="read no input: lay the plain mbox "
-                   "files of DIR out in TREE as Thunderbird's local folders, as hard links "
-                   "(Personal/2005/Q3: TREE/Personal.sbd/2005.sbd/Q3)")
+    p.add_argument("--thunderbird", metavar="TOP", help="read no messages: read records "
+                   "with \"file\" and \"folder\" (such as mbox-merge's and mbox-ids' "
+                   "folder lists) and link each file of DIR into TOP as Thunderbird's local "
+                   "folders (Personal/2005/Q3 as Personal.sbd/2005.sbd/Q3), each part "
+                   "named as Thunderbird names it")
     p.add_argument("--labels", action="store_true", help="read message records from Gmail "
                    "(imap-list's) instead: note in the label journal of DIR's file that "
                    "holds each message the labels it has now, where they changed")
@@ -52,6 +61,10 @@ def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if bool(options.file) == bool(options.directory):
         raise errors.UsageError("give FILE or -d DIR")
+    if options.prune_deleted is not None:
+        if not options.directory:
+            raise errors.UsageError("--prune-deleted takes -d DIR, not FILE")
+        return prune_all(options.directory, _age(options.prune_deleted))
     if options.replace:
         if not options.directory:
             raise errors.UsageError("--replace takes -d DIR, not FILE")
@@ -60,7 +73,8 @@ def _main(argv, stdin, stdout):
     if options.thunderbird:
         if not options.directory:
             raise errors.UsageError("--thunderbird takes -d DIR, not FILE")
-        thunderbird.link_tree(options.directory, options.thunderbird)
+        lay_out((orjson.loads(line) for _, line in read_lines(stdin)), options.directory,
+                options.thunderbird)
         return errors.OK
     if options.labels:
         if not options.directory:
@@ -131,10 +145,16 @@ class Merger:
             self.add(record, data)
 
     def add(self, record, data):
-        """Append a message unless held; data None: a folder checkpoint, or a record
-        with copy_of."""
+        """Append a message unless held; data None: a folder checkpoint, an update, or a
+        record with copy_of."""
         if data is None:
-            self.copy(record) if "copy_of" in record else self.checkpoint(record)
+            if is_update(record):
+                if self.visit(self.target(record)):
+                    self.holdings.note_update(record)
+            elif "copy_of" in record:
+                self.copy(record)
+            else:
+                self.checkpoint(record)
             return
         if not self.visit(self.target(record)):
             return
@@ -253,6 +273,21 @@ class Merger:
                            f"{self.holdings.torn_at}")
             self.appender.cut_torn_tail(self.holdings.torn_at)
 
+    def _synced(self):
+        """Under the file's lock, its data synced: the sidecar, then the flag journal
+        folded into a plain file (fold.py) where it has flags not yet there."""
+        holdings = self.holdings
+        holdings.save_index()
+        if compression.suffix_of(self.path) or not (holdings.journal_lines or any(
+                "flags" in entry for entry in holdings.journal.entries.values())):
+            return
+        folders = {**holdings.index.folders, **holdings.marks}
+        if holdings.appended:  # the index read describes the file without them
+            holdings = Holdings(self.path, keep_index=True)
+            folders = None
+        if holdings.torn_at is None:
+            fold.fold(self.path, holdings.index, flagjournal.read(self.path), folders)
+
     @staticmethod
     def _holdings(appender, path):
         holdings = Holdings(path, keep_index=True)
@@ -269,7 +304,8 @@ class Merger:
         if self.appender is None:
             return
         try:
-            self.appender.close(synced=self.holdings.save_index)  # the sidecar of this file
+            flagjournal.append(self.path, self.holdings.journal_lines)  # before the sidecar
+            self.appender.close(synced=self._synced)
         except OSError as exc:
             self.fail(exc)
             return
@@ -301,6 +337,45 @@ def replace_all(new, directory):
                   if stem + suffix != name]
         replace(path, os.path.join(directory, name), others)
     shutil.rmtree(new)
+
+
+def _age(text):
+    """--prune-deleted's AGE in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "d")
+    if not (number.isascii() and number.isdigit()):
+        raise errors.UsageError(f"--prune-deleted {text}: give N, Ns, Nm, Nh or Nd")
+    return int(number) * units[unit]
+
+
+def prune_all(directory, age):
+    """--prune-deleted: each plain mbox file of directory without the messages its
+    journal says were first missing age seconds ago or earlier, under its lock."""
+    from datetime import UTC, datetime, timedelta
+
+    before = datetime.now(UTC) - timedelta(seconds=age)
+    for path in mbox_files(directory):
+        journal = flagjournal.read(path)
+        if not any("missing_since" in entry for entry in journal.entries.values()):
+            continue
+        if compression.suffix_of(path):
+            diagnostics.warn(PROG, f"{path}: a compressed file; its deleted messages stay")
+            continue
+        fd, dotlock = lock(path)
+        try:
+            holdings = Holdings(path, keep_index=True)
+            if holdings.torn_at is not None or holdings.cut_stream is not None:
+                diagnostics.warn(PROG, f"{path}: its last message is cut short; not pruned "
+                                       f"until mbox-merge repairs it")
+                continue
+            _changed, pruned = fold.fold(path, holdings.index, flagjournal.read(path),
+                                         prune_before=before)
+        finally:
+            unlock(fd, dotlock)
+        if pruned:
+            diagnostics.inform(f"PRUNE: Removed {diagnostics.count(pruned, 'message')} "
+                               f"deleted on the server from {path}")
+    return errors.OK
 
 
 def run():

@@ -5,7 +5,8 @@ connection of its own that checks nothing and logs in to nothing."""
 import contextlib
 import ssl
 
-from .transport import Client, fingerprint
+from .tls import fingerprint
+from .transport import Client
 
 
 def describe(der):

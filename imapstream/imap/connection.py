@@ -42,6 +42,7 @@ ENVIRONMENT = [
 ]
 DEADLINE = 6 * 3600.0  # seconds; see deadline.py
 MAX_WAIT = 60.0  # seconds; see session.py
+LINK_COMPRESSION = ("auto", "on", "off")
 
 
 def add_options(parser):
@@ -84,6 +85,10 @@ def add_options(parser):
                             "way can read the password and the mail (warns every time)")
     group.add_argument("-t", "--timeout", type=float, default=60.0, metavar="SECONDS",
                        help="network timeout (default 60)")
+    group.add_argument("--link-compression", choices=LINK_COMPRESSION, type=str.lower,
+                       default="auto", help="COMPRESS=DEFLATE where the server offers it: "
+                       "auto (default: when messages cross a network, not on loopback), "
+                       "on or off")
     group.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
                        help=f"stop (exit 75) this long after the first connection, "
                             f"whatever the server does; 0 for never (default {DEADLINE:g})")
@@ -92,7 +97,8 @@ def add_options(parser):
                             f"wait up to this long and go on; longer, or a limit it does "
                             f"not time (Gmail's daily download limit): stop with exit 75 "
                             f"(default {MAX_WAIT:g})")
-    parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None)
+    parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None, bulk=False,
+                        tls_context=None, tls_session=None)
     parser.environment += ENVIRONMENT
 
 
@@ -261,15 +267,17 @@ def connect(options):
     """A logged-in client, or a typed exception for the command edge."""
     from imapclient.exceptions import LoginError
 
-    from . import transport
+    from . import tls as tls_contexts
 
     host, port, tls = server_address(options.server, options.tls)
     _check_options(options, tls)
     _user(options, host)
     context = None
-    if tls != "none":
-        context = transport.tls_context(options.cafile, options.fingerprint, options.insecure,
-                                        options.certfile, options.keyfile)
+    if tls != "none":  # one context per process: a reconnect may resume its TLS session
+        context = options.tls_context or tls_contexts.tls_context(
+            options.cafile, options.fingerprint, options.insecure, options.certfile,
+            options.keyfile)
+        options.tls_context = context
         if options.insecure:
             diagnostics.warn(options.prog, f"WARNING: --insecure: the certificate of {host} is not "
                                    f"checked; anyone on the way can read the password and "
@@ -288,6 +296,8 @@ def connect(options):
             diagnostics.warn(options.prog, f"{refused}; try again")
             options.kept_password = None
     client.normalise_times = False
+    if getattr(options, "qresync", False) and client.has_capability("QRESYNC"):
+        client.enable("QRESYNC")  # before any EXAMINE (RFC 5161): see changes.py
     return client
 
 
@@ -297,8 +307,11 @@ def _log_in(options, host, port, tls, context, secret):
 
     from imapclient.exceptions import LoginError
 
+    from . import tls as tls_contexts
     from . import transport
 
+    if context is not None:
+        context = tls_contexts.Resuming(context, options.tls_session)
     try:
         client = transport.Client(host, port=port, ssl=tls == "imaps", ssl_context=context,
                                   timeout=options.timeout)
@@ -314,6 +327,9 @@ def _log_in(options, host, port, tls, context, secret):
         mechanism = auth.choose(client.capabilities(), tls != "none", options.auth,
                                 bool(options.oauth2_token_command), host)
         auth.log_in(client, mechanism, options.user, secret, host, port)
+        options.tls_session = client.tls_session()
+        if _compression_pays(options, client):
+            client.compress()
     except LoginError:
         _shutdown(client)
         raise
@@ -324,6 +340,17 @@ def _log_in(options, host, port, tls, context, secret):
         _shutdown(client)
         raise
     return client
+
+
+def _compression_pays(options, client):
+    """--link-compression: on, off, or auto: on for a command that downloads or uploads
+    messages (options.bulk) over a network.  Listing and a run with nothing new would
+    only pay COMPRESS's round trip; on loopback there is no link to spare."""
+    from . import transport
+
+    if options.link_compression == "auto":
+        return options.bulk and not transport.on_loopback(client)
+    return options.link_compression == "on"
 
 
 def _untrusted(options, host, port, tls, exc):

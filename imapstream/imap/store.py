@@ -6,21 +6,24 @@ interface.  The commands call only this; imapclient and the wire stay behind it
 A listing is FETCH by sequence number, CHUNK messages at a time, of LISTING_ITEMS: each
 response stays bounded whatever the folder's size or its UIDs (a UID SEARCH ALL reply
 of 100,000 UIDs near 2**32 is one line of 1.1 MB).  Bodies are fetched with UID FETCH of
-BODY_ITEMS, under EXAMINE, so that no flag changes."""
+BODY_ITEMS, under EXAMINE, so that no flag changes, many at once (bodies.py); the statuses of many
+folders are read with one command or several in flight (pipeline.py)."""
 
 import re
 from typing import NamedTuple
 
 from .. import errors
 from ..diagnostics import server_text
-from . import connection, gmail
+from . import bodies, connection, gmail, listing, pipeline
 from .fetchparse import record_fields, section
 from .session import Session
 
 add_options = connection.add_options
+Plan = listing.Plan
 login_source = connection.login_source  # where the login would come from, connecting to nothing
 
 CHUNK = 2000  # messages per listing FETCH
+STATUS_WINDOW = 500  # STATUS commands in flight, at most (see listing.PLANS)
 LISTING_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
                  "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
 BODY_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
@@ -48,12 +51,14 @@ class Selected(NamedTuple):
     uidvalidity: int
     uidnext: int | None
     exists: int
+    highestmodseq: int | None = None  # where the server has CONDSTORE (RFC 7162)
 
 
 class Status(NamedTuple):
     messages: int | None
     uidvalidity: int | None
     uidnext: int | None
+    highestmodseq: int | None = None
 
 
 class Fetched(NamedTuple):
@@ -70,6 +75,7 @@ class Fetched(NamedTuple):
     header: bytes | None
     body: bytes | None
     gmail: dict | None = None  # gmail.fields of a Gmail listing
+    modseq: int | None = None  # asked for where the server has CONDSTORE
 
 
 class AppendRefused(errors.CommandError):
@@ -82,8 +88,11 @@ class AppendRefused(errors.CommandError):
 def _fetched(uid, item, own_label=None):
     fields, left_out = record_fields(item)
     sections = {section(key): value for key, value in item.items()}
+    modseq = item.get(b"MODSEQ")
     return Fetched(uid, fields["size"], fields["flags"], fields["internaldate"], left_out,
-                   sections.get(_HEADER), sections.get(b"BODY[]"), gmail.fields(item, own_label))
+                   sections.get(_HEADER), sections.get(b"BODY[]"), gmail.fields(item, own_label),
+                   modseq=modseq[0] if isinstance(modseq, tuple) and modseq and
+                   isinstance(modseq[0], int) else None)
 
 
 class Store:
@@ -93,7 +102,9 @@ class Store:
     def __init__(self, options, prog, lazy=False):
         """lazy: log in at the first operation, not now (see Session)."""
         self.session = Session(options, prog, lazy)
-        self.body_limit = None  # messages per body FETCH, once a drop has halved it
+        self._condstore = None
+        # Body FETCHes in flight, their answers in order (bodies.py).
+        self.bodies = bodies.BodyQueue(self.session, BODY_ITEMS, _fetched)
         self._gmail = self._writable = None  # the folder add_labels SELECTed last
 
     @property
@@ -105,6 +116,14 @@ class Store:
 
     def has_capability(self, name):
         return self.session.call(lambda client: client.has_capability(name))
+
+    @property
+    def condstore(self):
+        """Whether the server offers CONDSTORE: then STATUS and listings ask for
+        HIGHESTMODSEQ and MODSEQ."""
+        if self._condstore is None:
+            self._condstore = bool(self.has_capability("CONDSTORE"))
+        return self._condstore
 
     @property
     def gmail(self):
@@ -119,33 +138,74 @@ class Store:
         a name that is not valid modified UTF-7, shown as the server sent it with
         non-ASCII bytes as \\xNN, or a delimiter that is not one 7-bit character other
         than CR, LF and NUL (RFC 3501 QUOTED-CHAR))."""
-        folders, unreadable = [], []
-        for raw_flags, delimiter, name in self.session.call(lambda c: c.list_folders()):
-            if isinstance(name, bytes):
-                unreadable.append((name.decode("ascii", "backslashreplace"), "the server's "
-                                   "name for this folder is not valid modified UTF-7"))
-                continue
-            if delimiter is not None and not (isinstance(delimiter, bytes)
-                                              and _DELIMITER.fullmatch(delimiter)):
-                unreadable.append((name, f"the server's hierarchy delimiter for this folder "
-                                         f"({server_text(delimiter)}) is not one 7-bit "
-                                         f"character"))
-                continue
-            folders.append(Folder(name, delimiter and delimiter.decode(),
-                                  [_text(f) for f in raw_flags]))
-        return folders, unreadable
+        return _folders(self.session.call(lambda c: c.list_folders()))
+
+    def folders_and_statuses(self):
+        """(folders, unreadable) as folders() gives them, and {name: Status} of folders
+        listed, read with them in one command, LIST-STATUS (RFC 5819), where the server
+        offers it; {} where it does not (or refuses that LIST).  The return options
+        CHILDREN (RFC 5258) and SPECIAL-USE (RFC 6154) ask for the flags a plain LIST
+        gives."""
+        if not self.has_capability("LIST-STATUS"):
+            return (*self.folders(), {})
+        special_use = " SPECIAL-USE" if self.has_capability("SPECIAL-USE") else ""
+        options = f"(CHILDREN{special_use} STATUS ({self.status_items()}))"
+
+        def operation(client):
+            wire = pipeline.Wire(client)
+            wire.send([("LIST", '""', '"*"', "RETURN", options)])
+            answer = wire.answer()
+            if answer.status != "OK":
+                return None
+            return pipeline.listed(client, answer), pipeline.statuses(answer)
+
+        found = self.session.call(operation)
+        if found is None:
+            return (*self.folders(), {})
+        return (*_folders(found[0]), {name: _status(status) for name, status in found[1]
+                                      if isinstance(name, str)})
 
     def status(self, name):
         status = self.session.call(lambda client: client.folder_status(
-            name, [b"MESSAGES", b"UIDVALIDITY", b"UIDNEXT"]))
-        return Status(status.get(b"MESSAGES"), status.get(b"UIDVALIDITY"),
-                      status.get(b"UIDNEXT"))
+            name, self.status_items().split()))
+        return _status(status)
+
+    def status_items(self):
+        """What STATUS (and LIST-STATUS) asks: HIGHESTMODSEQ too, with CONDSTORE."""
+        return pipeline.STATUS_ITEMS + (" HIGHESTMODSEQ" if self.condstore else "")
+
+    def statuses(self, names):
+        """{name: Status, or the ServerError of a folder the server refused} for each of
+        names: STATUS commands sent STATUS_WINDOW at a time, their answers read as they
+        come."""
+        found = {}
+        for first in range(0, len(names), STATUS_WINDOW):
+            found.update(self._statuses(names[first:first + STATUS_WINDOW]))
+        return found
+
+    def _statuses(self, names):
+        items = self.status_items()
+
+        def operation(client):
+            wire = pipeline.Wire(client)
+            wire.send([("STATUS", wire.folder(name), f"({items})") for name in names])
+            found = {}
+            with wire.shut_on_failure():
+                for name in names:
+                    answer = wire.answer()
+                    if answer.status != "OK":
+                        found[name] = errors.ServerError(answer.refusal("STATUS", "status"))
+                        continue
+                    # The server's spelling of the name may differ (INBOX in any case).
+                    said = pipeline.statuses(answer)
+                    found[name] = _status(said[-1][1] if said else {})
+            return found
+
+        return self.session.call(operation)
 
     def examine(self, name):
         self._writable = None
-        selected = self.session.examine(name)
-        return Selected(selected[b"UIDVALIDITY"], selected.get(b"UIDNEXT"),
-                        selected[b"EXISTS"])
+        return _selected(self.session.examine(name))
 
     def unselect(self):
         """Leave the folder examined last (see Session.unselect)."""
@@ -157,6 +217,7 @@ class Store:
         own_label added (gmail.fields).  After a reconnect the listing goes on from the
         next chunk, skipping UIDs already given."""
         items = LISTING_ITEMS + gmail.ITEMS if self.gmail else LISTING_ITEMS
+        items = items + ["MODSEQ"] if self.condstore else items
         start, last_uid = 1, 0
         if since is not None:
             start, last_uid = self._first_new(selected, since), since - 1
@@ -173,6 +234,20 @@ class Store:
                     last_uid = item[b"UID"]
                     yield _fetched(last_uid, item, own_label)
 
+    def listings(self, plans, own_labels):
+        """Yield a listing.Listing per Plan, in order, their commands in flight up to
+        listing.WINDOW messages ahead: its selected (a Selected) or error, the checked
+        Fetched, then messages() (Fetched with header) as listing() gives them, on Gmail
+        with own_labels[name] (or the name) as the folder's label."""
+        items = LISTING_ITEMS + gmail.ITEMS if self.gmail else LISTING_ITEMS
+        items = items + ["MODSEQ"] if self.condstore else items
+
+        def fetched_in(plan):
+            own_label = own_labels.get(plan.name, plan.name)
+            return lambda uid, item: _fetched(uid, item, own_label)
+
+        return listing.listings(self.session, plans, items, (_selected, fetched_in), CHUNK)
+
     def _first_new(self, selected, since):
         """The sequence number to list from so as to reach every UID from since on.  UIDs
         grow with sequence numbers, so with a true UIDNEXT those messages are the last
@@ -185,29 +260,6 @@ class Store:
             return 1
         before = self.session.call(lambda c: _by_number(c, [start - 1], ["UID"]))
         return start if before.get(start - 1, {}).get(b"UID", since) < since else 1
-
-    def message(self, uid):
-        """A Fetched (with header) of the message with uid in the folder examined last,
-        or None where there is none."""
-        item = self.session.call(lambda client: client.fetch([uid], LISTING_ITEMS)).get(uid)
-        return None if item is None else _fetched(uid, item)
-
-    def bodies(self, uids):
-        """Fetch the first messages of uids from the folder examined last: (how many
-        were asked for, {uid: Fetched with body} of those the server sent).  After each
-        dropped connection fewer are asked for per FETCH, so that a link that keeps
-        failing still makes progress."""
-        asked = []
-
-        def operation(client):
-            asked[:] = uids[:self.body_limit] if self.body_limit else uids
-            return client.fetch(asked, BODY_ITEMS)
-
-        def shrink():
-            self.body_limit = max(1, min(self.body_limit or len(uids), len(asked)) // 2)
-
-        response = self.session.call(operation, on_retry=shrink)
-        return len(asked), {uid: _fetched(uid, item) for uid, item in response.items()}
 
     def add_labels(self, folder, uids, labels):
         """UID STORE +X-GM-LABELS labels to the messages with uids in folder (SELECTed:
@@ -266,6 +318,36 @@ class Store:
             return _append(self.session.client, folder, pending, messages)
 
         return self.session.call(operation)
+
+
+def _folders(listed):
+    folders, unreadable = [], []
+    for raw_flags, delimiter, name in listed:
+        if isinstance(name, bytes):
+            unreadable.append((name.decode("ascii", "backslashreplace"), "the server's "
+                               "name for this folder is not valid modified UTF-7"))
+            continue
+        if delimiter is not None and not (isinstance(delimiter, bytes)
+                                          and _DELIMITER.fullmatch(delimiter)):
+            unreadable.append((name, f"the server's hierarchy delimiter for this folder "
+                                     f"({server_text(delimiter)}) is not one 7-bit "
+                                     f"character"))
+            continue
+        folders.append(Folder(name, delimiter and delimiter.decode(),
+                              [_text(f) for f in raw_flags]))
+    return folders, unreadable
+
+
+def _selected(said):
+    modseq = said.get(b"HIGHESTMODSEQ")  # sent only by a server with CONDSTORE
+    return Selected(said[b"UIDVALIDITY"], said.get(b"UIDNEXT"), said[b"EXISTS"],
+                    modseq if isinstance(modseq, int) else None)
+
+
+def _status(items):
+    modseq = items.get(b"HIGHESTMODSEQ")
+    return Status(items.get(b"MESSAGES"), items.get(b"UIDVALIDITY"), items.get(b"UIDNEXT"),
+                  modseq if isinstance(modseq, int) else None)
 
 
 def _text(value):

@@ -1,5 +1,5 @@
-"""The wire under IMAPClient: TLS contexts (verified, pinned or not checked), a TCP
-connection whose failures name the server, and a reader that keeps a hostile or broken
+"""The wire under IMAPClient: a TCP connection whose failures name the server (its TLS
+contexts are tls.py's), COMPRESS (deflate.py), and a reader that keeps a hostile or broken
 server from taking unbounded memory.
 
 imaplib reads a literal whole into memory as soon as the server announces it, and keeps
@@ -10,9 +10,10 @@ of it is read.  The limit is far above any real message (mail servers refuse mes
 over 25-150 MB) and bounds the memory a backup can be made to take.  The network
 timeout applies to every read, so a server that stalls ends the command with an error.
 
-imapclient's public API lacks four things used here, each marked "private API" where it
+imapclient's public API lacks five things used here, each marked "private API" where it
 is used: a hook for the imaplib connection class (_create_IMAP4, and the classes of
-imapclient.imap4 and imapclient.tls to subclass), access to the raw FETCH response
+imapclient.imap4 and imapclient.tls to subclass), imaplib's socket and reader (sock,
+file: COMPRESS swaps them, see deflate.py), access to the raw FETCH response
 (_imap._command, _command_complete, _untagged_response, with imapclient's
 seq_to_parenstr_upper and parse_fetch_response: the fast parser and the strict UID
 matching below), an APPEND that sends the bytes as they are without
@@ -20,8 +21,7 @@ MULTIAPPEND (multiappend.__wrapped__), and imaplib's debug level (_imap.debug).
 pyproject.toml pins imapclient to the minor version they were checked against."""
 
 import contextlib
-import hashlib
-import hmac
+import imaplib
 import ipaddress
 import logging
 import re
@@ -38,7 +38,8 @@ from imapclient.tls import IMAP4_TLS
 
 from .. import deadline
 from ..diagnostics import server_text
-from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout, UsageError
+from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout
+from . import deflate
 from .fetchparse import parse_simple, with_internaldate
 
 LINE_LIMIT = 1 << 20
@@ -46,6 +47,7 @@ PIECE = 1 << 16
 RESPONSE_LIMIT = 1 << 30
 _RESPONSE_START = re.compile(rb"\d+ \(")  # "* 12 FETCH (" as imaplib keeps it: "12 ("
 _SURROGATE = re.compile("[\ud800-\udfff]")
+imaplib.Commands.setdefault("COMPRESS", ("AUTH", "SELECTED"))  # RFC 4978, as imapclient adds IDLE
 
 
 class ProtocolViolation(CommandError):
@@ -90,6 +92,22 @@ class _Guarded:
         except OSError as exc:
             raise CommandError(f"cannot reach {where}: {exc.strerror or exc}",
                                UNAVAILABLE) from None
+
+    def compress(self):
+        """COMPRESS DEFLATE; whether the server agreed (then both ways are deflated from
+        the end of its OK on).  Private API: imaplib's sock and file, swapped."""
+        if isinstance(getattr(type(self), "file", None), property):
+            return False  # Python 3.14's imaplib: a reader of its own, not swapped here
+        try:
+            typ, _data = self._simple_command("COMPRESS", "DEFLATE")
+        except self.abort:
+            raise
+        except self.error:
+            return False
+        if typ != "OK":
+            return False
+        self.sock, self.file = deflate.wrap(self.sock, self.file)
+        return True
 
     def _new_tag(self):
         self._received = 0
@@ -178,6 +196,14 @@ class Client(imapclient.IMAPClient):
         """Call on_data(size) for each piece of a literal as it arrives (None: do not)."""
         self._imap.on_data = on_data
 
+    def tls_session(self):
+        """The TLS session of the connection (ssl.SSLSession), None without TLS."""
+        return getattr(self.socket(), "session", None)
+
+    def compress(self):
+        """COMPRESS=DEFLATE (RFC 4978) if the server offers it; whether it is on."""
+        return self.has_capability("COMPRESS=DEFLATE") and self._imap.compress()
+
     def starttls(self, ssl_context=None):
         with deadline.reading():  # the TLS handshake
             return super().starttls(ssl_context)
@@ -204,7 +230,7 @@ class Client(imapclient.IMAPClient):
             folders = self._parsed("LIST", super().list_folders, directory, pattern)
         finally:
             self.folder_encode = encode
-        return [(flags, delimiter, _folder_name(name)) for flags, delimiter, name in folders]
+        return [(flags, delimiter, folder_name(name)) for flags, delimiter, name in folders]
 
     def folder_status(self, folder, what=None):
         status = self._parsed("STATUS", super().folder_status, folder, what)
@@ -215,10 +241,13 @@ class Client(imapclient.IMAPClient):
     def select_folder(self, folder, readonly=False):
         command = "EXAMINE" if readonly else "SELECT"
         selected = self._parsed(command, super().select_folder, folder, readonly)
-        if not all(isinstance(selected.get(key), int) for key in (b"UIDVALIDITY", b"EXISTS")):
-            raise ProtocolViolation(f"the server's reply to {command} {folder!r} lacks "
-                                    f"UIDVALIDITY or EXISTS")
-        return selected
+        return _checked_select(selected, command, folder)
+
+    def selected_response(self, folder, untagged):
+        """The answer to an EXAMINE sent by pipeline.py, as select_folder gives it, from
+        its untagged responses (private API: IMAPClient's _process_select_response)."""
+        selected = self._parsed("EXAMINE", self._process_select_response, untagged)
+        return _checked_select(selected, "EXAMINE", folder)
 
     def fetch(self, messages, data, modifiers=None):
         """FETCH, or UID FETCH under use_uid: {number: items} for the numbers asked for,
@@ -228,7 +257,9 @@ class Client(imapclient.IMAPClient):
           (another client changed flags; Exchange adds FLAGS of its own), and imapclient
           files one without a UID under its sequence number even under UID FETCH, over
           the message whose UID is that number; after an EXPUNGE it would merge two
-          messages that shared a sequence number;
+          messages that shared a sequence number; under FETCH by number one without a
+          UID adds only what the message's own response lacks (its FLAGS never replace
+          those asked for: listed flags are compared with the backup's);
         - runs of numbers go as ranges (1:2000), where imapclient lists every number:
           9 kB for 2000 messages, past the command length some servers accept."""
         return self._parsed("FETCH", self._fetch, messages, data, modifiers)
@@ -253,16 +284,34 @@ class Client(imapclient.IMAPClient):
         typ, raw = self._imap._command_complete("FETCH", tag)
         self._checkok("fetch", typ, raw)
         _typ, raw = self._imap._untagged_response(typ, raw, "FETCH")
-        found = {}
-        for response in _responses(raw):
-            parsed = parse_simple(response) or {
-                seq: with_internaldate(items, response)
-                for seq, items in parse_fetch_response(response, False, False).items()}
-            for seq, items in parsed.items():
-                number = items.pop(b"UID", None) if self.use_uid else seq
-                if number in wanted:
-                    found.setdefault(number, {}).update(items)
-        return found
+        return fetched_items(raw, wanted, self.use_uid)
+
+
+def fetched_items(raw, wanted, by_uid):
+    """{number: items} of imaplib's FETCH data for the numbers wanted, keyed by UID under
+    UID FETCH (by_uid) and by sequence number otherwise (see Client.fetch)."""
+    found = {}
+    for response in split_responses(raw):
+        parsed = parse_simple(response) or {
+            seq: with_internaldate(items, response)
+            for seq, items in parse_fetch_response(response, False, False).items()}
+        for seq, items in parsed.items():
+            number = items.pop(b"UID", None) if by_uid else seq
+            if number in wanted:
+                entry = found.setdefault(number, {})
+                if by_uid or b"UID" in items:
+                    entry.update(items)
+                else:  # unsolicited (no UID asked for): the answer's own items win
+                    for key, value in items.items():
+                        entry.setdefault(key, value)
+    return found
+
+
+def _checked_select(selected, command, folder):
+    if not all(isinstance(selected.get(key), int) for key in (b"UIDVALIDITY", b"EXISTS")):
+        raise ProtocolViolation(f"the server's reply to {command} {folder!r} lacks "
+                                f"UIDVALIDITY or EXISTS")
+    return selected
 
 
 def number_set(numbers):
@@ -276,7 +325,7 @@ def number_set(numbers):
     return ",".join(f"{a}:{b}" if a != b else f"{a}" for a, b in runs)
 
 
-def _responses(raw):
+def split_responses(raw):
     """imaplib's FETCH data split into one list per response.  A response starts with its
     sequence number and "("; what follows a literal starts with a space or ")"."""
     responses = []
@@ -290,7 +339,7 @@ def _responses(raw):
     return responses
 
 
-def _folder_name(raw):
+def folder_name(raw):
     """A LIST name decoded from modified UTF-7, or raw itself when it is not valid."""
     if isinstance(raw, str):  # an all-digit name, which imapclient made a str
         return raw
@@ -304,76 +353,6 @@ def _folder_name(raw):
     except UnicodeError:
         return raw
     return raw if _SURROGATE.search(name) else name
-
-
-def parse_fingerprints(text):
-    """SHA-256 digests from hex fingerprints (colons optional), separated by commas."""
-    digests = set()
-    for item in text.split(","):
-        digits = item.strip().lower().replace(":", "")
-        if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
-            raise UsageError(f"--fingerprint wants the certificate's SHA-256 as 64 hex "
-                             f"digits (colons allowed), not {item.strip()!r}")
-        digests.add(bytes.fromhex(digits))
-    return digests
-
-
-def fingerprint(der):
-    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
-
-
-class PinnedContext(ssl.SSLContext):
-    """Trusts only certificates whose SHA-256 is pinned: no CA, no host name check (the
-    pin is the stronger check), verified right after the handshake, before any byte of
-    IMAP is read or sent over the TLS connection."""
-
-    def wrap_socket(self, sock, *args, **kwargs):
-        tls = super().wrap_socket(sock, *args, **kwargs)
-        der = tls.getpeercert(binary_form=True) or b""
-        digest = hashlib.sha256(der).digest()
-        if not any(hmac.compare_digest(digest, pin) for pin in self.pins):
-            tls.close()
-            raise CommandError(f"the certificate of {kwargs.get('server_hostname')} does not "
-                               f"match --fingerprint: its SHA-256 is {fingerprint(der)}; if "
-                               f"it was renewed, check the new one and pin that", UNAVAILABLE)
-        return tls
-
-
-def tls_context(cafile, fingerprints, insecure, certfile=None, keyfile=None):
-    """The SSL context for a connection: pinned, unchecked (insecure) or verified
-    against cafile or the system's CAs; presenting the client certificate in certfile
-    (PEM, with its key there or in keyfile) if given."""
-    if fingerprints:
-        context = PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.pins = parse_fingerprints(fingerprints)
-    else:
-        try:
-            context = ssl.create_default_context(cafile=cafile)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"--cafile {cafile}: {_load_error(exc)}") from None
-    if fingerprints or insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if certfile:
-        try:
-            context.load_cert_chain(certfile, keyfile, password=_no_passphrase)
-        except (OSError, ssl.SSLError) as exc:
-            which = f"--certfile {certfile}" + (f" --keyfile {keyfile}" if keyfile else "")
-            raise UsageError(f"{which}: {_load_error(exc)}") from None
-    return context
-
-
-def _no_passphrase():
-    raise UsageError("the key of the client certificate is encrypted; give it without a "
-                     "passphrase (openssl pkey -in KEY -out PLAIN.key), private to you")
-
-
-def _load_error(exc):
-    if isinstance(exc, ssl.SSLError):
-        if exc.reason == "KEY_VALUES_MISMATCH":
-            return "the key does not belong to the certificate"
-        return f"not a PEM certificate and key ({exc.reason or exc})"
-    return exc.strerror or str(exc)
 
 
 def on_loopback(client):

@@ -148,13 +148,15 @@ def unlock(fd, dotlock):
 
 def clear_dead(directory):
     """Remove what killed appenders left in directory: our dotlocks and the temporary
-    files of sidecars (.NAME.ids.XXXXXXXX).  Each is removed under its file's flock,
-    which every writer holds while they exist, so none of a live writer goes."""
+    files of sidecars, flag journals and folds (.NAME.ids.XXXXXXXX, .NAME.flags.XXXXXXXX,
+    .NAME.fold.XXXXXXXX).  Each is removed under its file's flock, which every writer
+    holds while they exist, so none of a live writer goes."""
     for name in os.listdir(directory):
+        temporary = [m for m in (".ids.", ".flags.", ".fold.") if m in name]
         if name.endswith(".lock"):
             mbox = name[:-len(".lock")]
-        elif name.startswith(".") and ".ids." in name:
-            mbox = name[1:name.rindex(".ids.")]
+        elif name.startswith(".") and temporary:
+            mbox = name[1:name.rindex(temporary[0])]
         else:
             continue
         if not mbox.endswith(SUFFIXES):
@@ -275,6 +277,8 @@ def _holder_is_gone(lock):
             return True
         pid = int(words[0]) if words else 0
         made = os.path.getmtime(lock)
+        if not words:  # its maker writes at once: killed in between, seconds ago
+            return made < time.time() - 5
         if pid <= 0:
             return made < time.time() - 600
     except FileNotFoundError:

@@ -70,7 +70,7 @@ def from_takeout(envelope, header):
     found = {}
     for match in TAKEOUT_LINE.finditer(header):
         found.setdefault(match.group(1).lower(), match.group(2))
-    if not found:
+    if b"x-gmail-labels" not in found:  # not Takeout's: its lines are the message's
         return header, {}, False
     fields = read(found)
     envelope_id = _ENVELOPE_ID.match(envelope)

@@ -150,6 +150,30 @@ def flag_headers(flags):
     return b"".join(lines)
 
 
+def stored_flags(flags):
+    """flags as the flag headers keep them: what a reader gets back (see flag_headers)."""
+    own = {m.group(1).lower(): m.group(2).decode()
+           for m in _OWN_FLAGS.finditer(flag_headers(flags))}
+    return _flags(own.get(b"status", ""), own.get(b"x-status", ""), own.get(b"x-keywords", ""))
+
+
+def flag_fields(head):
+    """(where the flag headers go, [(start, end)] of the flag fields there are) in head,
+    the first bytes of a message of ours whose X-Imapstream line follows its From line:
+    its Status, X-Status and X-Keywords fields, right after that line as format_message
+    writes them or wherever a client moved them (edited.py).  None for any other
+    message, or where its header section does not end within head."""
+    newline = head.find(b"\n") + 1
+    if not newline or head[newline:newline + len(OWN_MARK)] != OWN_MARK:
+        return None
+    match = _OWN_META.match(head, newline)
+    end = head.find(b"\n\n", match.end() - 1) + 1 if match else 0
+    if not end:
+        return None
+    return match.end(), [(match.end() + start, match.end() + stop) for name, start, stop
+                         in edited.fields(head[match.end():end]) if name in edited.FLAGS]
+
+
 def parse_message(text, last=True):
     """Split one stored message (From line included, separator excluded) into
     (record, data): data is the message as it was given to format_message, in LF form,
@@ -397,5 +421,5 @@ def _parse_meta(value):
 def _flags(status, x_status, keywords):
     flags = ["\\Seen"] if "R" in status else []
     flags += [_X_STATUS_FLAG[c] for c in "AFTD" if c in x_status]
-    flags += keywords.replace(",", " ").split()
+    flags += keywords.split()  # keywords are atoms: a comma is part of one (as Dovecot reads)
     return flags

@@ -9,8 +9,8 @@ from datetime import datetime
 
 from ..errors import DataError
 from ..message import header_section, message_id
-from . import compression, sidecar
-from .mboxrd import MboxError, parse_held, parse_message
+from . import compression, flagjournal, sidecar
+from .mboxrd import MboxError, parse_held, parse_message, stored_flags
 from .scan import (
     CutStream,
     HeldScan,
@@ -135,14 +135,58 @@ class Holdings:
         self.torn_at = self.cut_stream = self.trailer = None
         self.unmatched = []  # (offset, reason): messages of ours read as foreign ones
         self.marks = {}  # folder checkpoints given in this visit, for the sidecar
+        self._journal = self._state = None  # read when first asked for
+        self.journal_lines = []  # updates noted in this visit, for the journal
         self.index = sidecar.Index(None, 0, 0, [])
         if os.path.exists(path):
             self.index = self._read_index(sidecar.load(path), keep_index)
         self.appended, self.appended_end = [], self.index.end
 
     def records(self):
-        """(offset, record) per held message, in file order."""
-        return ((row[0], sidecar.record(row)) for row in self.index.rows)
+        """(offset, record) per held message, in file order, with the flags and
+        missing_since of the flag journal (flagjournal.py)."""
+        return ((row[0], self.journal.apply(sidecar.record(row))) for row in self.index.rows)
+
+    @property
+    def journal(self):
+        if self._journal is None:
+            self._journal = flagjournal.read(self.path)
+        return self._journal
+
+    def held_state(self, record):
+        """{"flags", and "missing_since" if known} the file holds now for the message
+        with record's folder, UIDVALIDITY and UID, the journal applied; None if none
+        is held by them."""
+        found = flagjournal.key(record)
+        if found is None or ((found[0], found[1]), found[2]) not in self.index.held:
+            return None
+        if self._state is None:
+            self._state = {sidecar.row_key(row): row for row in self.index.rows}
+        state = self._state.get(found)
+        if isinstance(state, list):  # a row: made a state when first asked for
+            state = self._state[found] = {"flags": state[sidecar.FLAGS] or [],
+                                          **self.journal.entries.get(found, {})}
+        return state
+
+    def note_update(self, record):
+        """Note an update record (imapstream(7)) for the journal where it tells the file
+        something new: flags other than the message's now, or a message first seen
+        missing.  Returns whether it did."""
+        state = self.held_state(record)
+        if state is None:
+            return False
+        if record.get("update") == "flags":
+            flags = stored_flags(record.get("flags") or [])
+            if set(flags) == set(state["flags"]):
+                return False
+            state["flags"] = flags
+            self.journal_lines.append(flagjournal.line(dict(record, flags=flags), "flags"))
+            return True
+        if "missing_since" in state or not isinstance(record.get("missing_since"), str):
+            return False
+        state["missing_since"] = record["missing_since"]
+        self.journal_lines.append(flagjournal.line(record, "missing_since"))
+        return True
 
     def _read_index(self, known, keep):
         """An Index of the file: the rows of known while it still describes the file,
@@ -226,10 +270,15 @@ class Holdings:
         # A listing of the whole folder vouches for it whatever the mark says: with a
         # lower uidnext, the server was restored from a backup and gives the UIDs from
         # there on to new messages, which a mark kept higher would never list.
+        # A HIGHESTMODSEQ of its own moves the mark's, the flag changes up to it held.
         whole = checkpoint.since is None
-        if whole and not (same and mark.uidnext == checkpoint.uidnext) \
+        modseq = checkpoint.highestmodseq is not None and (
+            not same or checkpoint.highestmodseq != mark.highestmodseq)
+        if whole and not (same and mark.uidnext == checkpoint.uidnext and not modseq) \
                 or not whole and same and checkpoint.since <= mark.uidnext < checkpoint.uidnext:
             self.marks[checkpoint.folder] = checkpoint
+        elif not whole and same and checkpoint.since <= mark.uidnext and modseq:
+            self.marks[checkpoint.folder] = checkpoint._replace(uidnext=mark.uidnext)
 
     def save_index(self):
         """Write the sidecar once the Appender has closed: from the noted messages when

@@ -34,7 +34,8 @@ state line describes the file; "held" sums up the UIDs of all rows: an array of
 [folder, uidvalidity, first, last, first, last, ...], one per generation, the UIDs
 held as ascending disjoint ranges (a generation of messages without a UID has none;
 [null, null] stands for those without a UIDVALIDITY).  "folders" is an array of
-[folder, delimiter, uidvalidity, uidnext] (absent: none).
+[folder, delimiter, uidvalidity, uidnext] (absent: none), with the checkpoint's
+highestmodseq fifth where it had one.
 
 So an append adds one segment (its new rows, a new state) and leaves the rest; a
 question about a UID reads only the last line.  The sidecar is written whole (to a
@@ -116,6 +117,15 @@ class Held:
         if i + 1 < len(firsts) and firsts[i + 1] == lasts[i] + 1:
             lasts[i] = lasts.pop(i + 1)
             del firsts[i + 1]
+
+    def within(self, own, ranges):
+        """Yield the UIDs of generation own held within the (first, last) ranges."""
+        firsts, lasts = self.ranges.get(own, ((), ()))
+        for low, high in ranges:
+            i = max(0, bisect.bisect_right(firsts, low) - 1)
+            while i < len(firsts) and firsts[i] <= high:
+                yield from range(max(low, firsts[i]), min(high, lasts[i]) + 1)
+                i += 1
 
     def to_json(self):
         return [[*(own or (None, None)), *(u for pair in zip(f, la, strict=True) for u in pair)]
@@ -210,6 +220,15 @@ class _Stat:
         self.st_ino, self.st_size, self.st_mtime_ns = ino, size, mtime_ns
 
 
+FLAGS = 1 + KEYS.index("flags")  # where a row has its flags
+
+
+def row_key(row):
+    """(folder, uidvalidity, uid) of a row: flagjournal.key of its record where it has
+    all three (a key with a None is no journal's)."""
+    return row[1], row[3], row[4]
+
+
 def row(offset, record):
     """A message's row; one from Gmail ends in its "gm_msgid" and "labels" too."""
     gmail = [record["gm_msgid"], record.get("labels")] if record.get("gm_msgid") else []
@@ -282,11 +301,13 @@ def _from_state(state, base):
     """An Index of a state line (bad values raise ValueError, KeyError or TypeError)."""
     folders = {}
     for entry in state.get("folders", ()):
-        folder, delimiter, uidvalidity, uidnext = entry
+        folder, delimiter, uidvalidity, uidnext, *modseq = entry
         if not (isinstance(folder, str) and isinstance(delimiter, str | None)
-                and positive_int(uidvalidity) and positive_int(uidnext)):
+                and positive_int(uidvalidity) and positive_int(uidnext)
+                and len(modseq) < 2 and all(map(positive_int, modseq))):
             raise ValueError("bad folder checkpoint")
-        folders[folder] = Checkpoint(folder, delimiter, uidvalidity, uidnext)
+        folders[folder] = Checkpoint(folder, delimiter, uidvalidity, uidnext,
+                                     highestmodseq=modseq[0] if modseq else None)
     for key in ("ino", "size", "mtime_ns", "raw_end", "end", "count", "at", "rows_bytes"):
         if not isinstance(state[key], int) or state[key] < 0:
             raise ValueError(f"bad {key}")
@@ -331,7 +352,8 @@ def _state(index, held, count, at, line, rows_bytes):
              "sha1": hashlib.sha1(line, usedforsecurity=False).hexdigest(),
              "rows_bytes": rows_bytes, "held": held.to_json()}
     if index.folders:
-        state["folders"] = [[c.folder, c.delimiter, c.uidvalidity, c.uidnext]
+        state["folders"] = [[c.folder, c.delimiter, c.uidvalidity, c.uidnext,
+                              *([c.highestmodseq] if c.highestmodseq else [])]
                              for c in index.folders.values()]
     return orjson().dumps(state) + b"\n"
 
@@ -350,9 +372,11 @@ def save(mbox, index):
                 if _append(base, line + b"\n" + state):
                     return
     rows = index.rows
-    held = Held()
-    for each in rows:
-        held.add(record(each))
+    held = index.held  # an index of rows alone (base None) holds their UIDs alone
+    if base is not None:
+        held = Held()
+        for each in rows:
+            held.add(record(each))
     line = orjson().dumps(rows)
     _replace(path_for(mbox), line + b"\n" + _state(index, held, len(rows), 0, line,
                                                     len(line) + 1))
@@ -388,3 +412,49 @@ def _replace(target, data):
         if temporary:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
+
+
+def held_record(mbox, folder, uidvalidity, below):
+    """The record of the message with the highest UID below `below` that the sidecar of
+    mbox holds for folder under uidvalidity, or None.  The UID comes from the last state
+    line's held ranges, its row from the segments read from the last one back: one
+    segment when the last append brought it, whatever the folder's size."""
+    try:
+        with open(path_for(mbox), "rb") as f:
+            found = _last_state(f.fileno())
+            if found is None:
+                return None
+            state = found[0]
+            firsts, lasts = Held.from_json(state["held"]).ranges.get((folder, uidvalidity),
+                                                                       ((), ()))
+            i = bisect.bisect_left(firsts, below) - 1
+            if i < 0:
+                return None
+            uid = min(lasts[i], below - 1)
+            while True:
+                f.seek(state["at"])
+                line = f.readline().rstrip(b"\n")
+                if state["sha1"] != hashlib.sha1(line, usedforsecurity=False).hexdigest():
+                    return None
+                for each in orjson().loads(line):
+                    held = record(each)
+                    if (held["folder"], held["uidvalidity"], held["uid"]) == (
+                            folder, uidvalidity, uid):
+                        return held
+                if state["at"] == 0:
+                    return None
+                state = orjson().loads(_line_before(f.fileno(), state["at"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _line_before(fd, end):
+    """The line that ends (its LF included) at offset end."""
+    block = BLOCK
+    while True:
+        start = max(0, end - block)
+        data = os.pread(fd, end - 1 - start, start)
+        at = data.rfind(b"\n")
+        if at >= 0 or start == 0:
+            return data[at + 1:]
+        block *= 4

@@ -1,9 +1,13 @@
-"""Thunderbird's layout of local folders, made of hard links to a backup directory's
-plain mbox files: the folder Personal/2005/Q3 is the file Personal.sbd/2005.sbd/Q3, and
-a parent folder without a file of its own gets an empty one.
+"""Thunderbird's layout of local folders, as hard links to a backup directory's files
+(imapbackup --thunderbird).
 
-Each part of a folder name is a file name as Thunderbird makes it (NS_MsgHashIfNecessary
-in its nsMsgUtils.cpp): kept as it is, but for a part that holds a control character
+The folder Personal/2005/Q3, in the backup directory as Personal.2005.Q3.mbox, appears
+in the Thunderbird directory as Personal.sbd/2005.sbd/Q3, a hard link to that file; a
+parent folder without mail of its own gets an empty file (Personal, Personal.sbd/2005)
+beside its .sbd directory.  The folder name is split at its delimiter.
+
+Each part is a file name as Thunderbird makes it (NS_MsgHashIfNecessary in its
+nsMsgUtils.cpp): kept as it is, but for a part that holds a control character
 (U+0001-U+001F, U+007F-U+009F) or one of / : * ? " < > | ; # (NUL too, which no file
 name can hold), starts with '.', ends with '.', '~' or ' ', or is empty: that part is
 cut before that character and 8 hex digits of its hash are appended ("test ?" is
@@ -15,11 +19,33 @@ their file names."""
 import os
 import re
 
-from .archive import mbox_files
-from .folders import folder_parts
-
 MAX_LEN = 55  # UTF-16 code units
 _ILLEGAL = re.compile('[\x00-\x1f\x7f-\x9f/:*?"<>|;#]')
+
+
+def lay_out(records, store, top):
+    """Link each file of store that records name (dicts with "file", a path whose last
+    part is the file's name in store, "folder" and "delimiter"; the first record of each
+    file counts) into top, in the order of the files' names."""
+    chosen = {}
+    for record in records:
+        if isinstance(record, dict) and record.get("file") and record.get("folder"):
+            chosen.setdefault(os.path.basename(record["file"]), record)
+    os.makedirs(top, mode=0o700, exist_ok=True)
+    for name, record in sorted(chosen.items()):
+        parts = [leaf_name(part) for part in _split(record["folder"], record.get("delimiter"))]
+        path = top
+        for part in parts[:-1]:
+            parent = os.path.join(path, part)
+            if not os.path.lexists(parent):
+                os.close(os.open(parent, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            path = f"{parent}.sbd"
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        _link(os.path.join(store, name), os.path.join(path, parts[-1]))
+
+
+def _split(folder, delimiter):
+    return folder.split(delimiter) if delimiter else [folder]
 
 
 def string_hash(name):
@@ -49,24 +75,6 @@ def leaf_name(part):
     if kept is None:
         return part
     return units[:2 * kept].decode("utf-16-le", "surrogatepass") + string_hash(part)
-
-
-def link_tree(directory, tree):
-    """Link each plain mbox file of directory into tree, Thunderbird's layout."""
-    os.makedirs(tree, mode=0o700, exist_ok=True)
-    for path in mbox_files(directory):
-        parts = folder_parts(os.path.basename(path))
-        if not path.endswith(".mbox") or parts is None:
-            continue
-        names = [leaf_name(part) for part in parts]
-        where = tree
-        for name in names[:-1]:
-            parent = os.path.join(where, name)
-            if not os.path.lexists(parent):
-                os.close(os.open(parent, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            where = parent + ".sbd"
-            os.makedirs(where, mode=0o700, exist_ok=True)
-        _link(path, os.path.join(where, names[-1]))
 
 
 def _link(source, target):

@@ -1,0 +1,171 @@
+"""Folding the flag journal (flagjournal.py) into its plain mbox file, and pruning the
+messages it says are gone from the server: the file is written anew beside itself
+(.NAME.mbox.fold.XXXXXXXX), synced and renamed over the old one, under the file's lock,
+so that a kill at any moment leaves either the old file or the new one, each whole.
+Only the flag headers of the changed messages are new bytes: the rest is copied from
+the old file in the kernel (copy_file_range), and the sidecar is written from the old
+one's rows with their offsets moved, so a fold costs a copy of the file, not a scan.
+
+A message's flag fields are replaced by the flag headers format_message writes, right
+after its X-Imapstream line (mboxrd.flag_fields), also where a mail client moved them;
+the journal keeps the flags of a message whose X-Imapstream line is not its second
+(Thunderbird's), and all of a compressed file, for the readers that apply it."""
+
+import bisect
+import contextlib
+import errno
+import os
+import tempfile
+
+from . import compression, flagjournal, sidecar
+from .mboxrd import flag_fields, flag_headers, stored_flags
+
+HEAD = 1 << 12  # bytes read first for a message's flag headers; more where needed
+MAX_HEAD = 1 << 20
+
+
+def fold(path, index, journal, folders=None, prune_before=None):
+    """Fold journal into the plain mbox file path, whose lock the caller holds and which
+    index (a sidecar.Index) describes whole, its sidecar to have folders (default the
+    index's); leave out the messages first missing at or before prune_before (an aware
+    datetime), if given.  Returns how many messages were (changed, pruned); the journal
+    is written back with what is left of it."""
+    if compression.suffix_of(path):
+        return 0, 0
+    rows = sorted(index.rows, key=lambda row: row[0])
+    left = flagjournal.Journal()
+    changes, drop = {}, set()
+    entries = journal.entries
+    for row in rows if entries else ():
+        found = sidecar.row_key(row)
+        entry = entries.get(found)
+        if not entry:
+            continue
+        since = entry.get("missing_since")
+        if prune_before is not None and since is not None and _when(since) <= prune_before:
+            drop.add(row[0])
+            continue
+        if since is not None:
+            left.entries.setdefault(found, {})["missing_since"] = since
+        if "flags" in entry and set(stored_flags(entry["flags"])) != set(
+                row[sidecar.FLAGS] or ()):
+            changes[row[0]] = (found, entry["flags"])
+    if not changes and not drop:
+        if left.entries != journal.entries:
+            flagjournal.rewrite(path, left)
+        return 0, 0
+    with open(path, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        if size != index.raw_end:
+            return 0, 0  # not what the index describes: the journal stays as it is
+        offsets = [row[0] for row in rows]
+        for offset, (found, flags) in list(changes.items()):
+            after = bisect.bisect_right(offsets, offset)
+            block = _block(src.fileno(), offset,
+                           offsets[after] if after < len(offsets) else size)
+            if block is None:  # no X-Imapstream line second: the journal keeps its flags
+                left.entries.setdefault(found, {})["flags"] = flags
+                del changes[offset]
+            else:
+                changes[offset] = (block, flags)
+        if changes or drop:
+            new_rows = _write(path, src.fileno(), size, rows, changes, drop)
+    if not changes and not drop:
+        flagjournal.rewrite(path, left)
+        return 0, 0
+    held = index.held
+    if drop:
+        held = sidecar.Held()
+        for row in new_rows:
+            held.add(sidecar.record(row))
+    with open(path, "rb") as new:
+        st = os.fstat(new.fileno())
+        sidecar.save(path, sidecar.Index(st, st.st_size, st.st_size, new_rows,
+                                         *sidecar.windows(new.fileno(), st.st_size),
+                                         folders=index.folders if folders is None else folders,
+                                         held=held))
+    flagjournal.rewrite(path, left)
+    return len(changes), len(drop)
+
+
+def _when(date):
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(date)
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)  # no date: never old enough
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _write(path, src, size, rows, changes, drop):
+    """Write the new file, the flag headers at changes {offset: (block, flags)} new and
+    the messages at the offsets in drop left out, and rename it over path; its rows."""
+    directory = os.path.dirname(path) or "."
+    handle, temporary = tempfile.mkstemp(dir=directory,
+                                         prefix=f".{os.path.basename(path)}.fold.")
+    new_rows, done, delta = [], 0, 0
+    try:
+        for number, row in enumerate(rows):
+            offset = row[0]
+            end = rows[number + 1][0] if number + 1 < len(rows) else size
+            if offset in drop:
+                _copy(src, handle, done, offset)
+                done, delta = end, delta - (end - offset)
+                continue
+            moved = [offset + delta, *row[1:]]
+            if offset in changes:
+                (at, cuts), flags = changes[offset]
+                new = flag_headers(flags)
+                _copy(src, handle, done, offset + at)
+                os.write(handle, new)  # a few dozen bytes: written whole
+                done = offset + at
+                for start, stop in cuts:
+                    _copy(src, handle, done, offset + start)
+                    done = offset + stop
+                    delta -= stop - start
+                delta += len(new)
+                moved[sidecar.FLAGS] = stored_flags(flags)
+            new_rows.append(moved)
+        _copy(src, handle, done, size)
+        os.fsync(handle)
+        os.close(handle)
+        handle = None
+        os.replace(temporary, path)
+    except BaseException:
+        if handle is not None:
+            os.close(handle)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename
+    finally:
+        os.close(fd)
+    return new_rows
+
+
+def _block(src, offset, end):
+    """The flag fields of the message at offset (see mboxrd.flag_fields), relative to it."""
+    want = HEAD
+    while True:
+        head = os.pread(src, min(want, end - offset), offset)
+        block = flag_fields(head)
+        if block is not None or len(head) < want or want >= MAX_HEAD:
+            return block
+        want *= 4
+
+
+def _copy(src, dst, start, end):
+    """Copy src's bytes start to end to dst's position, in the kernel where it can."""
+    while start < end:
+        try:
+            copied = os.copy_file_range(src, dst, end - start, start)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            copied = os.write(dst, os.pread(src, min(end - start, 1 << 20), start))
+        if copied == 0:
+            raise OSError(errno.EIO, "the file ended early", "copy")
+        start += copied
