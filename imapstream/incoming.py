@@ -21,7 +21,7 @@ def incoming_messages(stdin):
     gzip_members = None
     try:
         inp = io.BufferedReader(_Raw(stdin))
-        if inp.peek(2)[:2] == b"\x1f\x8b":
+        if compression.suffix_of_magic(inp.peek(6)[:6]) == ".gz":
             gzip_members = GzipInput(inp)
             inp = io.BufferedReader(_Raw(gzip_members))
         inp = _decompressed(inp)

@@ -35,15 +35,16 @@ MUTANTS = [
     ("commands/mbox_ids.py", "withdraw(record)  # its folder's records",
      "pass  # its folder's records", ["test_checkpoints.py", "test_bad_input.py"],
      "a held-back folder's checkpoint turns false"),
-    ("mbox/sidecar.py", "hashlib.sha1(body, usedforsecurity=False).hexdigest() != sha1:",
-     "False:", ["test_sidecar.py"], "the sidecar's rows are checked against their SHA-1"),
+    ("mbox/sidecar.py", "or state[\"sha1\"] != hashlib.sha1(line, usedforsecurity=False)"
+     ".hexdigest()", "or False", ["test_sidecar.py"],
+     "the sidecar's rows are checked against their SHA-1"),
     ("errors.py", "reason = \"no space left on device\"", "pass",
      ["test_faults.py", "test_errors.py"], "a full disk says so"),
     ("imap/fetchparse.py", "if len(response) == 2 and isinstance(response[0], tuple)",
      "return None\n    if len(response) == 2 and isinstance(response[0], tuple)",
      ["test_fetchparse.py"], "the fast FETCH reader is used"),
     # The mbox form (imapstream(7), Mbox files).
-    ("mbox/mboxrd.py", "|x-imapbase|content-length\")", "|x-imapbase\")",
+    ("mbox/mboxrd.py", "|x-imapbase|content-length\"", "|x-imapbase\"",
      ["test_golden.py"], "Content-Length is escaped"),
     ("mbox/mboxrd.py", "parts += (view[done:line], b\">\")", "parts += (view[done:line], b\"\")",
      ["test_golden.py"], "From lines are quoted"),
@@ -86,8 +87,8 @@ MUTANTS = [
      "        if True:\n            yield lineno, line",
      ["test_golden.py"], "readers skip empty lines"),
     # Reading what was written.
-    ("mbox/mboxrd.py", "    record[\"flags\"] = _flags(own.get(\"status\", \"\")",
-     "    record[\"flags\"] = [] and _flags(own.get(\"status\", \"\")", ["test_golden.py"],
+    ("mbox/mboxrd.py", "    record[\"flags\"] = _flags(*(own.get(name, b\"\")",
+     "    record[\"flags\"] = [] and _flags(*(own.get(name, b\"\")", ["test_golden.py"],
      "the flag headers are read back"),
     # Equivalent: HeldScan's fast path (held_head, quoted_until_from, held_ends) hands every
     # message it cannot vouch for to parse_held, so breaking it changes only the speed.
@@ -102,8 +103,8 @@ MUTANTS = [
      "each held message matches at most once"),
     ("mbox/append.py", "os.ftruncate(self._fd, self._start)\n", "pass\n",
      ["test_faults.py"], "a failed append is cut back"),
-    ("commands/imap_fetch.py", "if record.get(\"uidvalidity\", self.uidvalidity) != "
-     "self.uidvalidity:", "if False:", ["test_checkpoints.py", "test_quirks.py",
+    ("commands/imap_fetch.py", "if record.get(\"uidvalidity\", answer.uidvalidity) != "
+     "answer.uidvalidity:", "if False:", ["test_checkpoints.py", "test_quirks.py",
                                         "test_bad_input.py"],
      "imap-fetch refuses a record of another UIDVALIDITY"),
 ]
