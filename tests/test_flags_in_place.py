@@ -163,3 +163,23 @@ def test_a_fold_keeps_every_other_header_line(tmp_path):
             assert re.search(re.escape(head) + b" +\n" + re.escape(start), text), text
         assert [data for _o, _r, data in scan(path)] == [to_lf(first), to_lf(TWO)]
         assert [r.get("labels") for _o, r, _d in scan(path)] == [None, ["\\Inbox"]]
+
+
+def test_mutt_reads_flags_written_in_place(tmp_path, program):
+    """mutt takes the flags of lines rewritten in place: it deletes by ~F the message
+    flagged now, by ~R the one read now, each in a copy of the file."""
+    from test_mail_clients import mutt
+
+    program("mutt")
+    program("script")
+    directory = str(tmp_path / "backup")
+    path = two_messages(directory)
+    inode = os.stat(path).st_ino
+    update(directory, 1, ["\\Flagged"])
+    update(directory, 2, ["\\Seen", "$Later"])
+    assert os.stat(path).st_ino == inode
+    for pattern, left in (("~F", "b"), ("~R", "a")):
+        copy = tmp_path / f"copy{left}"
+        copy.write_bytes(open(path, "rb").read())
+        mutt(copy, tmp_path / "home", f"<delete-pattern>{pattern}<enter>")
+        assert [m["Subject"] for m in mailbox.mbox(str(copy))] == [left], pattern
