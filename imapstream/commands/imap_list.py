@@ -146,7 +146,9 @@ def _main(argv, stdin, stdout):
                                           if name not in statuses]))
         delimiters = {f["folder"]: f["delimiter"] for f in every}
         default_delimiter = every[0]["delimiter"] if every else None
-        counted = not session.qresync  # deletions found by counting (_job), not VANISHED
+        # Deletions found by counting (_job) where no VANISHED says them; not on Gmail,
+        # where a message leaves a folder (a label) that keeps it in another.
+        counted = not session.qresync and not session.gmail
         jobs = [_job(name, since, statuses[name], options.refresh_flags, counted)
                 for name in wanted]
         listings = session.listings([job.plan for job in jobs if job.plan], own_labels)
