@@ -17,6 +17,7 @@ from plumbing import append_all, as_documented, run
 
 from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
 from imapstream.imap import transport
+from imapstream.mbox import flagjournal
 
 BASE = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ NAMESPACE UIDPLUS "
         "CHILDREN UNSELECT LIST-EXTENDED LIST-STATUS SPECIAL-USE MOVE")
@@ -73,15 +74,21 @@ def backed_up(server, tmp_path, monkeypatch):
     return kind, dovecot, user, directory, sent
 
 
-def incremental(directory):
+def incremental(directory, *list_options):
     statuses, data, listing = [], b"", None
-    for module, argv in ((imap_list, ["--all", "--since", directory]),
+    for module, argv in ((imap_list, ["--all", "--since", directory, *list_options]),
                          (mbox_ids, ["--missing", "-d", directory]), (imap_fetch, []),
                          (mbox_merge, ["-d", directory])):
         status, data = run(module, argv, data)
         statuses.append(status)
         listing = data if listing is None else listing
     return statuses, listing
+
+
+def uidvalidity(directory):
+    """INBOX's, as the backup holds it."""
+    return next(r["uidvalidity"] for r in records(run(mbox_ids, ["-d", directory])[1])
+                if r["folder"] == "INBOX")
 
 
 def records(ndjson):
@@ -138,8 +145,12 @@ def test_expunged_marked_missing_and_nothing_else(backed_up):
 
 def test_a_deletion_hidden_by_a_new_message_is_found(backed_up):
     """One expunged, one new: STATUS counts as many messages as the backup holds, but
-    the new UID accounts for one of them."""
+    the new UID accounts for one of them.  The flags journal has a line for another
+    message, which counts for nothing."""
     _kind, dovecot, user, directory, sent = backed_up
+    mbox = os.path.join(directory, "INBOX.mbox")
+    flagjournal.append(mbox, [flagjournal.line({"folder": "INBOX", "uidvalidity": uidvalidity(
+        directory), "uid": 2, "flags": ["\\Seen"]}, "flags")])  # a line not yet folded
     dovecot.doveadm("expunge", "-u", user, "mailbox", "INBOX", "uid", "4")
     with dovecot.client(user) as client:
         append_all(client, "INBOX", [b"Subject: new\r\nMessage-ID: <new@x>\r\n\r\nnew\r\n"])
