@@ -16,7 +16,7 @@ from dovecot import Dovecot, DovecotError
 from plumbing import append_all, as_documented, run
 
 from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
-from imapstream.imap import transport
+from imapstream.imap import store, transport
 from imapstream.mbox import flagjournal
 
 BASE = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ NAMESPACE UIDPLUS "
@@ -143,11 +143,12 @@ def test_expunged_marked_missing_and_nothing_else(backed_up):
     print(f"{kind}: commands of a quiet run {len(quiet)}, with a deletion {len(marked)}")
 
 
-def test_a_deletion_hidden_by_a_new_message_is_found(backed_up):
+def test_a_deletion_hidden_by_a_new_message_is_found(backed_up, monkeypatch):
     """One expunged, one new: STATUS counts as many messages as the backup holds, but
     the new UID accounts for one of them.  The flags journal has a line for another
-    message, which counts for nothing."""
+    message, which counts for nothing.  The UIDs are listed 3 at a time."""
     _kind, dovecot, user, directory, sent = backed_up
+    monkeypatch.setattr(store, "UID_CHUNK", 3)
     mbox = os.path.join(directory, "INBOX.mbox")
     flagjournal.append(mbox, [flagjournal.line({"folder": "INBOX", "uidvalidity": uidvalidity(
         directory), "uid": 2, "flags": ["\\Seen"]}, "flags")])  # a line not yet folded
@@ -156,6 +157,8 @@ def test_a_deletion_hidden_by_a_new_message_is_found(backed_up):
         append_all(client, "INBOX", [b"Subject: new\r\nMessage-ID: <new@x>\r\n\r\nnew\r\n"])
     statuses, listing = incremental(directory)
     assert statuses == [0, 0, 0, 0]
+    assert re.findall(rb"(?m)^[A-Z]{4}\d+ FETCH ([\d:,]+) \(UID\)\r$", b"".join(sent)) == [
+        b"1:3", b"4:6", b"7:8"]
     listed = records(listing)
     assert [(r["uid"], r.get("update")) for r in listed if "uid" in r] == [
         (9, None), (4, "vanished")]
