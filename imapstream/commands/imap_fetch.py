@@ -8,7 +8,6 @@ import sys
 
 from .. import cli, diagnostics, errors
 from ..imap import connection
-from ..mbox.mboxrd import format_pieces
 from ..message import header_section, message_id, to_lf
 from ..progress import Progress
 from ..records import Checkpoint, is_update, message_key, read_records, withdraw, write_record
@@ -326,6 +325,8 @@ class Fetcher:
         if "message_id" not in record:
             record["message_id"] = message_id(header_section(data))
         if self.mbox:
+            from ..mbox.mboxrd import format_pieces  # here: --mbox alone writes mboxrd
+
             self.out.writelines(format_pieces(to_lf(data), record))
             self.out.flush()
         else:
