@@ -54,8 +54,8 @@ def flags_group(make, versions):
         *rows, "",
         "- pipeline: `imap-list --all --since DIR | mbox-ids --missing -d DIR | imap-fetch "
         "| mbox-merge -d DIR`; after the change one UID FETCH (CHANGEDSINCE) per folder "
-        "whose HIGHESTMODSEQ moved, then mbox-merge writes the flags into the files (a "
-        "copy renamed over each file that changed)",
+        "whose HIGHESTMODSEQ moved, then mbox-merge writes the flags into the files (the "
+        "flag lines rewritten in place, in the room the writer left)",
         "- mbsync: `Sync Pull` into a maildir, flags renamed into file names", ""])
 
 

@@ -53,6 +53,13 @@ MUTANTS = [
     ("mbox/mboxrd.py", "b\"Status: RO\\n\" if \"\\\\seen\" in lowered else",
      "b\"Status: O\\n\" if \"\\\\seen\" in lowered else", ["test_golden.py"],
      "\\Seen is Status: RO"),
+    ("mbox/mboxrd.py", "room = ROOM if length is None else length - len(head) - 1",
+     "room = ROOM if length is None else length - len(head)", ["test_flags_in_place.py"],
+     "flag lines rewritten in place keep their length"),
+    ("mbox/fold.py", "in_place = _in_place(changes) if writable and not drop else None",
+     "in_place = None", ["test_flags_in_place.py"], "a change that fits is written in place"),
+    ("mbox/fold.py", "if start < run:  # ours, a line each", "if False:  # ours, a line each",
+     ["test_flags_in_place.py"], "a message's first line is never taken for our folding"),
     ("mbox/mboxrd.py", "_X_STATUS = ((\"\\\\answered\", \"A\"), (\"\\\\flagged\", \"F\"), "
      "(\"\\\\draft\", \"T\"), (\"\\\\deleted\", \"D\"))",
      "_X_STATUS = ((\"\\\\answered\", \"A\"), (\"\\\\flagged\", \"F\"), (\"\\\\draft\", \"T\"))",

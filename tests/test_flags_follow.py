@@ -271,30 +271,6 @@ def test_kill_9_during_a_flag_update_leaves_old_or_new_flags(tmp_path):
         assert sorted(os.listdir(directory)) == [".INBOX.mbox.ids", "INBOX.mbox"], seed
 
 
-def test_a_fold_rewrites_only_the_flag_headers(tmp_path):
-    """The bytes imapstream(7) gives: the changed message's Status, X-Status and
-    X-Keywords right after its X-Imapstream line, every other byte as it was."""
-    head = (b'{"folder":"INBOX","delimiter":"/","uidvalidity":7,"uid":%d,"size":%d,'
-            b'"flags":%s,"internaldate":"2005-07-01T10:00:00+00:00","length":%d}\n')
-    one, two = b"Subject: a\r\n\r\nx\r\n", b"Subject: b\r\nStatus: RO\r\n\r\ny\r\n"
-    stream = (head % (1, len(one), b'["\\\\Seen"]', len(one)) + one + b"\n"
-              + head % (2, len(two), b"[]", len(two)) + two + b"\n")
-    directory = str(tmp_path / "backup")
-    assert run(mbox_merge, ["-d", directory], stream)[0] == 0
-    update = (b'{"folder":"INBOX","delimiter":"/","uidvalidity":7,"uid":2,'
-              b'"flags":["\\\\Flagged","$Later","\\\\Seen"],"update":"flags"}\n')
-    assert run(mbox_merge, ["-d", directory], update) == (0, b"")
-    meta = (b"X-Imapstream: folder=INBOX; delimiter=/; uidvalidity=7; uid=%d; size=%d; "
-            b"internaldate=2005-07-01T10:00:00+00:00; octets=%d\n")
-    with open(os.path.join(directory, "INBOX.mbox"), "rb") as f:
-        assert f.read() == (
-            b"From MAILER-DAEMON Fri Jul  1 10:00:00 2005\n" + meta % (1, 17, 14)
-            + b"Status: RO\nSubject: a\n\nx\n\n"
-            + b"From MAILER-DAEMON Fri Jul  1 10:00:00 2005\n" + meta % (2, 29, 25)
-            + b"Status: RO\nX-Status: F\nX-Keywords: $Later\nSubject: b\n>Status: RO\n\ny\n\n")
-    assert not os.path.exists(flagjournal.path_for(os.path.join(directory, "INBOX.mbox")))
-
-
 def test_imapbackup_follows_and_prunes(followed, dovecot, tmp_path):
     """The porcelain: a run follows the changes, --check counts the deleted apart,
     --prune-deleted=1d keeps a message gone for less than a day, --prune-deleted

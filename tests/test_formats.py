@@ -76,11 +76,12 @@ def test_a_torn_tail_is_detected_never_parsed(pairs, data):
 
 def test_a_message_that_begins_with_white_space_is_not_our_header_folded():
     # A record without size (imapstream(7): the message's CRLF length is written), and
-    # a first line that looks like the continuation of the Status line before it.
+    # a first line that looks like the continuation of the X-Keywords line before it.
     data = b" leading space\r\nSubject: x\r\n\r\nhi\r\n"
     text = format_message(to_lf(data), {"folder": "INBOX", "uid": 1})
     assert text.split(b"\n", 1)[1] == (b"X-Imapstream: folder=INBOX; uid=1; size=34; octets=30\n"
-                                       b"Status: O\n leading space\nSubject: x\n\nhi\n\n")
+                                       b"Status: O\nX-Keywords:" + b" " * 32
+                                       + b"\n leading space\nSubject: x\n\nhi\n\n")
     [(_offset, record, back)] = iter_messages(io.BytesIO(text), "test")
     assert back == to_lf(data) and record["size"] == 34 and record["flags"] == []
 

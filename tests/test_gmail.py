@@ -226,6 +226,7 @@ def test_stored_lines_as_takeout_writes_them():
         b"size=56; internaldate=2024-03-01T10:00:00+00:00; gm_msgid=1600000000000000001; "
         b"octets=51\n"
         b"Status: RO\n"
+        b"X-Keywords:" + b" " * 32 + b"\n"
         b"X-GM-THRID: 1600000000000000002\n"
         b'X-Gmail-Labels: Inbox,Important,"Travel, 2024",\xc3\x84rger,Opened\n'
         b"Subject: s\n>X-Gmail-Labels: Forged\n>X-GM-THRID: 1\n\nb\n\n")

@@ -1,10 +1,19 @@
 """Folding the flag journal (flagjournal.py) into its plain mbox file, and pruning the
-messages it says are gone from the server: the file is written anew beside itself
-(.NAME.mbox.fold.XXXXXXXX), synced and renamed over the old one, under the file's lock,
-so that a kill at any moment leaves either the old file or the new one, each whole.
-Only the flag headers of the changed messages are new bytes: the rest is copied from
-the old file in the kernel (copy_file_range), and the sidecar is written from the old
-one's rows with their offsets moved, so a fold costs a copy of the file, not a scan.
+messages it says are gone from the server, under the file's lock, the journal's lines
+synced before and rewritten after.
+
+Where each changed message has its Status, X-Status and X-Keywords lines right after
+its X-Imapstream line and nowhere else, and its new flags fit in their length (the
+writer leaves room: mboxrd.flag_headers), the new lines are written over the old ones
+in place and synced: nothing else moves, and a kill leaves each message's old lines or
+its new ones, a journal that holds them still, and a fold that is done again.
+
+Otherwise the file is written anew beside itself (.NAME.mbox.fold.XXXXXXXX), synced
+and renamed over the old one, so that a kill at any moment leaves either the old file
+or the new one, each whole.  Only the flag headers of the changed messages are new
+bytes, with their room: the rest is copied from the old file in the kernel
+(copy_file_range).  Either way the sidecar is written from the old one's rows, their
+flags new and offsets moved, so a fold costs a few writes or a copy, never a scan.
 
 A message's flag fields are replaced by the flag headers format_message writes, right
 after its X-Imapstream line (mboxrd.flag_fields), also where a mail client moved them;
@@ -18,7 +27,7 @@ import os
 import tempfile
 
 from . import compression, flagjournal, sidecar
-from .mboxrd import flag_fields, flag_headers, stored_flags
+from .mboxrd import OWN_FLAGS, flag_fields, flag_headers, stored_flags
 
 HEAD = 1 << 12  # bytes read first for a message's flag headers; more where needed
 MAX_HEAD = 1 << 20
@@ -54,25 +63,33 @@ def fold(path, index, journal, folders=None, prune_before=None):
         if left.entries != journal.entries:
             flagjournal.rewrite(path, left)
         return 0, 0
-    with open(path, "rb") as src:
-        size = os.fstat(src.fileno()).st_size
+    try:
+        fd, writable = os.open(path, os.O_RDWR | os.O_CLOEXEC), True
+    except PermissionError:  # a file made read-only: rewritten by renaming over it
+        fd, writable = os.open(path, os.O_RDONLY | os.O_CLOEXEC), False
+    try:
+        size = os.fstat(fd).st_size
         if size != index.raw_end:
             return 0, 0  # not what the index describes: the journal stays as it is
         offsets = [row[0] for row in rows]
         for offset, (found, flags) in list(changes.items()):
             after = bisect.bisect_right(offsets, offset)
-            block = _block(src.fileno(), offset,
-                           offsets[after] if after < len(offsets) else size)
+            block = _block(fd, offset, offsets[after] if after < len(offsets) else size)
             if block is None:  # no X-Imapstream line second: the journal keeps its flags
                 left.entries.setdefault(found, {})["flags"] = flags
                 del changes[offset]
             else:
                 changes[offset] = (block, flags)
-        if changes or drop:
-            new_rows = _write(path, src.fileno(), size, rows, changes, drop)
-    if not changes and not drop:
-        flagjournal.rewrite(path, left)
-        return 0, 0
+        if not changes and not drop:
+            flagjournal.rewrite(path, left)
+            return 0, 0
+        in_place = _in_place(changes) if writable and not drop else None
+        if in_place is not None:
+            new_rows = _overwrite(fd, rows, in_place)
+        else:
+            new_rows = _write(path, fd, size, rows, changes, drop)
+    finally:
+        os.close(fd)
     held = index.held
     if drop:
         held = sidecar.Held()
@@ -115,12 +132,16 @@ def _write(path, src, size, rows, changes, drop):
                 continue
             moved = [offset + delta, *row[1:]]
             if offset in changes:
-                (at, cuts), flags = changes[offset]
+                (at, cuts, run), flags = changes[offset]
                 new = flag_headers(flags)
                 _copy(src, handle, done, offset + at)
                 os.write(handle, new)  # a few dozen bytes: written whole
                 done = offset + at
-                for start, stop in cuts:
+                for name, start, stop in cuts:
+                    if name not in OWN_FLAGS:
+                        continue  # Gmail's labels stay
+                    if start < run:  # ours, a line each: the next may look like folding
+                        stop = min(stop, run)
                     _copy(src, handle, done, offset + start)
                     done = offset + stop
                     delta -= stop - start
@@ -143,6 +164,41 @@ def _write(path, src, size, rows, changes, drop):
         os.fsync(fd)  # the rename
     finally:
         os.close(fd)
+    return new_rows
+
+
+def _in_place(changes):
+    """{offset: (where, flag headers, flags)} to write over each changed message's own:
+    where each has its Status, X-Status and X-Keywords as lines right after its
+    X-Imapstream line and nowhere else, with room for its new flags (flag_headers);
+    else None."""
+    writes = {}
+    for offset, ((at, fields, run), flags) in changes.items():
+        starts = [start for name, start, _stop in fields if name in OWN_FLAGS]
+        if not starts or starts[0] != at or starts[-1] >= run:
+            return None
+        new = flag_headers(flags, run - at)
+        if new is None:
+            return None
+        writes[offset] = (at, new, flags)
+    return writes
+
+
+def _overwrite(fd, rows, writes):
+    """Write the flag headers of writes {offset: (at, headers, flags)} over the file's own,
+    each as long as what it replaces, and sync them; the rows with the new flags.  A
+    kill leaves each message's old headers or its new ones: the journal, still there
+    and synced, is applied again by the next fold."""
+    for offset, (at, new, _flags) in writes.items():
+        if os.pwrite(fd, new, offset + at) != len(new):
+            raise OSError(errno.EIO, "short write", "fold")
+    os.fsync(fd)
+    new_rows = []
+    for row in rows:
+        if row[0] in writes:
+            row = [*row]
+            row[sidecar.FLAGS] = stored_flags(writes[row[0]][2])
+        new_rows.append(row)
     return new_rows
 
 

@@ -8,7 +8,9 @@ A message is stored as
                                           always the first line after the From line
     Status: RO / O                        \\Seen -> R; O always (no \\Recent in a backup)
     X-Status: AFTD                        \\Answered \\Flagged \\Draft(T) \\Deleted; if any
-    X-Keywords: k1 k2                     keywords that are atoms (RFC 3501); if any
+    X-Keywords: k1 k2                     keywords that are atoms (RFC 3501), always,
+                                          then ROOM spaces: room to rewrite the flag
+                                          headers in place (flag_headers)
     the message in LF form (each CRLF of the server's bytes turned into LF), with
       - every line matching ^>*From  given one more '>' (mboxrd), and
       - every header-section line matching ^>*NAME: for a NAME in RESERVED given one
@@ -37,6 +39,7 @@ OWN_MARK = b"X-Imapstream: "
 _OWN_META = re.compile(rb"X-Imapstream: ([^\n]*)\n")
 _OWN_FLAGS = re.compile(rb"(Status|X-Status|X-Keywords|X-GM-THRID|X-Gmail-Labels): ?"
                         rb"([^\n]*)\n")
+_FLAG_LINE = re.compile(rb"(?:Status|X-Status|X-Keywords): ?[^\n]*\n")
 _FOREIGN_META = re.compile(rb"^(status|x-status|x-keywords|x-uid|x-imap|x-imapbase)[ \t]*:"
                            rb"([^\n]*)\n", re.MULTILINE | re.I)
 _RETURN_PATH = re.compile(rb"^return-path:[ \t]*<?([^>\s]*)", re.MULTILINE | re.I)
@@ -138,16 +141,24 @@ def _asctime(internaldate):
         return datetime.now(UTC).ctime()
 
 
-def flag_headers(flags):
+ROOM = 32  # spaces after the keywords of X-Keywords as written: room for later flags
+OWN_FLAGS = frozenset((b"status", b"x-status", b"x-keywords"))
+
+
+def flag_headers(flags, length=None):
+    """Status, X-Status (if any) and X-Keywords, always: its keywords, then ROOM spaces,
+    or as many as make the headers length bytes long (None where they do not fit), so
+    that other flags can later be written over them in place."""
     lowered = {f.lower() for f in flags}
     lines = [b"Status: RO\n" if "\\seen" in lowered else b"Status: O\n"]
     x_status = "".join(letter for flag, letter in _X_STATUS if flag in lowered)
     if x_status:
         lines.append(b"X-Status: " + x_status.encode() + b"\n")
     keywords = [f for f in flags if not f.startswith("\\") and is_flag(f)]
-    if keywords:
-        lines.append(b"X-Keywords: " + " ".join(keywords).encode() + b"\n")
-    return b"".join(lines)
+    lines.append(b"X-Keywords:" + b"".join(b" " + k.encode() for k in keywords))
+    head = b"".join(lines)
+    room = ROOM if length is None else length - len(head) - 1
+    return None if room < 0 else head + b" " * room + b"\n"
 
 
 def stored_flags(flags):
@@ -158,11 +169,12 @@ def stored_flags(flags):
 
 
 def flag_fields(head):
-    """(where the flag headers go, [(start, end)] of the flag fields there are) in head,
-    the first bytes of a message of ours whose X-Imapstream line follows its From line:
-    its Status, X-Status and X-Keywords fields, right after that line as format_message
-    writes them or wherever a client moved them (edited.py).  None for any other
-    message, or where its header section does not end within head."""
+    """(where the flag headers go, [(name, start, end)] of the flag fields there are, the
+    end of the lines of Status, X-Status and X-Keywords right there) in head, the first
+    bytes of a message of ours whose X-Imapstream line follows its From line: its flag
+    fields right after that line as format_message writes them (one line each) or
+    wherever a client moved them (edited.py).  None for any other message, or where its
+    header section does not end within head."""
     newline = head.find(b"\n") + 1
     if not newline or head[newline:newline + len(OWN_MARK)] != OWN_MARK:
         return None
@@ -170,8 +182,11 @@ def flag_fields(head):
     end = head.find(b"\n\n", match.end() - 1) + 1 if match else 0
     if not end:
         return None
-    return match.end(), [(match.end() + start, match.end() + stop) for name, start, stop
-                         in edited.fields(head[match.end():end]) if name in edited.FLAGS]
+    run = match.end()
+    while line := _FLAG_LINE.match(head, run):
+        run = line.end()
+    return match.end(), [(name, match.end() + start, match.end() + stop) for name, start, stop
+                         in edited.fields(head[match.end():end]) if name in edited.FLAGS], run
 
 
 def parse_message(text, last=True):
