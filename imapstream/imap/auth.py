@@ -7,8 +7,6 @@ since with it the password does not cross the network, then PLAIN, then LOGIN.  
 OAuth2 token: OAUTHBEARER, else XOAUTH2.  A mechanism the server does not offer is never
 tried; the error says what it offers."""
 
-import hmac
-
 from ..diagnostics import server_text
 from ..errors import NOPERM, CommandError, UsageError
 
@@ -80,6 +78,8 @@ def exchange(mechanism, user, secret, host, port):
     if mechanism == "plain":
         return Exchange(lambda _: f"\0{user}\0{secret}".encode())
     if mechanism == "cram-md5":
+        import hmac  # here: only CRAM-MD5 needs it (hashlib's start)
+
         return Exchange(lambda challenge: f"{user} "
                         f"{hmac.new(secret.encode(), challenge, 'md5').hexdigest()}".encode())
     if mechanism == "xoauth2":
