@@ -36,9 +36,9 @@ from report import update_results  # noqa: E402
 VENV_BIN = os.path.dirname(sys.executable)
 IMAPBACKUP = os.path.join(ROOT, "bin", "imapbackup")
 # Processes one account starts: the job (imapbackup-accounts --job), imapbackup (bash),
-# imap-list twice (--login-source, then the listing), mbox-ids, imap-fetch, mbox-merge,
-# and jq twice (the login source, the summary).
-PYTHON_STARTS, JQ_STARTS = 6, 2
+# imap-list (the listing; an account names its password source, so no --login-source),
+# mbox-ids, imap-fetch, mbox-merge, and jq once (the summary).
+PYTHON_STARTS, JQ_STARTS = 5, 1
 
 
 def text_message(user, number):

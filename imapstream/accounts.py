@@ -5,7 +5,6 @@ comes from (a file or a command, run on the host that backs it up), never the pa
 so its record can go into argv, a joblog or a log.  Each account runs on one host of a
 list, the same one whatever the order of the list: rendezvous hashing of its name."""
 
-import hashlib
 import re
 from typing import NamedTuple
 
@@ -175,6 +174,8 @@ def host_for(name, logins):
     """The login, of logins, that the account called name runs on: the one with the
     highest SHA-256 of login and name, so adding or removing a host moves only the
     accounts that go to it or came from it."""
+    import hashlib  # here: the job of one account (account_run) never needs it
+
     return max(logins, key=lambda login: hashlib.sha256(
         f"{login_key(login)}\n{name}".encode()).digest())
 

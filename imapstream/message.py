@@ -2,9 +2,10 @@
 
 import re
 
-# RFC 3501 flag: an atom, or "\\" and an atom; no atom holds a space, a control
-# character, 8-bit bytes, or any of ( ) { % * " \\ ].
-_FLAG = re.compile(r'\\?[^(){ \x00-\x1f\x7f-\U0010ffff%*"\\\]]+\Z')
+# RFC 3501 flag: an atom, or "\\" and an atom; an atom is printable ASCII (0x21-0x7e)
+# but none of " % ( ) * \\ ] {, as ranges here (a negated class spanning all of Unicode
+# takes ~8 ms to compile at every start).
+_FLAG = re.compile(r"\\?[!#$&'+-\[^-z|-~]+\Z")
 _MESSAGE_ID = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
 

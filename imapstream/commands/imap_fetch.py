@@ -7,8 +7,7 @@ import re
 import sys
 
 from .. import cli, diagnostics, errors
-from ..imap import store
-from ..mbox.mboxrd import format_pieces
+from ..imap import connection
 from ..message import header_section, message_id, to_lf
 from ..progress import Progress
 from ..records import Checkpoint, is_update, message_key, read_records, withdraw, write_record
@@ -38,7 +37,7 @@ def parser():
     p.add_argument("--progress-dir", metavar="DIR",
                    help="draw one progress line together with the other imap-fetch "
                         "processes given the same (empty) directory DIR")
-    store.add_options(p)
+    connection.add_options(p)
     p.set_defaults(bulk=True)  # messages cross the link: COMPRESS pays (--link-compression)
     p.environment.append(("TERM", "dumb turns the progress line off"))
     return p
@@ -56,7 +55,7 @@ def _main(argv, stdin, stdout):
                         shared=options.progress_dir)
     if progress.enabled:
         options.on_data = progress.arrived
-    server = store.Store(options, PROG, lazy=True)
+    server = StoreOnFirstUse(options)
     fetcher = Fetcher(server, stdout, options.mbox, progress, options.max_bytes)
     records = read_records(stdin, idle=fetcher.idle)
     try:
@@ -92,6 +91,26 @@ def byte_size(text):
         raise argparse.ArgumentTypeError(f"wants a size above 0 such as 500M or 2G, not "
                                          f"{text!r}")
     return int(match.group(1)) << 10 * " KMG".index(match.group(2).upper() or " ")
+
+
+class StoreOnFirstUse:
+    """The store (imap.store.Store, which logs in at its first operation), imported and
+    made when the first batch is requested: a run that gets no message to fetch never
+    imports imapclient and ssl, most of the command's start-up time."""
+
+    def __init__(self, options):
+        self.options, self.store = options, None
+
+    @property
+    def bodies(self):
+        if self.store is None:
+            from ..imap import store
+            self.store = store.Store(self.options, PROG, lazy=True)
+        return self.store.bodies
+
+    def close(self):
+        if self.store is not None:
+            self.store.close()
 
 
 class Fetcher:
@@ -306,6 +325,8 @@ class Fetcher:
         if "message_id" not in record:
             record["message_id"] = message_id(header_section(data))
         if self.mbox:
+            from ..mbox.mboxrd import format_pieces  # here: --mbox alone writes mboxrd
+
             self.out.writelines(format_pieces(to_lf(data), record))
             self.out.flush()
         else:

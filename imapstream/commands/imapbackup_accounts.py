@@ -7,8 +7,6 @@ summary.ndjson, where --resume finds the accounts done."""
 
 import argparse
 import os
-import queue
-import shlex
 import shutil
 import signal
 import subprocess
@@ -164,6 +162,8 @@ class Run:
         """A parallel per host (one for this one), all at once; their records as they
         come.  A first signal lets the running accounts finish and starts no more
         (parallel's SIGHUP); a second stops them (parallel's SIGTERM)."""
+        import queue  # here and shlex below: the --job of one account needs neither
+
         lines = queue.Queue()
         if groups and shutil.which("parallel") is None:
             raise CommandError("GNU parallel is not installed (apt-get install parallel)",
@@ -198,6 +198,8 @@ class Run:
             process.wait()
 
     def parallel(self, login):
+        import shlex
+
         command = ["imapbackup-accounts", "--job", "{}", "-d", self.args.mbox_dir,
                    "--max-per-server", str(self.args.max_per_server)]
         # parallel joins the command's words into a shell line: each but {} quoted.

@@ -9,7 +9,6 @@ tried; the error says what it offers.  Where the server offers SASL-IR, a mechan
 whose client speaks first sends its first response with the command."""
 
 import base64
-import hmac
 
 from ..diagnostics import server_text
 from ..errors import NOPERM, CommandError, UsageError
@@ -84,6 +83,8 @@ def exchange(mechanism, user, secret, host, port):
     if mechanism == "plain":
         return Exchange(lambda _: f"\0{user}\0{secret}".encode())
     if mechanism == "cram-md5":
+        import hmac  # here: only CRAM-MD5 needs it (hashlib's start)
+
         return Exchange(lambda challenge: f"{user} "
                         f"{hmac.new(secret.encode(), challenge, 'md5').hexdigest()}".encode(),
                         client_first=False)
