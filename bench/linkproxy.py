@@ -17,7 +17,8 @@ The trace holds one Event per chunk, timed as the client sees it: a client->serv
 chunk when the client sent it, a server->client chunk when it reached the client.
 round_trips() counts, per connection, the times the client waited for the server: the
 events of a connection in time order, with its opening as a first client->server event,
-count one for each server->client event that directly follows a client->server event.
+count one for each server->client event that directly follows a client->server event,
+up to the client's closing its side (the answer to a LOGOUT it does not wait for).
 A client that sends commands without waiting (pipelining) has one round trip for them
 all; one that sends a command each time an answer arrives has one per command.  Over
 a link of round-trip time R, a client whose connections do not overlap needs at least
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 CHUNK = 64 * 1024
 BUFFER = 64 << 20
 TO_SERVER, TO_CLIENT = "c", "s"
+CLOSED = "closed"  # the client closed its side: what the server sends after is not waited for
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def round_trips(events):
     """The round trips of a trace (see the module docstring)."""
     last, count = {}, 0
     for event in sorted(events, key=lambda e: (e.time, e.direction != TO_SERVER)):
+        if last.get(event.connection) == CLOSED:
+            continue
         if event.direction == TO_CLIENT and last.get(event.connection, TO_SERVER) == TO_SERVER:
             count += 1
         last[event.connection] = event.direction
@@ -147,5 +151,7 @@ class LinkProxy:
                 queue.put_nowait((left + self.delay, data))
         except OSError:
             pass
+        if direction == TO_SERVER:
+            self.events.append(Event(connection, CLOSED, time.monotonic(), 0))
         queue.put_nowait(None)
         await delivering

@@ -185,12 +185,15 @@ def test_two_fetches_sharing_a_directory_draw_one_line(dovecot, new_user, tmp_pa
 
 
 class HoldingProxy:
-    """A loopback proxy to an IMAP server (no TLS) that holds back the LOGOUT of every
-    connection that has fetched, until release(): the listings stay open, so each
-    imap-fetch has all its records and waits for more."""
+    """A loopback proxy to an IMAP server (no TLS) that holds back the EXAMINE of the
+    folders held (and what follows it), until release(): the listings that go on to
+    them stay open, so each imap-fetch has all the records of the folders before and
+    waits for more.  (The LOGOUT at the end is not waited for: holding it would keep
+    nothing open.)"""
 
-    def __init__(self, port):
+    def __init__(self, port, held):
         self.port, self.released = port, threading.Event()
+        self.held = {b'EXAMINE "%s"\r\n' % name.encode() for name in held}
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -206,11 +209,9 @@ class HoldingProxy:
             threading.Thread(target=self._down, args=(server, client), daemon=True).start()
 
     def _up(self, client, server):
-        fetched = False
         with client.makefile("rb") as lines:
             for line in lines:
-                fetched = fetched or b" FETCH " in line.upper()
-                if fetched and line.upper().endswith(b" LOGOUT\r\n"):
+                if any(line.endswith(examine) for examine in self.held):
                     self.released.wait()
                 server.sendall(line)
         server.shutdown(socket.SHUT_WR)
@@ -231,15 +232,19 @@ class HoldingProxy:
 def test_imapbackup_j2_on_a_terminal_draws_one_line_of_both(dovecot, new_user, tmp_path):
     """imapbackup -j 2 with stderr on a pty: the two pipelines' fetches share one line,
     rewritten with \\r, whose totals are those of both folders; the temporary directory
-    they shared is gone after the run."""
+    they shared is gone after the run.  The pipelines list A and C, B and D; C and D are
+    held, so that both are still fetching when A and B are in."""
     user, _ = new_user("fs")
     big_folders(dovecot, user, ["A", "B"])
-    proxy = HoldingProxy(dovecot.port)
+    with dovecot.client(user) as client:
+        for folder in ("C", "D"):
+            client.create_folder(folder)
+    proxy = HoldingProxy(dovecot.port, ["C", "D"])
     (tmp_path / "tmp").mkdir()
     env = dict(command_env(dovecot, user, tmp_path), TERM="xterm", IMAP_TLS="none",
                IMAP_SERVER=proxy.address, TMPDIR=str(tmp_path / "tmp"))
     controller, terminal = pty.openpty()
-    run = subprocess.Popen(["imapbackup", "-v", "-j", "2", "-f", "A,B", "-d",
+    run = subprocess.Popen(["imapbackup", "-v", "-j", "2", "-f", "A,B,C,D", "-d",
                             str(tmp_path / "backup")], env=env, stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=terminal)
     os.close(terminal)
@@ -255,7 +260,7 @@ def test_imapbackup_j2_on_a_terminal_draws_one_line_of_both(dovecot, new_user, t
                 if part.startswith(b"FETCH")]
     assert progress and all(re.match(rb"FETCH (A, B|A|B): \d/[1-6] messages", part)
                             for part in progress), progress
-    assert b"SUMMARY: 2 folders, 6 messages appended" in seen
+    assert b"SUMMARY: 4 folders, 6 messages appended" in seen
     assert list((tmp_path / "tmp").iterdir()) == []
 
 

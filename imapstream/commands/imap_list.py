@@ -271,11 +271,10 @@ def _read_since(path):
     return known
 
 
-def _write_changes(session, name, delimiter, uidvalidity, known, mbox, stdout):
-    """An update record per message below known's uidnext whose flags changed since its
-    highestmodseq, and per one of them the backup's file mbox holds that vanished."""
-    changed, vanished = changes.since(session, known.uidnext - 1, known.highestmodseq,
-                                      session.has_capability("QRESYNC"))
+def _write_changes(found, name, delimiter, uidvalidity, mbox, stdout):
+    """An update record per message found changed (changes.since's or Listing.changes's
+    (changed, vanished)), and per one of those vanished the backup's file mbox holds."""
+    changed, vanished = found
     head = {"folder": name, "delimiter": delimiter, "uidvalidity": uidvalidity}
     for item in changed:
         for what in item.left_out:
@@ -296,10 +295,10 @@ def _job(name, since, status, refresh=False):
     """The Job for a folder (see imapstream(7) for --since): one whose status shows the
     checkpoint's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ needs nothing asked; one with a
     higher UIDNEXT or HIGHESTMODSEQ is listed from the checkpoint's UIDNEXT on (a plan
-    of UID FETCH for up to store.CHUNK new messages, else one that will not fit and is
-    listed alone), then its changes asked (_write_changes); any other in whole, as is
-    every folder to refresh flags or whose checkpoint has no HIGHESTMODSEQ to ask
-    changes from while the server has one."""
+    of UID FETCH for up to store.CHUNK new messages and of its changes, else one that
+    will not fit and is listed alone, its changes asked then: _write_changes); any
+    other in whole, as is every folder to refresh flags or whose checkpoint has no
+    HIGHESTMODSEQ to ask changes from while the server has one."""
     known, mbox = since.get(name, (None, None)) if since is not None else (None, None)
     job = Job(name, since is not None, known, mbox, status, None, None, None)
     failed = isinstance(status, errors.ServerError)
@@ -314,7 +313,8 @@ def _job(name, since, status, refresh=False):
         since = known.uidnext
         held = sidecar.held_record(mbox, name, known.uidvalidity, since) if mbox else None
         check = held and held["uid"]
-        plan = (store.Plan(name, status.uidnext - since, since, check)
+        modseq = known.highestmodseq if status.highestmodseq else None
+        plan = (store.Plan(name, status.uidnext - since, since, check, modseq)
                 if status.uidnext - since <= store.CHUNK else store.Plan(name, 0, None, check))
         return job._replace(since=since, plan=plan, held=held)
     messages = 0 if failed or not isinstance(status.messages, int) else status.messages
@@ -345,10 +345,13 @@ def _list_job(session, job, listing, where, stdout):
         since = None
     if since is not None and selected.highestmodseq and not known.highestmodseq:
         since = None  # no HIGHESTMODSEQ to ask changes from: listed whole, compared
+    found = None  # the changes, where the plan asked for them
     if since == listing.plan.since and (since or selected.exists == listing.plan.messages):
         count = _write_messages(name, delimiter, selected, listing.messages(), stdout)
         if listing.error:
             raise listing.error
+        if since is not None and selected.highestmodseq and listing.plan.changed_since:
+            found = listing.changes()
     else:
         listing.abandon()
         selected = session.examine(name)
@@ -356,11 +359,13 @@ def _list_job(session, job, listing, where, stdout):
                                   or not positive_int(selected.uidnext)):
             since = None
         count = _list_messages(session, where, stdout, selected, since)
-    if since is not None and selected.highestmodseq:
+    if since is not None and selected.highestmodseq and found is None:
         listing.abandon()  # the changes are asked alone; the folders after, sent again
         session.examine(name)
-        _write_changes(session, name, delimiter, selected.uidvalidity, known, job.mbox,
-                       stdout)
+        found = changes.since(session, known.uidnext - 1, known.highestmodseq,
+                              session.qresync)
+    if found:
+        _write_changes(found, name, delimiter, selected.uidvalidity, job.mbox, stdout)
     if job.since_mode:
         vouches = positive_int(selected.uidnext) and session.reconnects == reconnects
         write_record(stdout, Checkpoint(name, delimiter, selected.uidvalidity,

@@ -5,7 +5,10 @@ The choice with a password: over TLS, PLAIN when the server offers AUTH=PLAIN (i
 any UTF-8 password), else the LOGIN command, else CRAM-MD5; without TLS, CRAM-MD5 first,
 since with it the password does not cross the network, then PLAIN, then LOGIN.  With an
 OAuth2 token: OAUTHBEARER, else XOAUTH2.  A mechanism the server does not offer is never
-tried; the error says what it offers."""
+tried; the error says what it offers.  Where the server offers SASL-IR, a mechanism
+whose client speaks first sends its first response with the command."""
+
+import base64
 
 from ..diagnostics import server_text
 from ..errors import NOPERM, CommandError, UsageError
@@ -54,9 +57,11 @@ class Exchange:
     challenge is, for the OAuth2 mechanisms, the server's error report, answered as the
     mechanism wants and kept in .error; for the others it aborts the exchange."""
 
-    def __init__(self, first, after_error=None):
+    def __init__(self, first, after_error=None, client_first=True):
         self.first, self.after_error = first, after_error
         self.steps, self.error = 0, None
+        if client_first:  # its first response needs no challenge: SASL-IR can carry it
+            self.initial_response = lambda: self(b"")
 
     def __call__(self, challenge):
         self.steps += 1
@@ -81,7 +86,8 @@ def exchange(mechanism, user, secret, host, port):
         import hmac  # here: only CRAM-MD5 needs it (hashlib's start)
 
         return Exchange(lambda challenge: f"{user} "
-                        f"{hmac.new(secret.encode(), challenge, 'md5').hexdigest()}".encode())
+                        f"{hmac.new(secret.encode(), challenge, 'md5').hexdigest()}".encode(),
+                        client_first=False)
     if mechanism == "xoauth2":
         return Exchange(lambda _: f"user={user}\1auth=Bearer {secret}\1\1".encode(), b"")
     return Exchange(lambda _: f"n,a={_saslname(user)},\1host={host}\1port={port}\1"
@@ -100,8 +106,49 @@ def log_in(client, mechanism, user, secret, host, port):
         return
     conversation = exchange(mechanism, user, secret, host, port)
     try:
-        client.sasl_login(mechanism.upper(), conversation)
+        if client.has_capability("SASL-IR") and hasattr(conversation, "initial_response"):
+            _authenticate_at_once(client, mechanism.upper(), conversation)
+        else:
+            client.sasl_login(mechanism.upper(), conversation)
     except LoginError as exc:
         if conversation.error is None:
             raise
         raise LoginError(f"{server_text(exc)} ({server_text(conversation.error)})") from None
+
+
+def _authenticate_at_once(client, mechanism, conversation):
+    """AUTHENTICATE with the first response in the command (SASL-IR, RFC 4959): one round
+    trip; a later challenge (an OAuth2 error report) is answered as without.  Private
+    API: imaplib's literal (a bound method: the answer to each challenge) and
+    _simple_command, as its authenticate uses them."""
+    from imapclient.exceptions import LoginError
+
+    imap = client._imap
+    imap.literal = _Challenges(conversation).answer
+    try:
+        typ, data = imap._simple_command("AUTHENTICATE", mechanism,
+                                         _encoded(conversation.initial_response()) or b"=")
+    except imap.abort:
+        raise
+    except imap.error as exc:
+        raise LoginError(str(exc)) from None
+    finally:
+        imap.literal = None
+    if typ != "OK":
+        raise LoginError(data[-1].decode("utf-8", "replace"))
+    imap.state = "AUTH"
+
+
+class _Challenges:
+    def __init__(self, conversation):
+        self.conversation = conversation
+
+    def answer(self, challenge):
+        return _encoded(self.conversation(base64.b64decode(challenge)))
+
+
+def _encoded(response):
+    """A SASL response as AUTHENTICATE carries it: base64, or * to abort (None)."""
+    if response is None:
+        return b"*"
+    return base64.b64encode(response.encode() if isinstance(response, str) else response)

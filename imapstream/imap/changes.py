@@ -3,7 +3,9 @@ CHANGEDSINCE over the UIDs a checkpoint vouches for, answered by a FETCH per mes
 whose flags changed (the cost grows with the changes, not the folder) and, where the
 connection has ENABLEd QRESYNC, a VANISHED (EARLIER) of the UIDs expunged since.  Also
 the store's one use of the QRESYNC extension: connection.connect ENABLEs it when the
-options ask (options.qresync) and the server offers it, before any EXAMINE."""
+options ask (options.qresync) and the server offers it, with the first command after
+login, before any EXAMINE.  The FETCH goes alone here, or in a folder's listing plan
+(listing.py)."""
 
 import re
 from typing import NamedTuple
@@ -32,23 +34,33 @@ def since(store, last_uid, modseq, qresync):
     return store.session.call(lambda client: _fetch(client, last_uid, modseq, qresync))
 
 
-def _fetch(client, last_uid, modseq, qresync):
-    from imapclient.response_parser import parse_fetch_response
+def command(uid_set, modseq, qresync):
+    """The UID FETCH of the FLAGS changed after modseq in uid_set, with VANISHED
+    (qresync); every message's FLAGS where modseq is None."""
+    if modseq is None:
+        return ("UID", "FETCH", uid_set, "(UID FLAGS)")
+    return ("UID", "FETCH", uid_set, "(UID FLAGS MODSEQ)",
+            f"(CHANGEDSINCE {modseq}{' VANISHED' if qresync else ''})")
 
+
+def _fetch(client, last_uid, modseq, qresync):
     # Private API: imaplib's command, completion and untagged responses, as
     # transport.Client._fetch uses them; imapclient's fetch lists every number asked for.
     imap = client._imap
-    modifiers = None
-    if modseq is not None:
-        modifiers = f"(CHANGEDSINCE {modseq}{' VANISHED' if qresync else ''})"
     imap.untagged_responses.pop("VANISHED", None)
-    tag = imap._command("UID", "FETCH", f"1:{last_uid}",
-                        "(UID FLAGS MODSEQ)" if modseq is not None else "(UID FLAGS)",
-                        *([modifiers] if modifiers else []))
+    tag = imap._command(*command(f"1:{last_uid}", modseq, qresync))
     typ, raw = imap._command_complete("FETCH", tag)
     client._checkok("fetch", typ, raw)
     _typ, raw = imap._untagged_response(typ, raw, "FETCH")
-    found = {}
+    return found(raw, imap.untagged_responses.pop("VANISHED", []), last_uid)
+
+
+def found(raw, vanished_said, last_uid):
+    """([Changed] in UID order, [(first, last)] vanished) of imaplib's FETCH and VANISHED
+    data of that UID FETCH, for UIDs up to last_uid."""
+    from imapclient.response_parser import parse_fetch_response
+
+    items_of = {}
     for response in split_responses(raw):
         parsed = parse_simple(response) or {
             seq: with_internaldate(items, response)
@@ -56,15 +68,15 @@ def _fetch(client, last_uid, modseq, qresync):
         for items in parsed.values():
             uid = items.get(b"UID")
             if isinstance(uid, int) and 0 < uid <= last_uid:
-                found.setdefault(uid, {}).update(items)
+                items_of.setdefault(uid, {}).update(items)
     changed = []
-    for uid in sorted(found):
-        fields, left_out = record_fields(found[uid])
-        seq = found[uid].get(b"MODSEQ")
+    for uid in sorted(items_of):
+        fields, left_out = record_fields(items_of[uid])
+        seq = items_of[uid].get(b"MODSEQ")
         number = seq[0] if isinstance(seq, tuple) and seq and isinstance(seq[0], int) else None
         changed.append(Changed(uid, fields["flags"], number, left_out))
     vanished = []
-    for text in imap.untagged_responses.pop("VANISHED", []):
+    for text in vanished_said:
         match = _VANISHED.match(text.strip()) if isinstance(text, bytes) else None
         if match:
             vanished += _uid_ranges(match.group(1).decode(), last_uid)

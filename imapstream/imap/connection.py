@@ -297,7 +297,7 @@ def connect(options):
             options.kept_password = None
     client.normalise_times = False
     if getattr(options, "qresync", False) and client.has_capability("QRESYNC"):
-        client.enable("QRESYNC")  # before any EXAMINE (RFC 5161): see changes.py
+        client.enable_later("QRESYNC")  # with the next command, before any EXAMINE
     return client
 
 
@@ -393,9 +393,10 @@ def examine(client, name):
 
 
 def logout(client):
-    """LOGOUT if the connection still stands; never raises."""
+    """LOGOUT if the connection still stands, not waited for; the connection closed;
+    never raises."""
     try:
-        client.logout()
+        client.logout_unanswered()
     except Exception:
         _shutdown(client)
 

@@ -8,7 +8,8 @@ response read before one command's tagged response may answer a later one.  So e
 command has a key, the numbers it asks for (UIDs under UID FETCH, else sequence
 numbers), and takes the FETCH responses with those numbers; the others are kept for the
 commands after it, until the next EXAMINE (which a server runs alone), as isync's
-drv_imap matches FETCH responses to the commands in flight by UID.
+drv_imap matches FETCH responses to the commands in flight by UID.  VANISHED responses
+(QRESYNC) go, the same way, to the next command that asks for them.
 
 After a dropped connection the session reconnects (EXAMINEs the folder whose EXAMINE
 was answered last and checks its UIDVALIDITY) and everything not yet answered is sent
@@ -58,6 +59,7 @@ class InFlight:
         self.wire_folder = None  # what the last EXAMINE sent selects
         self.selected = (None, None)  # (folder, UIDVALIDITY or None) as answered last
         self.kept = []  # FETCH responses read and not claimed yet, in this folder
+        self.vanished = []  # VANISHED responses read, for the next command asking them
 
     def __len__(self):
         return len(self.entries)
@@ -88,14 +90,14 @@ class InFlight:
             self.entries.clear()
 
         self.session.call(drop)
-        self.wire_folder, self.selected, self.kept = None, (None, None), []
+        self.wire_folder, self.selected, self.kept, self.vanished = None, (None, None), [], []
 
     def _send(self, client):
         if self.wire is None or self.wire.client is not client:
             # A new connection, with nothing in flight: the session has EXAMINEd the
             # folder whose EXAMINE was answered last, if any.
             self.wire, self.wire_folder = pipeline.Wire(client), self.session.folder
-            self.kept = []
+            self.kept, self.vanished = [], []
             self.selected = (self.session.folder, self.session.uidvalidity)
             if self.rebuild:
                 self.entries = collections.deque(self.rebuild(list(self.entries)))
@@ -122,7 +124,7 @@ class InFlight:
         entry, error = self.entries[0], None
         if entry.examines:
             said = self.wire.answer()
-            self.kept = []
+            self.kept, self.vanished = [], []
             if said.status == "OK":
                 entry.selected = client.selected_response(entry.folder, said.untagged)
                 self.selected = (entry.folder, entry.selected[b"UIDVALIDITY"])
@@ -157,7 +159,11 @@ class InFlight:
             number = _number(response, by_uid)
             (mine if number is None or number in entry.key else kept).append(response)
         self.kept = kept
-        return said._replace(untagged=dict(said.untagged, FETCH=[p for r in mine for p in r]))
+        untagged = dict(said.untagged, FETCH=[p for r in mine for p in r])
+        self.vanished += untagged.pop("VANISHED", [])
+        if "VANISHED" in entry.command[-1]:  # CHANGEDSINCE with VANISHED (changes.py)
+            untagged["VANISHED"], self.vanished = self.vanished, []
+        return said._replace(untagged=untagged)
 
 
 def _number(response, by_uid):

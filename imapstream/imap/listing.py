@@ -8,7 +8,10 @@ A Plan says what to send before any answer is known:
   STATUS counted (the EXAMINE must then count as many, or the listing is abandoned);
 - from UID since on: UID FETCH since:*, whatever the server's UIDNEXT says (a UID set
   is never out of range), for at most CHUNK new messages by STATUS;
-- check: a UID whose message is fetched first (imap-list's restored-server check).
+- check: a UID whose message is fetched first (imap-list's restored-server check);
+- changed_since: a HIGHESTMODSEQ, with since: after the listing, the UID FETCH CHANGEDSINCE
+  of the messages below since (changes.py), the check's UID left out: its own FETCH
+  tells of it, and a server running both FETCHes at once could mix their answers.
 A folder with nothing to fetch gets a NOOP, so that its EXAMINE is answered like any.
 
 The caller may abandon a folder's listing once it has seen its EXAMINE (or check): the
@@ -17,6 +20,7 @@ folders after it are sent again."""
 
 from typing import NamedTuple
 
+from . import changes
 from .inflight import Entry, InFlight
 from .pipeline import fetch_command, fetched
 
@@ -30,19 +34,21 @@ class Plan(NamedTuple):
     messages: int  # as STATUS counted them (whole), or at most (from since on)
     since: int | None = None
     check: int | None = None
+    changed_since: int | None = None
 
 
 class Listing:
     """One folder's listing: its EXAMINE answer (selected, a dict as IMAPClient gives
     it, or error), the checked message (Fetched or None), then its messages."""
 
-    def __init__(self, queue, plan, entries, make, reconnects):
+    def __init__(self, queue, plan, entries, make, reconnects, qresync=False):
         """make: (make_selected(dict), fetched_in(plan)), the second giving this
-        folder's make_fetched(uid, items)."""
-        self.queue, self.plan = queue, plan
+        folder's make_fetched(uid, items); qresync: VANISHED asked with CHANGEDSINCE."""
+        self.queue, self.plan, self.qresync = queue, plan, qresync
         make_selected, fetched_in = make
         self.fetched = fetched_in(plan)
         self.left = entries  # replies of this folder not yet read
+        self.changes_left = int(_changes_set(plan) is not None)  # the last of them
         self.reconnects = reconnects  # the session's count before its first reply
         self.abandoned = False
         self.checked = None
@@ -63,7 +69,7 @@ class Listing:
         reply, self.first = self.first, None
         while not self.error:
             if reply is None:
-                if not self.left:
+                if self.left <= self.changes_left:
                     return
                 reply = self._reply()
                 if reply.error or reply.said is None:
@@ -76,6 +82,28 @@ class Listing:
                         last_uid = uid
                         yield self.fetched(uid, response[uid])
             reply = None
+
+    def changes(self):
+        """([changes.Changed], [(first, last)] vanished) after plan.changed_since of the
+        messages below plan.since, read after messages(): the CHANGEDSINCE's, and the
+        checked message's own (changed if its MODSEQ is higher, vanished if it is gone
+        where VANISHED was asked for)."""
+        changed, vanished = [], []
+        if self.changes_left:
+            self.changes_left = 0
+            reply = self._reply()
+            if reply.error or reply.said is None:
+                raise reply.error
+            said = reply.said.untagged
+            changed, vanished = changes.found(said.get("FETCH", []), said.get("VANISHED", []),
+                                              self.plan.since - 1)
+        check, item = self.plan.check, self.checked
+        if check is not None and item is None and self.qresync:
+            vanished = sorted([*vanished, (check, check)])
+        elif check is not None and item and (item.modseq or 0) > self.plan.changed_since:
+            changed = sorted([*changed, changes.Changed(check, item.flags, item.modseq,
+                                                        item.left_out)])
+        return changed, vanished
 
     def abandon(self):
         """Drop the rest of this listing and whatever is in flight behind it."""
@@ -100,23 +128,24 @@ class Listing:
             self._reply()
 
 
-def listings(session, plans, items, make, chunk):
+def listings(session, plans, items, make, chunk, qresync=False):
     """Yield a Listing per plan, in order; the one before is read to its end first.
-    make: (make_selected, make_fetched), see Listing."""
+    make: (make_selected, make_fetched), see Listing; qresync: VANISHED is asked with
+    CHANGEDSINCE."""
     queue = InFlight(session)
     added, asked = 0, 0  # plans whose entries are added; messages they ask for
     counts = []
     for index, plan in enumerate(plans):
         while added < len(plans) and (added == index or asked < WINDOW
                                       and added - index < PLANS):
-            entries = _entries(plans[added], items, chunk)
+            entries = _entries(plans[added], items, chunk, qresync)
             for entry in entries:
                 queue.add(entry)
             counts.append(len(entries))
             asked += plans[added].messages
             added += 1
         queue.send()
-        listing = Listing(queue, plan, counts[index], make, session.reconnects)
+        listing = Listing(queue, plan, counts[index], make, session.reconnects, qresync)
         yield listing
         listing.finish()
         asked -= plan.messages
@@ -125,7 +154,17 @@ def listings(session, plans, items, make, chunk):
             added, asked = index + 1, 0
 
 
-def _entries(plan, items, chunk):
+def _changes_set(plan):
+    """The UID set of a plan's CHANGEDSINCE: below since, but the check; None for none."""
+    if plan.changed_since is None or plan.since is None:
+        return None
+    check = plan.check or plan.since
+    runs = [(1, check - 1), (check + 1, plan.since - 1)]
+    found = ",".join(f"{a}:{b}" if a != b else f"{a}" for a, b in runs if a <= b)
+    return found or None
+
+
+def _entries(plan, items, chunk, qresync=False):
     """The plan's commands, each keyed by the numbers it asks for (a range)."""
     entries = []
     if plan.check is not None:
@@ -138,6 +177,10 @@ def _entries(plan, items, chunk):
         for first in range(1, plan.messages + 1, chunk):
             numbers = range(first, min(first + chunk - 1, plan.messages) + 1)
             entries.append(Entry(plan.name, fetch_command(numbers, items, False), numbers))
+    uid_set = _changes_set(plan)
+    if uid_set:
+        entries.append(Entry(plan.name, changes.command(uid_set, plan.changed_since, qresync),
+                             range(1, plan.since)))
     entries = entries or [Entry(plan.name, ("NOOP",))]
     entries[0].examine = True  # also after a plan of the same folder
     return entries

@@ -126,6 +126,13 @@ class Store:
         return self._condstore
 
     @property
+    def qresync(self):
+        """Whether VANISHED comes with CHANGEDSINCE: the options asked to ENABLE QRESYNC
+        (options.qresync), the server offers it and did not refuse the ENABLE."""
+        return bool(getattr(self.session.options, "qresync", False)) and self.session.call(
+            lambda c: c.has_capability("QRESYNC") and not c.refused_enable())
+
+    @property
     def gmail(self):
         """Whether the server is Gmail (X-GM-EXT-1): listings then carry its ids and
         labels (see gmail.py)."""
@@ -238,7 +245,8 @@ class Store:
         """Yield a listing.Listing per Plan, in order, their commands in flight up to
         listing.WINDOW messages ahead: its selected (a Selected) or error, the checked
         Fetched, then messages() (Fetched with header) as listing() gives them, on Gmail
-        with own_labels[name] (or the name) as the folder's label."""
+        with own_labels[name] (or the name) as the folder's label, then changes() where
+        the plan has changed_since."""
         items = LISTING_ITEMS + gmail.ITEMS if self.gmail else LISTING_ITEMS
         items = items + ["MODSEQ"] if self.condstore else items
 
@@ -246,7 +254,8 @@ class Store:
             own_label = own_labels.get(plan.name, plan.name)
             return lambda uid, item: _fetched(uid, item, own_label)
 
-        return listing.listings(self.session, plans, items, (_selected, fetched_in), CHUNK)
+        return listing.listings(self.session, plans, items, (_selected, fetched_in), CHUNK,
+                                self.qresync)
 
     def _first_new(self, selected, since):
         """The sequence number to list from so as to reach every UID from since on.  UIDs

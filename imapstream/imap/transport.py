@@ -60,10 +60,23 @@ class _Guarded:
     """Limits for imaplib.IMAP4: per line, and per command for all it receives."""
 
     on_data = None  # called with the size of each piece of a literal as it arrives
+    enable_next = ()  # extensions to ENABLE in front of the next command (enable_later)
+    enable_tag = None  # the tag of that ENABLE, once sent
 
     def __init__(self, *args, **kwargs):
         self._received = 0
         super().__init__(*args, **kwargs)
+
+    def _get_capabilities(self):
+        """The capabilities the greeting carries ([CAPABILITY ...], RFC 9051 7.1), else
+        asked with CAPABILITY.  imaplib calls this after the greeting and after STARTTLS,
+        where what the server said before TLS is dropped and asked again (RFC 9051
+        6.2.1).  Private API: imaplib's untagged_responses and capabilities."""
+        said = self.untagged_responses.pop("CAPABILITY", None)
+        if said and isinstance(said[-1], bytes) and not self._tls_established:
+            self.capabilities = tuple(said[-1].decode("ascii", "replace").upper().split())
+            return
+        super()._get_capabilities()
 
     def _create_socket(self, timeout=None):
         where = f"{self.host} port {self.port}"
@@ -110,6 +123,18 @@ class _Guarded:
         return True
 
     def _new_tag(self):
+        """A tag for the next command; the ENABLE of enable_later goes out first, in the
+        same write where the command is written with others (pipeline.Wire)."""
+        if self.enable_next:
+            extensions, self.enable_next = self.enable_next, ()
+            # The state as the server sees it (the ENABLE goes before any EXAMINE); the
+            # literal, if any, is the command's own.
+            state, self.state = self.state, "AUTH"
+            literal, self.literal = self.literal, None
+            try:
+                self.enable_tag = self._command("ENABLE", *extensions)
+            finally:
+                self.state, self.literal = state, literal
         self._received = 0
         return super()._new_tag()
 
@@ -199,6 +224,35 @@ class Client(imapclient.IMAPClient):
     def tls_session(self):
         """The TLS session of the connection (ssl.SSLSession), None without TLS."""
         return getattr(self.socket(), "session", None)
+
+    def capabilities(self):
+        """The server's capabilities.  Before login, those imaplib read from the greeting
+        or asked after STARTTLS (imapclient would ask again after STARTTLS at every call);
+        after it, those of the login's tagged OK [CAPABILITY ...] if it said them, else
+        asked once (imapclient's cache)."""
+        if self._imap.state == "NONAUTH":
+            return tuple(c.encode() for c in self._imap.capabilities)
+        return super().capabilities()
+
+    def enable_later(self, *extensions):
+        """ENABLE extensions (RFC 5161) in front of the next command, its answer not
+        waited for."""
+        self._imap.enable_next = extensions
+
+    def refused_enable(self):
+        """Whether the server answered that ENABLE with other than OK."""
+        tag = self._imap.enable_tag
+        said = self._imap.tagged_commands.get(tag) if tag else None
+        return bool(said) and said[0] != "OK"
+
+    def logout_unanswered(self):
+        """LOGOUT sent, its answer not read (the server's BYE and OK say nothing needed),
+        then the connection closed."""
+        try:
+            self._imap.enable_next = ()
+            self._imap._command("LOGOUT")  # private API: imaplib's, as for FETCH below
+        finally:
+            self.shutdown()
 
     def compress(self):
         """COMPRESS=DEFLATE (RFC 4978) if the server offers it; whether it is on."""
