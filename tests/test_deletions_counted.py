@@ -121,7 +121,6 @@ def test_expunged_marked_missing_and_nothing_else(backed_up):
     assert statuses == [0, 0, 0, 0]
     wire = b"".join(sent)
     marked = commands(sent)
-    print(kind, quiet, marked)
     assert [r["uid"] for r in records(listing) if "uid" in r] == [3, 5]
     assert {r["update"] for r in records(listing) if "uid" in r} == {"vanished"}
     assert marked.count(b"FETCH") == quiet.count(b"FETCH") + 1  # the FETCH 1:6 (UID)
