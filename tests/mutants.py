@@ -50,17 +50,17 @@ MUTANTS = [
      ["test_golden.py"], "From lines are quoted"),
     ("mbox/mboxrd.py", "return b\"\\n\\n\" if data and not data.endswith(b\"\\n\") else b\"\\n\"",
      "return b\"\\n\"", ["test_golden.py"], "a message without a final LF gets one"),
-    ("mbox/mboxrd.py", "b\"Status: RO\\n\" if \"\\\\seen\" in lowered else",
+    ("mbox/flagheaders.py", "b\"Status: RO\\n\" if \"\\\\seen\" in lowered else",
      "b\"Status: O\\n\" if \"\\\\seen\" in lowered else", ["test_golden.py"],
      "\\Seen is Status: RO"),
-    ("mbox/mboxrd.py", "room = ROOM if length is None else length - len(head) - 1",
+    ("mbox/flagheaders.py", "room = ROOM if length is None else length - len(head) - 1",
      "room = ROOM if length is None else length - len(head)", ["test_flags_in_place.py"],
      "flag lines rewritten in place keep their length"),
     ("mbox/fold.py", "in_place = _in_place(changes) if writable and not drop else None",
      "in_place = None", ["test_flags_in_place.py"], "a change that fits is written in place"),
     ("mbox/fold.py", "if start < run:  # ours, a line each", "if False:  # ours, a line each",
      ["test_flags_in_place.py"], "a message's first line is never taken for our folding"),
-    ("mbox/mboxrd.py", "_X_STATUS = ((\"\\\\answered\", \"A\"), (\"\\\\flagged\", \"F\"), "
+    ("mbox/flagheaders.py", "_X_STATUS = ((\"\\\\answered\", \"A\"), (\"\\\\flagged\", \"F\"), "
      "(\"\\\\draft\", \"T\"), (\"\\\\deleted\", \"D\"))",
      "_X_STATUS = ((\"\\\\answered\", \"A\"), (\"\\\\flagged\", \"F\"), (\"\\\\draft\", \"T\"))",
      ["test_golden.py"], "\\Deleted is X-Status: D"),
@@ -94,8 +94,8 @@ MUTANTS = [
      "        if True:\n            yield lineno, line",
      ["test_golden.py"], "readers skip empty lines"),
     # Reading what was written.
-    ("mbox/mboxrd.py", "    record[\"flags\"] = _flags(*(own.get(name, b\"\")",
-     "    record[\"flags\"] = [] and _flags(*(own.get(name, b\"\")", ["test_golden.py"],
+    ("mbox/mboxrd.py", "    record[\"flags\"] = header_flags(*(own.get(name, b\"\")",
+     "    record[\"flags\"] = [] and header_flags(*(own.get(name, b\"\")", ["test_golden.py"],
      "the flag headers are read back"),
     # Equivalent: HeldScan's fast path (held_head, quoted_until_from, held_ends) hands every
     # message it cannot vouch for to parse_held, so breaking it changes only the speed.

@@ -22,6 +22,7 @@ from imapstream.mbox.compression import reading
 from imapstream.mbox.mboxrd import format_message, parse_held, quote_from, unquote_from
 from imapstream.mbox.reader import Holdings, iter_messages, scan
 from imapstream.mbox.scan import spans
+from imapstream.mbox.uidranges import Held
 from imapstream.message import header_section, message_id
 from imapstream.stream import write_message
 
@@ -186,19 +187,19 @@ def test_a_version_1_sidecar_is_ignored_and_replaced(mbox):
 
 
 def test_held_uids_are_ranges_per_generation():
-    held_uids = sidecar.Held()
+    held_uids = Held()
     for uid in (5, 1, 2, 3, 9, 7, 6, 3):
         held_uids.add({"folder": "F", "uidvalidity": 7, "uid": uid})
     held_uids.add({"folder": "G", "uidvalidity": 1, "uid": None})
     held_uids.add({"folder": None, "uidvalidity": None, "uid": None})
     assert held_uids.to_json() == [["F", 7, 1, 3, 5, 7, 9, 9], ["G", 1], [None, None]]
-    again = sidecar.Held.from_json(held_uids.to_json())
+    again = Held.from_json(held_uids.to_json())
     assert [(("F", 7), uid) in again for uid in range(11)] == [
         False, True, True, True, False, True, True, True, False, True, False]
     for bad in ([["F", 7, 3, 1]], [["F", 7, 1, 3, 3, 4]], [["F", 7, 1]], [["F", 0, 1, 1]],
                 [[None, None, 1, 1]], [["F", 7, 0, 1]]):
         with pytest.raises(ValueError):
-            sidecar.Held.from_json(bad)
+            Held.from_json(bad)
 
 
 def test_a_file_that_grew_behind_the_sidecar_scans_only_its_tail(mbox, tmp_path):

@@ -7,6 +7,7 @@ from .. import cli, diagnostics, errors
 from ..mbox import sidecar
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.reader import Holdings
+from ..mbox.uidranges import Held
 from ..records import Checkpoint, is_update, message_key, read_records, withdraw, write_record
 
 PROG = "mbox-ids"
@@ -108,7 +109,7 @@ def _folders(files, stdout):
 
 def _missing(options, stdin, stdout):
     holdings = {}
-    listed = {}  # folder: sidecar.Held of the UIDs listed, for _write_vanished
+    listed = {}  # folder: Held of the UIDs listed, for _write_vanished
     gmail = None  # the gm_msgid of each message DIR holds, or passed on (see _gmail_held)
     for lineno, record in read_records(stdin):
         checkpoint = Checkpoint.of(record, lineno)
@@ -127,7 +128,7 @@ def _missing(options, stdin, stdout):
             continue
         folder, _uid = message_key(record, lineno)
         if not is_update(record):
-            listed.setdefault(folder, sidecar.Held()).add(record)
+            listed.setdefault(folder, Held()).add(record)
         gm_msgid = record.get("gm_msgid") if options.directory else None
         copy = False
         if gm_msgid is not None:
@@ -185,7 +186,7 @@ def _write_vanished(held, checkpoint, listed, stdout):
     from datetime import UTC, datetime
 
     own = (checkpoint.folder, checkpoint.uidvalidity)
-    listed = listed or sidecar.Held()
+    listed = listed or Held()
     now = datetime.now(UTC).isoformat(timespec="seconds")
     firsts, lasts = held.index.held.ranges.get(own, ((), ()))
     for first, last in zip(list(firsts), list(lasts), strict=True):

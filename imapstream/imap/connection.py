@@ -5,27 +5,19 @@ one certificate instead (no CA or host name check: the pin is stronger); --insec
 checks nothing and says so loudly.  --tls starttls never falls back to plain text, and
 --tls none warns unless the server is on this machine.
 
-Password sources, first found wins: what the command line gives (--password-file, refused
-when group or others may read it, or --password-command, run without a shell), then
-$IMAP_PASSWORD, ~/.netrc, then a prompt on /dev/tty, asked again after a refused login up
-to PROMPTS times.  It is read once per process and kept for reconnecting.  An OAuth2
-access token comes from --oauth2-token-command, run again for each connection since
-tokens expire.  Secrets are never put in argv, messages or records; diagnostics.secret makes
-every message hide them.
+The login name and the password or token: credentials.py, asked again after a refused
+login at the prompt up to PROMPTS times.
 
 The IMAP and TLS libraries (imapclient, imaplib, ssl: ~60 ms) are imported by connect,
-and getpass and subprocess where a password is asked for or run, so that a command that
-never connects, such as imap-fetch with nothing to fetch, starts without them."""
+so that a command that never connects, such as imap-fetch with nothing to fetch, starts
+without them."""
 
-import netrc
 import os
-import shlex
-import stat
 
 from .. import deadline, diagnostics, errors
 from ..diagnostics import server_text
 from ..errors import NOPERM, UNAVAILABLE, CommandError, UsageError
-from . import auth
+from . import auth, credentials
 
 DEFAULT_PORTS = {"imaps": 993, "starttls": 143, "none": 143}
 PROMPTS = 3
@@ -152,115 +144,10 @@ def login_source(options):
     "oauth2", "file", "command", "environment", "netrc" or "terminal"}, found as connect
     finds them, without reading any secret."""
     host, _port, _tls = server_address(options.server, options.tls)
-    user = _user(options, host)
-    secret = "oauth2" if options.oauth2_token_command else _password_source(options, host)
+    user = credentials.user(options, host)
+    secret = "oauth2" if options.oauth2_token_command else credentials.password_source(
+        options, host)
     return {"user": user, "secret": secret}
-
-
-def _user(options, host):
-    if not options.user:
-        entry = _netrc_entry(host)
-        options.user = entry[0] if entry else None
-    if not options.user:
-        raise UsageError("no user: give -u USER or set IMAP_USER")
-    return options.user
-
-
-def _password_source(options, host):
-    """The command line beats the environment, which beats ~/.netrc (imapstream(7))."""
-    if options.password_file:
-        return "file"
-    if options.password_command:
-        return "command"
-    if os.environ.get("IMAP_PASSWORD"):
-        return "environment"
-    found = _netrc_entry(host)
-    if found and found[2] and found[0] in (None, "", options.user):
-        return "netrc"
-    return "terminal"
-
-
-def password(options, host):
-    """The password and whether it was typed at the prompt (then it may be asked again)."""
-    source = _password_source(options, host)
-    if source == "file":
-        return _password_file(options.password_file), False
-    if source == "command":
-        return _run_for_secret("--password-command", options.password_command), False
-    if source == "environment":
-        return os.environ["IMAP_PASSWORD"], False
-    if source == "netrc":
-        return _netrc_entry(host)[2], False
-    try:
-        with open("/dev/tty", "r+b", buffering=0):
-            pass
-    except OSError:
-        raise UsageError("no password: set IMAP_PASSWORD, or use --password-file, "
-                         "--password-command or ~/.netrc") from None
-    import getpass
-
-    return getpass.getpass(f"Password for {options.user}@{host}: "), True
-
-
-def _password_file(path):
-    with open(path, encoding="utf-8") as f:
-        mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
-        if mode & 0o044:
-            raise UsageError(f"--password-file {path}: group or others can read it (mode "
-                             f"{mode:04o}); make it private with chmod 600")
-        return f.readline().rstrip("\r\n")
-
-
-def _run_for_secret(option, command):
-    """The first line of what CMD prints; its stderr goes to ours, its output nowhere."""
-    import subprocess
-
-    argv = shlex.split(command)
-    try:
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                              check=False)
-    except (OSError, IndexError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is empty"
-        raise UsageError(f"{option}: cannot run {argv[0] if argv else 'it'}: {reason}") from None
-    if done.returncode != 0:
-        raise CommandError(f"{option} exited with status {done.returncode}", NOPERM)
-    try:
-        lines = done.stdout.decode("utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise CommandError(f"{option} printed something that is not UTF-8", NOPERM) from None
-    return lines[0] if lines else ""
-
-
-def _netrc_entry(host):
-    try:
-        return netrc.netrc().authenticators(host)
-    except netrc.NetrcParseError as exc:
-        raise UsageError(f"~/.netrc: {exc.msg}") from None
-    except OSError:
-        return None
-
-
-class _Kept:
-    """The password, kept for reconnecting, and whether it was typed at the prompt;
-    shows nothing when printed."""
-
-    def __init__(self, value, typed):
-        self.value, self.typed = value, typed
-
-    def __repr__(self):
-        return "<password>"
-
-
-def _secret(options, host):
-    if options.oauth2_token_command:
-        token = _run_for_secret("--oauth2-token-command", options.oauth2_token_command)
-        if not token:
-            raise CommandError("--oauth2-token-command printed no token", NOPERM)
-        return diagnostics.secret(token)
-    if options.kept_password is None:
-        value, typed = password(options, host)
-        options.kept_password = _Kept(diagnostics.secret(value), typed)
-    return options.kept_password.value
 
 
 def connect(options):
@@ -271,7 +158,7 @@ def connect(options):
 
     host, port, tls = server_address(options.server, options.tls)
     _check_options(options, tls)
-    _user(options, host)
+    credentials.user(options, host)
     context = None
     if tls != "none":  # one context per process: a reconnect may resume its TLS session
         context = options.tls_context or tls_contexts.tls_context(
@@ -283,7 +170,7 @@ def connect(options):
                                    f"checked; anyone on the way can read the password and "
                                    f"the mail")
     for attempt in range(1, PROMPTS + 1):
-        secret = _secret(options, host)
+        secret = credentials.login_secret(options, host)
         deadline.start(options.deadline)  # after the prompt: the clock starts only once
         try:
             client = _log_in(options, host, port, tls, context, secret)

@@ -4,7 +4,7 @@ synced before and rewritten after.
 
 Where each changed message has its Status, X-Status and X-Keywords lines right after
 its X-Imapstream line and nowhere else, and its new flags fit in their length (the
-writer leaves room: mboxrd.flag_headers), the new lines are written over the old ones
+writer leaves room: flagheaders.flag_headers), the new lines are written over the old ones
 in place and synced: nothing else moves, and a kill leaves each message's old lines or
 its new ones, a journal that holds them still, and a fold that is done again.
 
@@ -27,7 +27,9 @@ import os
 import tempfile
 
 from . import compression, flagjournal, sidecar
-from .mboxrd import OWN_FLAGS, flag_fields, flag_headers, stored_flags
+from .flagheaders import OWN_FLAGS, flag_headers, stored_flags
+from .mboxrd import flag_fields
+from .uidranges import Held
 
 HEAD = 1 << 12  # bytes read first for a message's flag headers; more where needed
 MAX_HEAD = 1 << 20
@@ -92,7 +94,7 @@ def fold(path, index, journal, folders=None, prune_before=None):
         os.close(fd)
     held = index.held
     if drop:
-        held = sidecar.Held()
+        held = Held()
         for row in new_rows:
             held.add(sidecar.record(row))
     with open(path, "rb") as new:

@@ -1,16 +1,12 @@
-"""mboxrd, the on-disk format, known here and nowhere else.
+"""mboxrd, the on-disk format, known here and nowhere else (but for the From line,
+envelope.py, and the flag headers, flagheaders.py).
 
 A message is stored as
-    From SENDER DATE                      envelope sender (Return-Path or MAILER-DAEMON),
-                                          INTERNALDATE in UTC, asctime format
+    From SENDER DATE                      the From line (envelope.py)
     X-Imapstream: k=v; k=v ...            folder, delimiter, uidvalidity, uid, size,
                                           internaldate, octets (values percent-encoded);
                                           always the first line after the From line
-    Status: RO / O                        \\Seen -> R; O always (no \\Recent in a backup)
-    X-Status: AFTD                        \\Answered \\Flagged \\Draft(T) \\Deleted; if any
-    X-Keywords: k1 k2                     keywords that are atoms (RFC 3501), always,
-                                          then ROOM spaces: room to rewrite the flag
-                                          headers in place (flag_headers)
+    Status, X-Status, X-Keywords          the flag headers (flagheaders.py)
     the message in LF form (each CRLF of the server's bytes turned into LF), with
       - every line matching ^>*From  given one more '>' (mboxrd), and
       - every header-section line matching ^>*NAME: for a NAME in RESERVED given one
@@ -25,11 +21,12 @@ the header section are their flags, and those metadata headers go.
 """
 
 import re
-from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
-from ..message import crlf_size, header_end, header_section, is_flag, message_id
+from ..message import crlf_size, header_end, header_section, message_id
 from . import edited, labels
+from .envelope import envelope_date, from_line
+from .flagheaders import FLAG_LINE, flag_headers, header_flags
 
 RESERVED = (b"status|x-status|x-keywords|x-imapstream|x-uid|x-imap|x-imapbase|content-length"
             b"|x-gmail-labels|x-gm-thrid")
@@ -39,12 +36,8 @@ OWN_MARK = b"X-Imapstream: "
 _OWN_META = re.compile(rb"X-Imapstream: ([^\n]*)\n")
 _OWN_FLAGS = re.compile(rb"(Status|X-Status|X-Keywords|X-GM-THRID|X-Gmail-Labels): ?"
                         rb"([^\n]*)\n")
-_FLAG_LINE = re.compile(rb"(?:Status|X-Status|X-Keywords): ?[^\n]*\n")
 _FOREIGN_META = re.compile(rb"^(status|x-status|x-keywords|x-uid|x-imap|x-imapbase)[ \t]*:"
                            rb"([^\n]*)\n", re.MULTILINE | re.I)
-_RETURN_PATH = re.compile(rb"^return-path:[ \t]*<?([^>\s]*)", re.MULTILINE | re.I)
-_X_STATUS = (("\\answered", "A"), ("\\flagged", "F"), ("\\draft", "T"), ("\\deleted", "D"))
-_X_STATUS_FLAG = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
 _META_KEYS = ("folder", "delimiter", "uidvalidity", "uid", "size", "internaldate", "gm_msgid")
 _META_INTS = ("uidvalidity", "uid", "size", "octets")
 _SAFE = "/:+@<>,.-_~!$&'()*[]=#?"
@@ -123,51 +116,6 @@ def unquote_from(data):
     return b"".join(parts) + data[done:] if parts else data
 
 
-def from_line(header, internaldate):
-    match = _RETURN_PATH.search(header)
-    sender = match.group(1) if match and match.group(1) else b"MAILER-DAEMON"
-    return b"From " + sender + b" " + _asctime(internaldate).encode() + b"\n"
-
-
-def _asctime(internaldate):
-    """INTERNALDATE in UTC in asctime form; the time of writing for none, or for one
-    that is not ISO 8601 or has no UTC time in years 1 to 9999."""
-    try:
-        when = datetime.fromisoformat(internaldate)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return when.astimezone(UTC).ctime()
-    except (TypeError, ValueError, OverflowError):
-        return datetime.now(UTC).ctime()
-
-
-ROOM = 32  # spaces after the keywords of X-Keywords as written: room for later flags
-OWN_FLAGS = frozenset((b"status", b"x-status", b"x-keywords"))
-
-
-def flag_headers(flags, length=None):
-    """Status, X-Status (if any) and X-Keywords, always: its keywords, then ROOM spaces,
-    or as many as make the headers length bytes long (None where they do not fit), so
-    that other flags can later be written over them in place."""
-    lowered = {f.lower() for f in flags}
-    lines = [b"Status: RO\n" if "\\seen" in lowered else b"Status: O\n"]
-    x_status = "".join(letter for flag, letter in _X_STATUS if flag in lowered)
-    if x_status:
-        lines.append(b"X-Status: " + x_status.encode() + b"\n")
-    keywords = [f for f in flags if not f.startswith("\\") and is_flag(f)]
-    lines.append(b"X-Keywords:" + b"".join(b" " + k.encode() for k in keywords))
-    head = b"".join(lines)
-    room = ROOM if length is None else length - len(head) - 1
-    return None if room < 0 else head + b" " * room + b"\n"
-
-
-def stored_flags(flags):
-    """flags as the flag headers keep them: what a reader gets back (see flag_headers)."""
-    own = {m.group(1).lower(): m.group(2).decode()
-           for m in _OWN_FLAGS.finditer(flag_headers(flags))}
-    return _flags(own.get(b"status", ""), own.get(b"x-status", ""), own.get(b"x-keywords", ""))
-
-
 def flag_fields(head):
     """(where the flag headers go, [(name, start, end)] of the flag fields there are, the
     end of the lines of Status, X-Status and X-Keywords right there) in head, the first
@@ -183,7 +131,7 @@ def flag_fields(head):
     if not end:
         return None
     run = match.end()
-    while line := _FLAG_LINE.match(head, run):
+    while line := FLAG_LINE.match(head, run):
         run = line.end()
     return match.end(), [(name, match.end() + start, match.end() + stop) for name, start, stop
                          in edited.fields(head[match.end():end]) if name in edited.FLAGS], run
@@ -227,7 +175,7 @@ def _parse_edited(envelope, rest, last):
     if b"x-imapstream" not in found:
         return _parse_foreign(envelope, rest)
     body = unquote_from(rest[end:])
-    flags = _flags(*(found.get(name, b"").decode("utf-8", "replace")
+    flags = header_flags(*(found.get(name, b"").decode("utf-8", "replace")
                      for name in (b"status", b"x-status", b"x-keywords")))
     if b"octets=" not in found[b"x-imapstream"]:  # we always write octets
         return _parse_foreign(envelope, rest)
@@ -368,7 +316,7 @@ def _own_fields(buf, rest, end):
     while match := _OWN_FLAGS.match(buf, pos, end):
         own[match.group(1).lower()] = match.group(2)
         pos = match.end()
-    record["flags"] = _flags(*(own.get(name, b"").decode("utf-8", "replace")
+    record["flags"] = header_flags(*(own.get(name, b"").decode("utf-8", "replace")
                                for name in (b"status", b"x-status", b"x-keywords")))
     record.update(labels.read(own))
     return record, record.pop("octets", None), pos
@@ -393,25 +341,11 @@ def _parse_foreign(envelope, rest):
     when = envelope_date(envelope)
     if when:
         record["internaldate"] = when
-    record["flags"] = _flags(found.get("status", ""), found.get("x-status", ""),
+    record["flags"] = header_flags(found.get("status", ""), found.get("x-status", ""),
                              found.get("x-keywords", ""))
     if opened and "\\Seen" not in record["flags"]:
         record["flags"].append("\\Seen")
     return {**record, **takeout}, data
-
-
-def envelope_date(envelope):
-    """INTERNALDATE (ISO 8601) from a From line's asctime date, or None; Google Takeout
-    writes the UTC offset before the year (Mon Jan 01 00:00:00 +0000 2024)."""
-    fields = envelope.decode("latin-1").split()
-    for start in range(2, max(2, len(fields) - 4)):
-        for count, form in ((5, "%a %b %d %H:%M:%S %Y"), (6, "%a %b %d %H:%M:%S %z %Y")):
-            try:
-                when = datetime.strptime(" ".join(fields[start:start + count]), form)
-            except ValueError:
-                continue
-            return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
-    return None
 
 
 def _parse_meta(value):
@@ -431,10 +365,3 @@ def _parse_meta(value):
         else:
             record[key] = text
     return record
-
-
-def _flags(status, x_status, keywords):
-    flags = ["\\Seen"] if "R" in status else []
-    flags += [_X_STATUS_FLAG[c] for c in "AFTD" if c in x_status]
-    flags += keywords.split()  # keywords are atoms: a comma is part of one (as Dovecot reads)
-    return flags

@@ -10,7 +10,8 @@ from datetime import datetime
 from ..errors import DataError
 from ..message import header_section, message_id
 from . import compression, flagjournal, sidecar
-from .mboxrd import MboxError, parse_held, parse_message, stored_flags
+from .flagheaders import stored_flags
+from .mboxrd import MboxError, parse_held, parse_message
 from .scan import (
     CutStream,
     HeldScan,
@@ -21,6 +22,7 @@ from .scan import (
     missing_gzip_trailer,
     spans,
 )
+from .uidranges import generation as _generation
 
 
 def open_for_reading(path):
@@ -71,9 +73,6 @@ def message_at(path, offset):
         for _offset, record, data in iter_messages(f, path):
             return record, data
     return None
-
-
-_generation = sidecar.generation
 
 
 def _record_key(record):
