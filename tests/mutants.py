@@ -114,6 +114,18 @@ MUTANTS = [
      "answer.uidvalidity:", "if False:", ["test_checkpoints.py", "test_quirks.py",
                                         "test_bad_input.py"],
      "imap-fetch refuses a record of another UIDVALIDITY"),
+    # Deletions found by counting, without QRESYNC (imapstream(7), Update record).
+    ("commands/imap_list.py", "if known and not whole and not deleted and (",
+     "if known and not whole and (", ["test_deletions_counted.py"],
+     "a folder counting fewer messages than held is listed"),
+    ("commands/imap_list.py", "selected.exists < job.present.count + count:",
+     "selected.exists < job.present.count:", ["test_deletions_counted.py"],
+     "the new messages listed count against the deletions"),
+    ("mbox/present.py", "and uid < below and \"missing_since\" in entry", "and uid < below",
+     ["test_deletions_counted.py"], "only messages known missing are left out of the count"),
+    ("mbox/present.py", "yield from _less(uid, end, present.missing)",
+     "yield uid, end", ["test_deletions_counted.py"],
+     "a message known missing is not reported vanished again"),
 ]
 
 

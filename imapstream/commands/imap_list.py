@@ -9,6 +9,7 @@ from .. import cli, diagnostics, errors
 from ..imap import changes, gmail, store
 from ..mbox import sidecar
 from ..mbox.archive import mbox_files
+from ..mbox.present import Present, gone, held_present
 from ..mbox.reader import same_message
 from ..message import message_id
 from ..records import Checkpoint, parse_record, positive_int, read_lines, read_records, write_record
@@ -63,7 +64,9 @@ class Job(NamedTuple):
     status (a store.Status, or the ServerError of a folder the server refused it for);
     since: the UID to list from, None for all; plan: the store.Plan sent ahead, None
     where nothing need be asked; held: the record of the message the backup holds with
-    the highest UID below since, to check that the server holds it too."""
+    the highest UID below since, to check that the server holds it too; present: the
+    messages the backup holds below since (a Present) where, without QRESYNC,
+    the server's count of messages tells whether some were deleted."""
 
     name: str
     since_mode: bool
@@ -73,6 +76,7 @@ class Job(NamedTuple):
     since: int | None
     plan: store.Plan | None
     held: dict | None
+    present: Present | None = None
 
 
 def main(argv, stdin=None, stdout=None):
@@ -142,7 +146,11 @@ def _main(argv, stdin, stdout):
                                           if name not in statuses]))
         delimiters = {f["folder"]: f["delimiter"] for f in every}
         default_delimiter = every[0]["delimiter"] if every else None
-        jobs = [_job(name, since, statuses[name], options.refresh_flags) for name in wanted]
+        # Deletions found by counting (_job) where no VANISHED says them; not on Gmail,
+        # where a message leaves a folder (a label) that keeps it in another.
+        counted = not session.qresync and not session.gmail
+        jobs = [_job(name, since, statuses[name], options.refresh_flags, counted)
+                for name in wanted]
         listings = session.listings([job.plan for job in jobs if job.plan], own_labels)
         for job in jobs:
             name = job.name
@@ -291,32 +299,40 @@ def _write_changes(found, name, delimiter, uidvalidity, mbox, stdout):
         write_record(stdout, {**head, "uid": uid, "missing_since": now, "update": "vanished"})
 
 
-def _job(name, since, status, refresh=False):
+def _job(name, since, status, refresh=False, counted=False):
     """The Job for a folder (see imapstream(7) for --since): one whose status shows the
     checkpoint's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ needs nothing asked; one with a
     higher UIDNEXT or HIGHESTMODSEQ is listed from the checkpoint's UIDNEXT on (a plan
     of UID FETCH for up to store.CHUNK new messages and of its changes, else one that
     will not fit and is listed alone, its changes asked then: _write_changes); any
     other in whole, as is every folder to refresh flags or whose checkpoint has no
-    HIGHESTMODSEQ to ask changes from while the server has one."""
+    HIGHESTMODSEQ to ask changes from while the server has one.  counted (a server
+    without QRESYNC): one whose STATUS counts fewer messages than the backup holds below
+    the checkpoint's UIDNEXT (and has not seen go missing) is listed from there on too,
+    its deletions found then (_list_job)."""
     known, mbox = since.get(name, (None, None)) if since is not None else (None, None)
     job = Job(name, since is not None, known, mbox, status, None, None, None)
     failed = isinstance(status, errors.ServerError)
     if known and failed:
         return job
     whole = refresh or (known and status.highestmodseq and not known.highestmodseq)
-    if known and not whole and (status.uidvalidity, status.uidnext, status.highestmodseq) \
-            == (known.uidvalidity, known.uidnext, known.highestmodseq):
+    grown = known and not whole and status.uidvalidity == known.uidvalidity and isinstance(
+        status.uidnext, int) and status.uidnext >= known.uidnext
+    held_now = (held_present(mbox, name, known.uidvalidity, known.uidnext)
+                if grown and counted and mbox else None)
+    deleted = held_now and isinstance(status.messages, int) and status.messages < held_now.count
+    if known and not whole and not deleted and (
+            status.uidvalidity, status.uidnext, status.highestmodseq) == (
+            known.uidvalidity, known.uidnext, known.highestmodseq):
         return job
-    if known and not whole and status.uidvalidity == known.uidvalidity and isinstance(
-            status.uidnext, int) and status.uidnext >= known.uidnext:
+    if grown:
         since = known.uidnext
         held = sidecar.held_record(mbox, name, known.uidvalidity, since) if mbox else None
         check = held and held["uid"]
         modseq = known.highestmodseq if status.highestmodseq else None
         plan = (store.Plan(name, status.uidnext - since, since, check, modseq)
                 if status.uidnext - since <= store.CHUNK else store.Plan(name, 0, None, check))
-        return job._replace(since=since, plan=plan, held=held)
+        return job._replace(since=since, plan=plan, held=held, present=held_now)
     messages = 0 if failed or not isinstance(status.messages, int) else status.messages
     return job._replace(plan=store.Plan(name, messages))
 
@@ -364,6 +380,11 @@ def _list_job(session, job, listing, where, stdout):
         session.examine(name)
         found = changes.since(session, known.uidnext - 1, known.highestmodseq,
                               session.qresync)
+    if since is not None and job.present and selected.exists < job.present.count + count:
+        listing.abandon()  # the UIDs are listed alone; the folders after, sent again
+        uids = session.uids(session.examine(name))
+        found = (found[0] if found else [],
+                 sorted([*(found[1] if found else []), *gone(job.present, uids)]))
     if found:
         _write_changes(found, name, delimiter, selected.uidvalidity, job.mbox, stdout)
     if job.since_mode:

@@ -23,6 +23,7 @@ Plan = listing.Plan
 login_source = connection.login_source  # where the login would come from, connecting to nothing
 
 CHUNK = 2000  # messages per listing FETCH
+UID_CHUNK = 20000  # messages per FETCH (UID) of a UID listing: one short line each
 STATUS_WINDOW = 500  # STATUS commands in flight, at most (see listing.PLANS)
 LISTING_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
                  "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
@@ -240,6 +241,15 @@ class Store:
                 if item[b"UID"] > last_uid:
                     last_uid = item[b"UID"]
                     yield _fetched(last_uid, item, own_label)
+
+    def uids(self, selected):
+        """Yield the UIDs of the folder examined last (selected), ascending: FETCH (UID)
+        by sequence number, UID_CHUNK messages at a time (see the head of this file)."""
+        for first in range(1, selected.exists + 1, UID_CHUNK):
+            numbers = range(first, min(first + UID_CHUNK - 1, selected.exists) + 1)
+            response = self.session.call(lambda c, numbers=numbers: _by_number(c, numbers,
+                                                                                  ["UID"]))
+            yield from sorted(r[b"UID"] for r in response.values() if b"UID" in r)
 
     def listings(self, plans, own_labels):
         """Yield a listing.Listing per Plan, in order, their commands in flight up to
