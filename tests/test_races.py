@@ -97,8 +97,10 @@ def test_replace_waits_for_an_append_and_takes_the_other_suffixes_away(account, 
 
 
 def imapbackup(env, *args, **options):
-    return subprocess.Popen([str(IMAPBACKUP), *map(str, args)], env=env,
-                            start_new_session=True, **options)
+    """imapbackup with SIGHUP at its default, whatever this test run was started under:
+    bash cannot trap a signal that was ignored when it started (as under nohup)."""
+    return subprocess.Popen(["env", "--default-signal=HUP", str(IMAPBACKUP), *map(str, args)],
+                            env=env, start_new_session=True, **options)
 
 
 def test_a_dead_runs_copy_is_removed_and_a_live_ones_kept(dovecot, imap_user, tmp_path):
