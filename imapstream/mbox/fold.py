@@ -23,6 +23,7 @@ the journal keeps the flags of a message whose X-Imapstream line is not its seco
 import bisect
 import contextlib
 import errno
+import operator
 import os
 import tempfile
 
@@ -43,7 +44,7 @@ def fold(path, index, journal, folders=None, prune_before=None):
     is written back with what is left of it."""
     if compression.suffix_of(path):
         return 0, 0
-    rows = sorted(index.rows, key=lambda row: row[0])
+    rows = sorted(index.rows, key=operator.itemgetter(0))
     left = flagjournal.Journal()
     changes, drop = {}, set()
     entries = journal.entries
@@ -87,7 +88,7 @@ def fold(path, index, journal, folders=None, prune_before=None):
             return 0, 0
         in_place = _in_place(changes) if writable and not drop else None
         if in_place is not None:
-            new_rows = _overwrite(fd, rows, in_place)
+            new_rows = _overwrite(fd, rows, offsets, in_place)
         else:
             new_rows = _write(path, fd, size, rows, changes, drop)
     finally:
@@ -186,21 +187,20 @@ def _in_place(changes):
     return writes
 
 
-def _overwrite(fd, rows, writes):
+def _overwrite(fd, rows, offsets, writes):
     """Write the flag headers of writes {offset: (at, headers, flags)} over the file's own,
-    each as long as what it replaces, and sync them; the rows with the new flags.  A
-    kill leaves each message's old headers or its new ones: the journal, still there
-    and synced, is applied again by the next fold."""
+    each as long as what it replaces, and sync them; the rows (at offsets) with the new
+    flags.  A kill leaves each message's old headers or its new ones: the journal, still
+    there and synced, is applied again by the next fold."""
     for offset, (at, new, _flags) in writes.items():
         if os.pwrite(fd, new, offset + at) != len(new):
             raise OSError(errno.EIO, "short write", "fold")
     os.fsync(fd)
-    new_rows = []
-    for row in rows:
-        if row[0] in writes:
-            row = [*row]
-            row[sidecar.FLAGS] = stored_flags(writes[row[0]][2])
-        new_rows.append(row)
+    new_rows = list(rows)
+    for offset, (_at, _new, flags) in writes.items():
+        number = bisect.bisect_left(offsets, offset)
+        new_rows[number] = [*rows[number]]
+        new_rows[number][sidecar.FLAGS] = stored_flags(flags)
     return new_rows
 
 

@@ -160,7 +160,8 @@ class Holdings:
         if found is None or ((found[0], found[1]), found[2]) not in self.index.held:
             return None
         if self._state is None:
-            self._state = {sidecar.row_key(row): row for row in self.index.rows}
+            rows = self.index.rows
+            self._state = dict(zip(map(sidecar.row_key, rows), rows, strict=True))
         state = self._state.get(found)
         if isinstance(state, list):  # a row: made a state when first asked for
             state = self._state[found] = {"flags": state[sidecar.FLAGS] or [],

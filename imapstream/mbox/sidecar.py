@@ -48,6 +48,7 @@ segment, which no reader takes for a state line; the next append cuts it off.  V
 import bisect
 import contextlib
 import hashlib
+import operator
 import os
 
 from ..records import Checkpoint, orjson, positive_int
@@ -151,12 +152,12 @@ class _Stat:
 
 
 FLAGS = 1 + KEYS.index("flags")  # where a row has its flags
+ROW_LENGTHS = {1 + len(KEYS), 1 + len(KEYS) + len(GMAIL_KEYS)}
 
 
-def row_key(row):
-    """(folder, uidvalidity, uid) of a row: flagjournal.key of its record where it has
-    all three (a key with a None is no journal's)."""
-    return row[1], row[3], row[4]
+# (folder, uidvalidity, uid) of a row: flagjournal.key of its record where it has all
+# three (a key with a None is no journal's)
+row_key = operator.itemgetter(1, 3, 4)
 
 
 def row(offset, record):
@@ -266,8 +267,8 @@ def _load_rows(base):
             if (state["imapstream-ids"] != VERSION or state["at"] != at
                     or state["sha1"] != hashlib.sha1(line, usedforsecurity=False).hexdigest()
                     or state["count"] != len(rows) or state["rows_bytes"] != rows_bytes
-                    or not all(isinstance(r, list) and len(r) in (len(KEYS) + 1, len(KEYS) + 3)
-                               for r in segment)):
+                    or not set(map(type, segment)) <= {list}
+                    or not set(map(len, segment)) <= ROW_LENGTHS):
                 return None
             at = state_end + 1
         return rows if len(rows) == base.count and at == base.length else None
@@ -366,11 +367,9 @@ def held_record(mbox, folder, uidvalidity, below):
                 line = f.readline().rstrip(b"\n")
                 if state["sha1"] != hashlib.sha1(line, usedforsecurity=False).hexdigest():
                     return None
-                for each in orjson().loads(line):
-                    held = record(each)
-                    if (held["folder"], held["uidvalidity"], held["uid"]) == (
-                            folder, uidvalidity, uid):
-                        return held
+                for each in reversed(orjson().loads(line)):  # the newest last
+                    if row_key(each) == (folder, uidvalidity, uid):
+                        return record(each)
                 if state["at"] == 0:
                     return None
                 state = orjson().loads(_line_before(f.fileno(), state["at"]))
