@@ -225,6 +225,7 @@ class Bench:
             target = base + ".copy"
             remove(target)
             subprocess.run(["cp", "-a", base, target], check=True)
+            os.sync()  # on disk, as yesterday's backup is: no run pays for the copy's writes
             return target
         return prepare
 
