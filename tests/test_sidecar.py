@@ -332,16 +332,17 @@ def test_the_held_record_below_a_uid_is_read_from_the_last_segments_only(mbox):
     merge(mbox, [b"Subject: twelve\n\nx\n"], first=12)
     path = index_path(mbox)
     first_rows = open(path, "rb").read().split(b"\n")[0]
-    assert sidecar.held_record(str(mbox), "INBOX", 7, 13)["uid"] == 12
-    assert sidecar.held_record(str(mbox), "INBOX", 7, 12)["message_id"] == "<8@x>"
-    assert sidecar.held_record(str(mbox), "INBOX", 7, 8)["uid"] == 7
-    assert sidecar.held_record(str(mbox), "INBOX", 7, 1) is None
-    assert sidecar.held_record(str(mbox), "INBOX", 8, 13) is None
-    assert sidecar.held_record(str(mbox), "Sent", 7, 13) is None
+    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 13)["uid"] == 12
+    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 12)["message_id"] == "<8@x>"
+    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 8)["uid"] == 7
+    assert sidecar.held_record(str(mbox), "INBOX", ".", 7, 13)["uid"] == 12  # by key
+    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 1) is None
+    assert sidecar.held_record(str(mbox), "INBOX", "/", 8, 13) is None
+    assert sidecar.held_record(str(mbox), "Sent", "/", 7, 13) is None
     # The first segment's rows, damaged, are read only for a UID they alone hold.
     data = open(path, "rb").read()
     with open(path, "wb") as f:
         f.write(data.replace(first_rows, first_rows.replace(b"INBOX", b"INBOY"), 1))
-    assert sidecar.held_record(str(mbox), "INBOX", 7, 13)["uid"] == 12
-    assert sidecar.held_record(str(mbox), "INBOX", 7, 12)["uid"] == 8
-    assert sidecar.held_record(str(mbox), "INBOX", 7, 8) is None
+    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 13)["uid"] == 12
+    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 12)["uid"] == 8
+    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 8) is None

@@ -327,7 +327,8 @@ def _job(name, since, status, refresh=False, counted=False):
         return job
     if grown:
         since = known.uidnext
-        held = sidecar.held_record(mbox, name, known.uidvalidity, since) if mbox else None
+        held = sidecar.held_record(mbox, name, known.delimiter,
+                                         known.uidvalidity, since) if mbox else None
         check = held and held["uid"]
         modseq = known.highestmodseq if status.highestmodseq else None
         plan = (store.Plan(name, status.uidnext - since, since, check, modseq)

@@ -6,6 +6,7 @@
                                           headers in place (flag_headers)
 """
 
+import functools
 import re
 
 from ..message import is_flag
@@ -35,10 +36,15 @@ def flag_headers(flags, length=None):
 
 def stored_flags(flags):
     """flags as the flag headers keep them: what a reader gets back (see flag_headers)."""
+    return list(_stored_flags(tuple(flags)))
+
+
+@functools.lru_cache(maxsize=1024)  # a few sets of flags recur across a whole run
+def _stored_flags(flags):
     own = {m.group(1).lower(): m.group(2).decode()
            for m in FLAG_LINE.finditer(flag_headers(flags))}
-    return header_flags(own.get(b"status", ""), own.get(b"x-status", ""),
-                        own.get(b"x-keywords", ""))
+    return tuple(header_flags(own.get(b"status", ""), own.get(b"x-status", ""),
+                              own.get(b"x-keywords", "")))
 
 
 def header_flags(status, x_status, keywords):

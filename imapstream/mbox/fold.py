@@ -27,7 +27,7 @@ import operator
 import os
 import tempfile
 
-from . import compression, flagjournal, sidecar
+from . import compression, flagjournal, rowspans, sidecar
 from .flagheaders import OWN_FLAGS, flag_headers, stored_flags
 from .mboxrd import flag_fields
 from .uidranges import Held
@@ -44,6 +44,10 @@ def fold(path, index, journal, folders=None, prune_before=None):
     is written back with what is left of it."""
     if compression.suffix_of(path):
         return 0, 0
+    if prune_before is None:
+        done = _fold_found(path, index, journal, folders)
+        if done is not None:
+            return done
     rows = sorted(index.rows, key=operator.itemgetter(0))
     left = flagjournal.Journal()
     changes, drop = {}, set()
@@ -106,6 +110,73 @@ def fold(path, index, journal, folders=None, prune_before=None):
                                          held=held))
     flagjournal.rewrite(path, left)
     return len(changes), len(drop)
+
+
+def _fold_found(path, index, journal, folders):
+    """fold() without reading the sidecar's rows: each changed message's row found by its
+    bytes (rowspans.py), its new flag lines written over the old ones, and the sidecar
+    written anew from its segments' bytes with those rows replaced, as fold() would
+    write it.  None where that cannot be done (rows appended in this visit, a row not
+    found so, new flags that do not fit, a file made read-only): fold() then reads
+    every row."""
+    base = index.base
+    if base is None or index.new_rows or not base.segments():
+        return None
+    lines = [line for line, _state in base.segments()]
+    left = flagjournal.Journal()
+    changes = {}  # offset: (key, flags, (segment, start, end) of its row, row)
+    for key, entry in journal.entries.items():
+        if ((key[0], key[1]), key[2]) not in index.held:
+            continue  # not in the file: the journal forgets it
+        if entry.get("missing_since") is not None:
+            left.entries.setdefault(key, {})["missing_since"] = entry["missing_since"]
+        if "flags" not in entry:
+            continue
+        checkpoint = index.folders.get(key[0])
+        delimiter = checkpoint.delimiter if checkpoint else rowspans.delimiter_of(lines, key[0])
+        for number in reversed(range(len(lines))):
+            if (found := rowspans.find(lines[number], key, delimiter)) is not None:
+                break
+        else:
+            return None
+        start, end, row = found
+        if set(stored_flags(entry["flags"])) != set(row[sidecar.FLAGS] or ()):
+            changes[row[0]] = (key, entry["flags"], (number, start, end), row)
+    if not changes:
+        if left.entries != journal.entries:
+            flagjournal.rewrite(path, left)
+        return 0, 0
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except PermissionError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size != index.raw_end:
+            return 0, 0  # not what the index describes: the journal stays as it is
+        blocks = {}
+        for offset, (key, flags, _span, _row) in changes.items():
+            # The header section ends before the next message: no need to know where.
+            if (block := _block(fd, offset, size)) is None:
+                left.entries.setdefault(key, {})["flags"] = flags
+            else:
+                blocks[offset] = (block, flags)
+        writes = _in_place(blocks) if blocks else {}
+        if writes is None:
+            return None
+        if writes:
+            _write_in_place(fd, writes)
+            replaced = {}
+            for offset, (_at, _new, flags) in writes.items():
+                _key, _flags, span, row = changes[offset]
+                replaced[span] = [*row[:sidecar.FLAGS], stored_flags(flags),
+                                  *row[sidecar.FLAGS + 1:]]
+            sidecar.save_joined(path, fd, index, lines, replaced,
+                                index.folders if folders is None else folders)
+    finally:
+        os.close(fd)
+    flagjournal.rewrite(path, left)
+    return len(writes), 0
 
 
 def _when(date):
@@ -192,16 +263,22 @@ def _overwrite(fd, rows, offsets, writes):
     each as long as what it replaces, and sync them; the rows (at offsets) with the new
     flags.  A kill leaves each message's old headers or its new ones: the journal, still
     there and synced, is applied again by the next fold."""
-    for offset, (at, new, _flags) in writes.items():
-        if os.pwrite(fd, new, offset + at) != len(new):
-            raise OSError(errno.EIO, "short write", "fold")
-    os.fsync(fd)
+    _write_in_place(fd, writes)
     new_rows = list(rows)
     for offset, (_at, _new, flags) in writes.items():
         number = bisect.bisect_left(offsets, offset)
         new_rows[number] = [*rows[number]]
         new_rows[number][sidecar.FLAGS] = stored_flags(flags)
     return new_rows
+
+
+def _write_in_place(fd, writes):
+    """Write the flag headers of writes {offset: (at, headers, flags)}, each as long as
+    what it replaces, and sync them."""
+    for offset, (at, new, _flags) in writes.items():
+        if os.pwrite(fd, new, offset + at) != len(new):
+            raise OSError(errno.EIO, "short write", "fold")
+    os.fsync(fd)
 
 
 def _block(src, offset, end):

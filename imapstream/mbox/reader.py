@@ -134,7 +134,8 @@ class Holdings:
         self.torn_at = self.cut_stream = self.trailer = None
         self.unmatched = []  # (offset, reason): messages of ours read as foreign ones
         self.marks = {}  # folder checkpoints given in this visit, for the sidecar
-        self._journal = self._state = None  # read when first asked for
+        self._journal = None  # read when first asked for
+        self._state = {}  # {key: what held_state gives}, made when first asked for
         self.journal_lines = []  # updates noted in this visit, for the journal
         self.index = sidecar.Index(None, 0, 0, [])
         if os.path.exists(path):
@@ -159,12 +160,12 @@ class Holdings:
         found = flagjournal.key(record)
         if found is None or ((found[0], found[1]), found[2]) not in self.index.held:
             return None
-        if self._state is None:
-            rows = self.index.rows
-            self._state = dict(zip(map(sidecar.row_key, rows), rows, strict=True))
         state = self._state.get(found)
-        if isinstance(state, list):  # a row: made a state when first asked for
-            state = self._state[found] = {"flags": state[sidecar.FLAGS] or [],
+        if state is None:
+            row = self.index.row(found, record.get("delimiter"))
+            if row is None:
+                return None
+            state = self._state[found] = {"flags": row[sidecar.FLAGS] or [],
                                           **self.journal.entries.get(found, {})}
         return state
 

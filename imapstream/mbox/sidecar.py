@@ -52,6 +52,7 @@ import operator
 import os
 
 from ..records import Checkpoint, orjson, positive_int
+from . import rowspans
 from .uidranges import Held
 
 VERSION = 2
@@ -87,7 +88,7 @@ class Base:
         self.path, self.ino, self.length = path, ino, length
         self.count, self.rows_bytes = count, rows_bytes
         self.fallback = list  # none: Holdings gives a scan of the file
-        self._rows = None
+        self._rows = self._segments = self._by_key = None
 
     def rows(self):
         if self._rows is None:
@@ -95,6 +96,30 @@ class Base:
             if self._rows is None:
                 self._rows = self.fallback()
         return self._rows
+
+    def row(self, key, delimiter):
+        """The last row with key (folder, uidvalidity, uid) and delimiter, or None: while
+        the rows are not read, found by its bytes in the checked segments (rowspans.py),
+        so that a few lookups cost no more than a few searches; else by key among them."""
+        if self._rows is None:
+            for line, _state in reversed(self.segments()):
+                found = rowspans.find(line, key, delimiter)
+                if found is not None and len(found[2]) in ROW_LENGTHS:
+                    return found[2]
+        if self._by_key is None:
+            rows = self.rows()
+            self._by_key = dict(zip(map(row_key, rows), rows, strict=True))
+        return self._by_key.get(key)
+
+    def segments(self):
+        """[(line of rows, state)] of the sidecar's segments, checked (see _segments), or
+        () where they do not check."""
+        if self._segments is None:
+            try:
+                self._segments = _segments(self) or ()
+            except (OSError, ValueError, KeyError, TypeError):
+                self._segments = ()
+        return self._segments
 
 
 class Index:
@@ -108,6 +133,7 @@ class Index:
         self.head, self.tail = head, tail
         self.folders = folders or {}
         self.base, self.new_rows = base, new_rows
+        self._new_by_key = None
         if held is None:
             held = Held()
             for row in new_rows:
@@ -130,6 +156,15 @@ class Index:
     @property
     def rows(self):
         return (self.base.rows() if self.base else []) + self.new_rows
+
+    def row(self, key, delimiter):
+        """The last row with key (folder, uidvalidity, uid), or None (see Base.row)."""
+        if self._new_by_key is None:
+            self._new_by_key = dict(zip(map(row_key, self.new_rows), self.new_rows,
+                                        strict=True))
+        found = self._new_by_key.get(key)
+        return found if found is not None or self.base is None else self.base.row(
+            key, delimiter)
 
     @property
     def count(self):
@@ -251,29 +286,43 @@ def _load_rows(base):
     """The rows of every segment of base's sidecar up to base.length, or None if the
     sidecar is no longer the one read or a segment does not check."""
     try:
-        with open(base.path, "rb") as f:
-            if os.fstat(f.fileno()).st_ino != base.ino:
-                return None
-            data = f.read(base.length)
-        rows, at, rows_bytes = [], 0, 0
-        while at < len(data):
-            rows_end = data.index(b"\n", at)
-            state_end = data.index(b"\n", rows_end + 1)
-            state = orjson().loads(data[rows_end + 1:state_end])
-            line = data[at:rows_end]
+        segments = _segments(base)
+        if segments is None:
+            return None
+        rows = []
+        for line, state in segments:
             segment = orjson().loads(line)
             rows += segment
-            rows_bytes += len(line) + 1
-            if (state["imapstream-ids"] != VERSION or state["at"] != at
-                    or state["sha1"] != hashlib.sha1(line, usedforsecurity=False).hexdigest()
-                    or state["count"] != len(rows) or state["rows_bytes"] != rows_bytes
-                    or not set(map(type, segment)) <= {list}
+            if (state["count"] != len(rows) or not set(map(type, segment)) <= {list}
                     or not set(map(len, segment)) <= ROW_LENGTHS):
                 return None
-            at = state_end + 1
-        return rows if len(rows) == base.count and at == base.length else None
+        return rows if len(rows) == base.count else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _segments(base):
+    """[(line of rows, state)] of each segment of base's sidecar up to base.length, each
+    checked against its state line (version, place, SHA-1, bytes so far); None if the
+    sidecar is no longer the one read or a segment does not check."""
+    with open(base.path, "rb") as f:
+        if os.fstat(f.fileno()).st_ino != base.ino:
+            return None
+        data = f.read(base.length)
+    segments, at, rows_bytes = [], 0, 0
+    while at < len(data):
+        rows_end = data.index(b"\n", at)
+        state_end = data.index(b"\n", rows_end + 1)
+        state = orjson().loads(data[rows_end + 1:state_end])
+        line = data[at:rows_end]
+        rows_bytes += len(line) + 1
+        if (state["imapstream-ids"] != VERSION or state["at"] != at
+                or state["sha1"] != hashlib.sha1(line, usedforsecurity=False).hexdigest()
+                or state["rows_bytes"] != rows_bytes):
+            return None
+        segments.append((line, state))
+        at = state_end + 1
+    return segments if at == base.length else None
 
 
 def _state(index, held, count, at, line, rows_bytes):
@@ -313,6 +362,18 @@ def save(mbox, index):
                                                     len(line) + 1))
 
 
+def save_joined(mbox, fd, index, lines, replaced, folders):
+    """Write the sidecar of mbox, open as fd, anew as one segment of the rows of lines
+    (its index's base.segments()), those at replaced {(segment, start, end): row}
+    replaced (rowspans.joined), with folders: as save() writes those rows, none read."""
+    line = rowspans.joined(lines, replaced)
+    st = os.fstat(fd)
+    new = Index(st, st.st_size, st.st_size, [], *windows(fd, st.st_size), folders=folders,
+                held=index.held)
+    _replace(path_for(mbox), line + b"\n" + _state(new, index.held, index.count, 0, line,
+                                                   len(line) + 1))
+
+
 def _append(base, segment):
     """Append segment to base's sidecar, cut back to what was read; False if the
     sidecar is no longer that one."""
@@ -345,11 +406,12 @@ def _replace(target, data):
                 os.unlink(temporary)
 
 
-def held_record(mbox, folder, uidvalidity, below):
+def held_record(mbox, folder, delimiter, uidvalidity, below):
     """The record of the message with the highest UID below `below` that the sidecar of
-    mbox holds for folder under uidvalidity, or None.  The UID comes from the last state
-    line's held ranges, its row from the segments read from the last one back: one
-    segment when the last append brought it, whatever the folder's size."""
+    mbox holds for folder (whose delimiter is that) under uidvalidity, or None.  The UID
+    comes from the last state line's held ranges, its row from the segments read from
+    the last one back, by its bytes (rowspans.py): one search in one segment when the
+    last append brought it, whatever the folder's size."""
     try:
         with open(path_for(mbox), "rb") as f:
             found = _last_state(f.fileno())
@@ -367,9 +429,13 @@ def held_record(mbox, folder, uidvalidity, below):
                 line = f.readline().rstrip(b"\n")
                 if state["sha1"] != hashlib.sha1(line, usedforsecurity=False).hexdigest():
                     return None
-                for each in reversed(orjson().loads(line)):  # the newest last
-                    if row_key(each) == (folder, uidvalidity, uid):
-                        return record(each)
+                key = (folder, uidvalidity, uid)
+                found = rowspans.find(line, key, delimiter)
+                row = found[2] if found is not None else next(  # another delimiter
+                    (each for each in reversed(orjson().loads(line)) if row_key(each) == key),
+                    None)
+                if row is not None and len(row) in ROW_LENGTHS:
+                    return record(row)
                 if state["at"] == 0:
                     return None
                 state = orjson().loads(_line_before(f.fileno(), state["at"]))
