@@ -60,6 +60,12 @@ MUTANTS = [
      "in_place = None", ["test_flags_in_place.py"], "a change that fits is written in place"),
     ("mbox/fold.py", "if start < run:  # ours, a line each", "if False:  # ours, a line each",
      ["test_flags_in_place.py"], "a message's first line is never taken for our folding"),
+    ("mbox/rowspans.py", "pieces += [line[done:start], orjson().dumps(row)]",
+     "pieces += [line[done:end]]", ["test_flags_in_place.py"],
+     "a fold in place writes the changed rows into the sidecar"),
+    ("mbox/rowspans.py", "start = line.rfind(b\"[\", 0, at) if at > 0 else -1",
+     "start = line.find(b\"[\", 0, at) if at > 0 else -1", ["test_flags_in_place.py"],
+     "a row found by its bytes starts at its own bracket"),
     ("mbox/flagheaders.py", "_X_STATUS = ((\"\\\\answered\", \"A\"), (\"\\\\flagged\", \"F\"), "
      "(\"\\\\draft\", \"T\"), (\"\\\\deleted\", \"D\"))",
      "_X_STATUS = ((\"\\\\answered\", \"A\"), (\"\\\\flagged\", \"F\"), (\"\\\\draft\", \"T\"))",

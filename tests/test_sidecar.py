@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from imapstream.commands import mbox_ids, mbox_merge
 from imapstream.errors import DataError
-from imapstream.mbox import sidecar
+from imapstream.mbox import heldrecord, sidecar
 from imapstream.mbox.archive import mbox_files
 from imapstream.mbox.compression import reading
 from imapstream.mbox.mboxrd import format_message, parse_held, quote_from, unquote_from
@@ -332,17 +332,17 @@ def test_the_held_record_below_a_uid_is_read_from_the_last_segments_only(mbox):
     merge(mbox, [b"Subject: twelve\n\nx\n"], first=12)
     path = index_path(mbox)
     first_rows = open(path, "rb").read().split(b"\n")[0]
-    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 13)["uid"] == 12
-    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 12)["message_id"] == "<8@x>"
-    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 8)["uid"] == 7
-    assert sidecar.held_record(str(mbox), "INBOX", ".", 7, 13)["uid"] == 12  # by key
-    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 1) is None
-    assert sidecar.held_record(str(mbox), "INBOX", "/", 8, 13) is None
-    assert sidecar.held_record(str(mbox), "Sent", "/", 7, 13) is None
+    assert heldrecord.held_record(str(mbox), "INBOX", "/", 7, 13)["uid"] == 12
+    assert heldrecord.held_record(str(mbox), "INBOX", "/", 7, 12)["message_id"] == "<8@x>"
+    assert heldrecord.held_record(str(mbox), "INBOX", "/", 7, 8)["uid"] == 7
+    assert heldrecord.held_record(str(mbox), "INBOX", ".", 7, 13)["uid"] == 12  # by key
+    assert heldrecord.held_record(str(mbox), "INBOX", "/", 7, 1) is None
+    assert heldrecord.held_record(str(mbox), "INBOX", "/", 8, 13) is None
+    assert heldrecord.held_record(str(mbox), "Sent", "/", 7, 13) is None
     # The first segment's rows, damaged, are read only for a UID they alone hold.
     data = open(path, "rb").read()
     with open(path, "wb") as f:
         f.write(data.replace(first_rows, first_rows.replace(b"INBOX", b"INBOY"), 1))
-    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 13)["uid"] == 12
-    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 12)["uid"] == 8
-    assert sidecar.held_record(str(mbox), "INBOX", "/", 7, 8) is None
+    assert heldrecord.held_record(str(mbox), "INBOX", "/", 7, 13)["uid"] == 12
+    assert heldrecord.held_record(str(mbox), "INBOX", "/", 7, 12)["uid"] == 8
+    assert heldrecord.held_record(str(mbox), "INBOX", "/", 7, 8) is None

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from .. import cli, diagnostics, errors
 from ..imap import changes, gmail, store
-from ..mbox import sidecar
+from ..mbox import heldrecord, sidecar
 from ..mbox.archive import mbox_files
 from ..mbox.present import Present, gone, held_present
 from ..mbox.reader import same_message
@@ -327,8 +327,8 @@ def _job(name, since, status, refresh=False, counted=False):
         return job
     if grown:
         since = known.uidnext
-        held = sidecar.held_record(mbox, name, known.delimiter,
-                                         known.uidvalidity, since) if mbox else None
+        held = heldrecord.held_record(mbox, name, known.delimiter,
+                                            known.uidvalidity, since) if mbox else None
         check = held and held["uid"]
         modseq = known.highestmodseq if status.highestmodseq else None
         plan = (store.Plan(name, status.uidnext - since, since, check, modseq)

@@ -13,7 +13,9 @@ and renamed over the old one, so that a kill at any moment leaves either the old
 or the new one, each whole.  Only the flag headers of the changed messages are new
 bytes, with their room: the rest is copied from the old file in the kernel
 (copy_file_range).  Either way the sidecar is written from the old one's rows, their
-flags new and offsets moved, so a fold costs a few writes or a copy, never a scan.
+flags new and offsets moved, so a fold costs a few writes or a copy, never a scan; in
+place, the changed rows are found by their bytes (rowspans.py) and the sidecar written
+from its segments' bytes with them replaced, no other row read.
 
 A message's flag fields are replaced by the flag headers format_message writes, right
 after its X-Imapstream line (mboxrd.flag_fields), also where a mail client moved them;

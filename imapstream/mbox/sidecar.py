@@ -45,7 +45,6 @@ segment, which no reader takes for a state line; the next append cuts it off.  V
 1 (one state line first, then one array of all rows) is ignored like any other.
 """
 
-import bisect
 import contextlib
 import hashlib
 import operator
@@ -213,7 +212,7 @@ def load(mbox):
     there is none worth trusting."""
     try:
         with open(path_for(mbox), "rb") as f:
-            found = _last_state(f.fileno())
+            found = last_state(f.fileno())
             if found is None:
                 return None
             state, length = found
@@ -236,7 +235,7 @@ def checkpoints(mbox):
     return {}
 
 
-def _last_state(fd):
+def last_state(fd):
     """(the last state line, parsed, and the offset just after it) of a sidecar; None
     if that line is not one of this version.  A torn segment after it is passed over:
     no line of rows starts with STATE, and a state line is a state once its LF is
@@ -404,52 +403,3 @@ def _replace(target, data):
         if temporary:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
-
-
-def held_record(mbox, folder, delimiter, uidvalidity, below):
-    """The record of the message with the highest UID below `below` that the sidecar of
-    mbox holds for folder (whose delimiter is that) under uidvalidity, or None.  The UID
-    comes from the last state line's held ranges, its row from the segments read from
-    the last one back, by its bytes (rowspans.py): one search in one segment when the
-    last append brought it, whatever the folder's size."""
-    try:
-        with open(path_for(mbox), "rb") as f:
-            found = _last_state(f.fileno())
-            if found is None:
-                return None
-            state = found[0]
-            firsts, lasts = Held.from_json(state["held"]).ranges.get((folder, uidvalidity),
-                                                                       ((), ()))
-            i = bisect.bisect_left(firsts, below) - 1
-            if i < 0:
-                return None
-            uid = min(lasts[i], below - 1)
-            while True:
-                f.seek(state["at"])
-                line = f.readline().rstrip(b"\n")
-                if state["sha1"] != hashlib.sha1(line, usedforsecurity=False).hexdigest():
-                    return None
-                key = (folder, uidvalidity, uid)
-                found = rowspans.find(line, key, delimiter)
-                row = found[2] if found is not None else next(  # another delimiter
-                    (each for each in reversed(orjson().loads(line)) if row_key(each) == key),
-                    None)
-                if row is not None and len(row) in ROW_LENGTHS:
-                    return record(row)
-                if state["at"] == 0:
-                    return None
-                state = orjson().loads(_line_before(f.fileno(), state["at"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _line_before(fd, end):
-    """The line that ends (its LF included) at offset end."""
-    block = BLOCK
-    while True:
-        start = max(0, end - block)
-        data = os.pread(fd, end - 1 - start, start)
-        at = data.rfind(b"\n")
-        if at >= 0 or start == 0:
-            return data[at + 1:]
-        block *= 4
