@@ -21,7 +21,7 @@ from typing import NamedTuple
 from imapclient.response_parser import parse_response
 
 from ..diagnostics import server_text
-from . import transport
+from . import listparse, transport
 
 STATUS_ITEMS = "MESSAGES UIDNEXT UIDVALIDITY"
 
@@ -124,7 +124,9 @@ def statuses(answer):
     or LIST-STATUS); name is a str, or the bytes the server sent where they are not
     valid modified UTF-7 (see Client.list_folders)."""
     data = [d for d in answer.untagged.get("STATUS", []) if d not in (b"", None)]
-    parsed = _parsed("STATUS", parse_response, data) if data else ()
+    parsed = listparse.statuses(data)
+    if parsed is None:
+        parsed = _parsed("STATUS", parse_response, data)
     if len(parsed) % 2:
         raise transport.ProtocolViolation("malformed STATUS response from the server")
     found = []
@@ -150,11 +152,13 @@ def _upper(key):
 def listed(client, answer):
     """LIST's answer as (flags, delimiter, name) tuples (see Client.list_folders)."""
     data = answer.untagged.get("LIST", [])
-    encode, client.folder_encode = client.folder_encode, False
-    try:
-        folders = _parsed("LIST", client._proc_folder_list, data)
-    finally:
-        client.folder_encode = encode
+    folders = listparse.folders(data)
+    if folders is None:
+        encode, client.folder_encode = client.folder_encode, False
+        try:
+            folders = _parsed("LIST", client._proc_folder_list, data)
+        finally:
+            client.folder_encode = encode
     return [(flags, delimiter, transport.folder_name(name)) for flags, delimiter, name in folders]
 
 

@@ -402,6 +402,8 @@ def folder_name(raw):
                                 f"of {server_text(raw)}")
     if not raw.isascii():
         return raw
+    if b"&" not in raw:  # modified UTF-7 changes nothing else
+        return raw.decode("ascii")
     try:
         name = imap_utf7.decode(raw)
     except UnicodeError:
