@@ -298,3 +298,34 @@ def test_imapbackup_follows_and_prunes(followed, dovecot, tmp_path):
     assert 7 in file_flags(path)
     imapbackup("--prune-deleted")
     assert file_flags(path) == WANTED
+
+
+def test_a_refused_enable_asks_no_vanished_and_counts_the_deletion(followed, monkeypatch):
+    """A server that offers QRESYNC and answers ENABLE QRESYNC with NO (Dovecot never
+    does: its answer is turned into a refusal as the plumbing reads it): the changes
+    still come with CHANGEDSINCE, no VANISHED is asked of it (not enabled, that would be
+    a BAD), and the message it expunged is found by counting, as without QRESYNC."""
+    _client, _user, directory, sent = followed
+    read = transport._Guarded.readline
+    refused = []
+
+    def refusing(self):
+        line = read(self)
+        tag = self.enable_tag
+        if line.startswith(b"* ENABLED "):
+            return b"* OK nothing enabled here\r\n"
+        if tag and line.startswith(tag + b" OK"):
+            refused.append(tag)
+            return tag + b" NO ENABLE refused here\r\n"
+        return line
+
+    monkeypatch.setattr(transport._Guarded, "readline", refusing)
+    statuses, listing = incremental(directory)
+    assert statuses == [0, 0, 0, 0] and refused
+    commands = b"".join(sent)
+    assert b"ENABLE QRESYNC" in commands and b"VANISHED" not in commands
+    assert commands.count(b"CHANGEDSINCE") == 1
+    updates = [r for r in records(listing) if "update" in r]
+    assert sorted((r["uid"], r["update"]) for r in updates) == [
+        (1, "flags"), (2, "flags"), (3, "flags"), (4, "flags"), (7, "vanished")]
+    assert file_flags(os.path.join(directory, "INBOX.mbox")) == {**WANTED, 7: []}
