@@ -124,7 +124,7 @@ MUTANTS = [
                                         "test_bad_input.py"],
      "imap-fetch refuses a record of another UIDVALIDITY"),
     # Deletions found by counting, without QRESYNC (imapstream(7), Update record).
-    ("commands/imap_list.py", "if known and not whole and not deleted and (",
+    ("since.py", "if known and not whole and not deleted and (",
      "if known and not whole and (", ["test_deletions_counted.py"],
      "a folder counting fewer messages than held is listed"),
     ("commands/imap_list.py", "selected.exists < job.present.count + count:",

@@ -1,18 +1,16 @@
 """imap-list: the folders of an account, or the messages of some folders, as NDJSON."""
 
-import os
 import re
 import sys
-from typing import NamedTuple
 
 from .. import cli, diagnostics, errors
 from ..imap import changes, gmail, store
-from ..mbox import heldrecord, sidecar
-from ..mbox.archive import mbox_files
-from ..mbox.present import Present, gone, held_present
+from ..mbox import sidecar
+from ..mbox.present import gone
 from ..mbox.reader import same_message
 from ..message import message_id
-from ..records import Checkpoint, parse_record, positive_int, read_lines, read_records, write_record
+from ..records import Checkpoint, parse_record, positive_int, read_lines, write_record
+from ..since import job_for, read_since
 
 PROG = "imap-list"
 # Yahoo and AOL show at most this many messages of a folder over IMAP, however many it
@@ -58,27 +56,6 @@ def parser():
     return p
 
 
-class Job(NamedTuple):
-    """What to do with a folder whose messages are listed: since_mode under --since,
-    with known (a Checkpoint) and mbox (its backup's file) where a checkpoint is known;
-    status (a store.Status, or the ServerError of a folder the server refused it for);
-    since: the UID to list from, None for all; plan: the store.Plan sent ahead, None
-    where nothing need be asked; held: the record of the message the backup holds with
-    the highest UID below since, to check that the server holds it too; present: the
-    messages the backup holds below since (a Present) where, without QRESYNC,
-    the server's count of messages tells whether some were deleted."""
-
-    name: str
-    since_mode: bool
-    known: Checkpoint | None
-    mbox: str | None
-    status: object
-    since: int | None
-    plan: store.Plan | None
-    held: dict | None
-    present: Present | None = None
-
-
 def main(argv, stdin=None, stdout=None):
     return cli.guarded(PROG, _main, argv, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
 
@@ -102,7 +79,7 @@ def _main(argv, stdin, stdout):
         return ((not include or any(r.search(name) for r in include))
                 and not any(r.search(name) for r in exclude) and name not in excluded)
 
-    since = _read_since(options.since) if options.since else None
+    since = read_since(options.since) if options.since else None
     named = [f for f in options.folders if f != "-"]
     if "-" in options.folders:
         named += _folders_from(stdin)
@@ -149,7 +126,7 @@ def _main(argv, stdin, stdout):
         # Deletions found by counting (_job) where no VANISHED says them; not on Gmail,
         # where a message leaves a folder (a label) that keeps it in another.
         counted = not session.qresync and not session.gmail
-        jobs = [_job(name, since, statuses[name], options.refresh_flags, counted)
+        jobs = [job_for(name, since, statuses[name], options.refresh_flags, counted)
                 for name in wanted]
         listings = session.listings([job.plan for job in jobs if job.plan], own_labels)
         for job in jobs:
@@ -251,34 +228,6 @@ def _shown(name):
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _read_since(path):
-    """{folder: (Checkpoint, its mbox file or None)} from the folder records in the
-    file at path, or from the folder checkpoints of the backup directory at path;
-    nothing is known of a path that does not exist yet (a first run)."""
-    known = {}
-    if not os.path.exists(path):
-        return known
-    if os.path.isdir(path):
-        for mbox in mbox_files(path):
-            for folder, checkpoint in sidecar.checkpoints(mbox).items():
-                known[folder] = (checkpoint, mbox)
-        return known
-    try:
-        with open(path, "rb") as f:
-            for lineno, record in read_records(f):
-                folder, uidvalidity, uidnext = (record.get(k) for k in
-                                                ("folder", "uidvalidity", "uidnext"))
-                if not isinstance(folder, str):
-                    raise errors.DataError(f"line {lineno}: record without a \"folder\" string")
-                if positive_int(uidvalidity) and positive_int(uidnext):
-                    known[folder] = (Checkpoint(folder, record.get("delimiter"),
-                                                uidvalidity, uidnext, highestmodseq=record.get(
-                                                    "highestmodseq")), None)
-    except errors.DataError as exc:
-        raise errors.DataError(f"{path}: {exc}") from None
-    return known
-
-
 def _write_changes(found, name, delimiter, uidvalidity, mbox, stdout):
     """An update record per message found changed (changes.since's or Listing.changes's
     (changed, vanished)), and per one of those vanished the backup's file mbox holds."""
@@ -297,45 +246,6 @@ def _write_changes(found, name, delimiter, uidvalidity, mbox, stdout):
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for uid in index.held.within((name, uidvalidity), vanished):
         write_record(stdout, {**head, "uid": uid, "missing_since": now, "update": "vanished"})
-
-
-def _job(name, since, status, refresh=False, counted=False):
-    """The Job for a folder (see imapstream(7) for --since): one whose status shows the
-    checkpoint's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ needs nothing asked; one with a
-    higher UIDNEXT or HIGHESTMODSEQ is listed from the checkpoint's UIDNEXT on (a plan
-    of UID FETCH for up to store.CHUNK new messages and of its changes, else one that
-    will not fit and is listed alone, its changes asked then: _write_changes); any
-    other in whole, as is every folder to refresh flags or whose checkpoint has no
-    HIGHESTMODSEQ to ask changes from while the server has one.  counted (a server
-    without QRESYNC): one whose STATUS counts fewer messages than the backup holds below
-    the checkpoint's UIDNEXT (and has not seen go missing) is listed from there on too,
-    its deletions found then (_list_job)."""
-    known, mbox = since.get(name, (None, None)) if since is not None else (None, None)
-    job = Job(name, since is not None, known, mbox, status, None, None, None)
-    failed = isinstance(status, errors.ServerError)
-    if known and failed:
-        return job
-    whole = refresh or (known and status.highestmodseq and not known.highestmodseq)
-    grown = known and not whole and status.uidvalidity == known.uidvalidity and isinstance(
-        status.uidnext, int) and status.uidnext >= known.uidnext
-    held_now = (held_present(mbox, name, known.uidvalidity, known.uidnext)
-                if grown and counted and mbox else None)
-    deleted = held_now and isinstance(status.messages, int) and status.messages < held_now.count
-    if known and not whole and not deleted and (
-            status.uidvalidity, status.uidnext, status.highestmodseq) == (
-            known.uidvalidity, known.uidnext, known.highestmodseq):
-        return job
-    if grown:
-        since = known.uidnext
-        held = heldrecord.held_record(mbox, name, known.delimiter,
-                                            known.uidvalidity, since) if mbox else None
-        check = held and held["uid"]
-        modseq = known.highestmodseq if status.highestmodseq else None
-        plan = (store.Plan(name, status.uidnext - since, since, check, modseq)
-                if status.uidnext - since <= store.CHUNK else store.Plan(name, 0, None, check))
-        return job._replace(since=since, plan=plan, held=held, present=held_now)
-    messages = 0 if failed or not isinstance(status.messages, int) else status.messages
-    return job._replace(plan=store.Plan(name, messages))
 
 
 def _list_job(session, job, listing, where, stdout):
