@@ -194,11 +194,15 @@ def test_a_reconnect_during_a_listing_vouches_for_nothing(account, monkeypatch, 
     assert run(mbox_ids, ["--folders", "-d", backup_dir])[1] == b""
 
 
-def test_bad_since_and_checkpoint_records_are_errors(account, tmp_path, capsys):
+def test_bad_since_and_checkpoint_records_are_errors(account, tmp_path, capsys, monkeypatch):
     since = tmp_path / "since.ndjson"
     since.write_bytes(b'{"folder": "INBOX", "uidvalidity": 1, "uidnext": 2}\nnot json\n')
     assert run(imap_list, ["--all", "--since", str(since)])[0] == 65
     assert capsys.readouterr().err.startswith(f"imap-list: {since}: line 2: not a JSON")
+    with monkeypatch.context() as patch:  # read while connecting, said before that fails
+        patch.setenv("IMAP_SERVER", "127.0.0.1:1")
+        assert run(imap_list, ["--all", "--since", str(since)])[0] == 65
+        assert capsys.readouterr().err.startswith(f"imap-list: {since}: line 2: not a JSON")
     bad = b'{"folder": "INBOX", "uidnext": 3, "checkpoint": true}\n'
     assert run(mbox_ids, ["--missing", "-d", str(tmp_path)], bad)[0] == 65
     assert run(imap_fetch, [], bad)[0] == 65
