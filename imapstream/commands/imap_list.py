@@ -79,7 +79,6 @@ def _main(argv, stdin, stdout):
         return ((not include or any(r.search(name) for r in include))
                 and not any(r.search(name) for r in exclude) and name not in excluded)
 
-    since = read_since(options.since) if options.since else None
     named = [f for f in options.folders if f != "-"]
     if "-" in options.folders:
         named += _folders_from(stdin)
@@ -89,9 +88,18 @@ def _main(argv, stdin, stdout):
         failed += 1
     named = [name for name in named if not _SURROGATE.search(name)]
     options.qresync = True  # VANISHED with CHANGEDSINCE (changes.py)
-    session = store.Store(options, PROG)
+    try:
+        session = store.Store(options, PROG)
+    except BaseException:
+        if options.since:
+            read_since(options.since)  # a --since that cannot be read is said first
+        raise
+    # The backup's checkpoints (a file per folder) are read while the folders' statuses
+    # are on their way: on a link far away, that waiting hides the reading.
+    read = _in_background(read_since, options.since) if options.since else lambda: None
     try:
         every, unreadable, statuses = _folders(session)
+        since = read()
         listed = [f["folder"] for f in every]
         for name in options.exclude_folder:
             excluded.add(_server_name(name, listed))
@@ -152,6 +160,30 @@ def _main(argv, stdin, stdout):
         return errors.PARTIAL if failed else errors.OK
     finally:
         session.close()
+
+
+def _in_background(function, *args):
+    """Start function(*args) in a thread; a callable that waits for it and gives its
+    result, or raises what it raised."""
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = function(*args)
+        except BaseException as exc:  # raised again in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=function.__name__, daemon=True)
+    thread.start()
+
+    def result():
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+    return result
 
 
 def _server_name(name, listed):
