@@ -88,7 +88,7 @@ MUTANTS = [
      "return isinstance(value, int) and value > 0",
      ["test_bad_input.py", "test_fuzz_records.py"], "true is not a positive integer"),
     # Folder checkpoints (imapstream(7), Folder checkpoint).
-    ("commands/imap_list.py", "and session.reconnects == reconnects\n", "\n",
+    ("list_jobs.py", "and session.reconnects == reconnects\n", "\n",
      ["test_checkpoints.py"], "a reconnect during a listing vouches for nothing"),
     ("commands/imap_fetch.py", "withdraw(record)", "pass",
      ["test_checkpoints.py"], "a message not fetched makes its checkpoint false"),
@@ -127,7 +127,7 @@ MUTANTS = [
     ("since.py", "if known and not whole and not deleted and (",
      "if known and not whole and (", ["test_deletions_counted.py"],
      "a folder counting fewer messages than held is listed"),
-    ("commands/imap_list.py", "selected.exists < job.present.count + count:",
+    ("list_jobs.py", "selected.exists < job.present.count + count:",
      "selected.exists < job.present.count:", ["test_deletions_counted.py"],
      "the new messages listed count against the deletions"),
     ("mbox/present.py", "and uid < below and \"missing_since\" in entry", "and uid < below",
@@ -135,6 +135,15 @@ MUTANTS = [
     ("mbox/present.py", "yield from _less(uid, end, present.missing)",
      "yield uid, end", ["test_deletions_counted.py"],
      "a message known missing is not reported vanished again"),
+    # A command's start (issue 13): the early dial, orjson while waiting, no teardown.
+    ("imap/dial.py", "return dialled.take()", "return None",
+     ["test_early_start.py"], "the connection takes the socket dialled early"),
+    ("imap/dial.py", "if time.monotonic() - self.started > FRESH:", "if False:",
+     ["test_early_start.py"], "a socket dialled too long ago is not used"),
+    ("commands/imap_list.py", "    connection.dial_early(options)\n", "",
+     ["test_early_start.py"], "imap-list dials before it loads imapclient"),
+    ("commands/imap_fetch.py", "connection.dial_early(self.options)", "pass",
+     ["test_early_start.py"], "imap-fetch dials before it loads imapclient"),
 ]
 
 

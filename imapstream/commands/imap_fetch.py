@@ -96,7 +96,8 @@ def byte_size(text):
 class StoreOnFirstUse:
     """The store (imap.store.Store, which logs in at its first operation), imported and
     made when the first batch is requested: a run that gets no message to fetch never
-    imports imapclient and ssl, most of the command's start-up time."""
+    imports imapclient and ssl, most of the command's start-up time.  The connection is
+    dialled before they load (connection.dial_early)."""
 
     def __init__(self, options):
         self.options, self.store = options, None
@@ -104,6 +105,7 @@ class StoreOnFirstUse:
     @property
     def bodies(self):
         if self.store is None:
+            connection.dial_early(self.options)
             from ..imap import store
             self.store = store.Store(self.options, PROG, lazy=True)
         return self.store.bodies

@@ -90,7 +90,7 @@ def add_options(parser):
                             f"not time (Gmail's daily download limit): stop with exit 75 "
                             f"(default {MAX_WAIT:g})")
     parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None, bulk=False,
-                        tls_context=None, tls_session=None)
+                        tls_context=None, tls_session=None, dialled=None)
     parser.environment += ENVIRONMENT
 
 
@@ -150,8 +150,30 @@ def login_source(options):
     return {"user": user, "secret": secret}
 
 
+def dial_early(options):
+    """Start connecting to the server (dial.py), where the options name it soundly; the
+    first connection connect makes takes that socket.  Options it would refuse are said
+    there, with nothing dialled."""
+    try:
+        host, port, tls = server_address(options.server, options.tls)
+        _check_options(options, tls)
+    except UsageError:
+        return
+    from . import dial
+
+    options.dialled = dial.Dial((host, port), options.timeout)
+
+
 def connect(options):
     """A logged-in client, or a typed exception for the command edge."""
+    from . import dial
+
+    dialled, options.dialled = options.dialled, None  # for the first attempt only
+    with dial.offered(dialled):
+        return _connect(options)
+
+
+def _connect(options):
     from imapclient.exceptions import LoginError
 
     from . import tls as tls_contexts

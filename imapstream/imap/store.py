@@ -20,7 +20,6 @@ from .session import Session
 
 add_options = connection.add_options
 Plan = listing.Plan
-login_source = connection.login_source  # where the login would come from, connecting to nothing
 
 CHUNK = 2000  # messages per listing FETCH
 UID_CHUNK = 20000  # messages per FETCH (UID) of a UID listing: one short line each

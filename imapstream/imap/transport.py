@@ -34,12 +34,12 @@ from imapclient.exceptions import ProtocolError
 from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
-from imapclient.tls import IMAP4_TLS
+from imapclient.tls import IMAP4_TLS, wrap_socket
 
 from .. import deadline
 from ..diagnostics import server_text
 from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout
-from . import deflate
+from . import deflate, dial
 from .fetchparse import parse_simple, with_internaldate
 
 LINE_LIMIT = 1 << 20
@@ -82,7 +82,8 @@ class _Guarded:
         where = f"{self.host} port {self.port}"
         try:
             with deadline.reading():  # and the TLS handshake, for IMAPS
-                sock = super()._create_socket(timeout)
+                sock = dial.take((self.host, self.port))
+                sock = self._secured(sock) if sock else super()._create_socket(timeout)
             # No Nagle delay: a command or a literal sent in pieces (APPEND without
             # LITERAL+) would wait ~40 ms for the server's delayed ACK each time.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -105,6 +106,10 @@ class _Guarded:
         except OSError as exc:
             raise CommandError(f"cannot reach {where}: {exc.strerror or exc}",
                                UNAVAILABLE) from None
+
+    def _secured(self, sock):
+        """A socket dialled early (dial.py), as this connection speaks over it."""
+        return sock
 
     def compress(self):
         """COMPRESS DEFLATE; whether the server agreed (then both ways are deflated from
@@ -200,7 +205,8 @@ class _GuardedPlain(_Guarded, IMAP4WithTimeout):
 
 
 class _GuardedTLS(_Guarded, IMAP4_TLS):
-    pass
+    def _secured(self, sock):
+        return wrap_socket(sock, self.ssl_context, self.host)  # as IMAP4_TLS's own
 
 
 class Client(imapclient.IMAPClient):

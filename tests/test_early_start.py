@@ -1,0 +1,85 @@
+"""What a command does while it starts (issue 13): imap-list and imap-fetch dial the
+server before they load the IMAP and TLS libraries (imapstream/imap/dial.py), and the
+connection they make takes that socket, one TCP connection per command as before; a
+socket that waited too long is closed unused."""
+
+import os
+import subprocess
+import sys
+
+from plumbing import append_all, run
+from trace_proxy import TraceProxy
+
+from imapstream import errors
+from imapstream.commands import imap_fetch, imap_list
+from imapstream.imap import dial
+
+ORDER = """
+import sys
+from imapstream.imap import dial
+
+dialled = []
+
+
+class Noted(dial.Dial):
+    def __init__(self, address, timeout):
+        dialled.append(list(address))
+        super().__init__(address, timeout)
+
+
+dial.Dial = Noted
+at_import = []
+sys.addaudithook(lambda event, args: at_import.append(list(dialled))
+                 if event == "import" and args[0] == "imapclient" else None)
+from imapstream.commands import {command} as command
+
+status = command.main(sys.argv[1:], sys.stdin.buffer, open("/dev/null", "wb"))
+print(status, at_import[0] if at_import else None)
+"""
+
+
+def client_bytes(proxy, connection):
+    return b"".join(data for number, direction, _time, data in proxy.events
+                    if number == connection and direction == "c")
+
+
+def listed_inbox(account):
+    append_all(account, "INBOX", [b"Subject: early\r\nMessage-ID: <early@x>\r\n\r\nb\r\n"])
+    status, out = run(imap_list, ["INBOX"])
+    assert status == errors.OK
+    return out
+
+
+def test_imap_list_and_imap_fetch_dial_before_they_load_imapclient(dovecot, account):
+    server = os.environ["IMAP_SERVER"].split(":")
+    for command, argv, stdin in (("imap_list", [], b""),
+                                 ("imap_fetch", [], listed_inbox(account))):
+        shown = subprocess.run([sys.executable, "-c", ORDER.format(command=command), *argv],
+                               input=stdin, capture_output=True, check=True)
+        assert shown.stdout.decode() == f"0 {[[server[0], int(server[1])]]}\n", shown.stderr
+
+
+def test_the_connection_takes_the_socket_dialled_early(dovecot, account, monkeypatch):
+    listing = listed_inbox(account)
+    for module, stdin in ((imap_list, b""), (imap_fetch, listing)):
+        with TraceProxy(dovecot.port, delay=0) as proxy:
+            monkeypatch.setenv("IMAP_SERVER", f"127.0.0.1:{proxy.port}")
+            status, out = run(module, [], stdin)
+            assert status == errors.OK
+            proxy.round_trips()  # every connection closed
+            assert proxy.number == 1
+            assert b"STARTTLS" in client_bytes(proxy, 1)
+        if module is imap_fetch:
+            assert b"Message-ID: <early@x>" in out
+
+
+def test_a_socket_dialled_too_long_ago_is_closed_unused(dovecot, account, monkeypatch):
+    monkeypatch.setattr(dial, "FRESH", -1.0)  # every dialled socket is stale when taken
+    with TraceProxy(dovecot.port, delay=0) as proxy:
+        monkeypatch.setenv("IMAP_SERVER", f"127.0.0.1:{proxy.port}")
+        status, out = run(imap_list, [])
+        assert status == errors.OK and b'"INBOX"' in out
+        proxy.round_trips()
+        assert proxy.number == 2
+        assert client_bytes(proxy, 1) == b""
+        assert b"STARTTLS" in client_bytes(proxy, 2)
