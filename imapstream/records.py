@@ -166,6 +166,7 @@ def read_lines(inp, idle=None):
 
 def read_records(inp, idle=None):
     """Yield (lineno, record) for each non-empty line of a binary stream (read_lines)."""
+    _load_while_waiting(inp)
     for lineno, line in read_lines(inp, idle):
         yield lineno, parse_record(line, lineno)
 
@@ -240,6 +241,19 @@ def message_key(record, lineno):
     if uidvalidity is not None and not positive_int(uidvalidity):
         raise DataError(f"line {lineno}: \"uidvalidity\" must be a positive integer")
     return folder, uid
+
+
+def _load_while_waiting(inp):
+    """Load orjson now where the input (a pipe) has no byte to read yet: the wait for the
+    first line hides the time that takes, which a command downstream in a pipeline would
+    otherwise spend once the line has come.  Input there at once (a file, or none at
+    all) loads it at its first record, or never."""
+    try:
+        fd = inp.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    if not select.select([fd], [], [], 0)[0]:
+        orjson()
 
 
 def _lines(inp, idle):

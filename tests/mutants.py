@@ -144,6 +144,8 @@ MUTANTS = [
      ["test_early_start.py"], "imap-list dials before it loads imapclient"),
     ("commands/imap_fetch.py", "connection.dial_early(self.options)", "pass",
      ["test_early_start.py"], "imap-fetch dials before it loads imapclient"),
+    ("records.py", "    _load_while_waiting(inp)\n", "",
+     ["test_early_start.py"], "orjson is loaded while the input is on its way"),
 ]
 
 

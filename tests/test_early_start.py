@@ -1,16 +1,19 @@
 """What a command does while it starts (issue 13): imap-list and imap-fetch dial the
 server before they load the IMAP and TLS libraries (imapstream/imap/dial.py), and the
 connection they make takes that socket, one TCP connection per command as before; a
-socket that waited too long is closed unused."""
+socket that waited too long is closed unused.  A reader of records loads orjson while
+its input is still on its way (records.py)."""
 
 import os
 import subprocess
 import sys
+import threading
+import time
 
 from plumbing import append_all, run
 from trace_proxy import TraceProxy
 
-from imapstream import errors
+from imapstream import errors, records
 from imapstream.commands import imap_fetch, imap_list
 from imapstream.imap import dial
 
@@ -83,3 +86,30 @@ def test_a_socket_dialled_too_long_ago_is_closed_unused(dovecot, account, monkey
         assert proxy.number == 2
         assert client_bytes(proxy, 1) == b""
         assert b"STARTTLS" in client_bytes(proxy, 2)
+
+
+def test_a_reader_of_records_loads_orjson_while_its_input_is_on_its_way():
+    readable, writable = os.pipe()
+    with os.fdopen(readable, "rb") as inp, os.fdopen(writable, "wb") as out:
+        records.orjson.cache_clear()
+        found = []
+        reader = threading.Thread(target=lambda: found.extend(records.read_records(inp)))
+        reader.start()
+        deadline = time.monotonic() + 30
+        while not records.orjson.cache_info().currsize and time.monotonic() < deadline:
+            time.sleep(0.01)
+        loaded = records.orjson.cache_info().currsize  # before a byte was written
+        out.write(b'{"folder":"INBOX"}\n')
+        out.close()
+        reader.join()
+    assert loaded == 1
+    assert found == [(1, {"folder": "INBOX"})]
+
+
+def test_a_reader_of_input_there_at_once_loads_orjson_only_at_its_first_record(tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    records.orjson.cache_clear()
+    with open(empty, "rb") as inp:
+        assert list(records.read_records(inp)) == []
+    assert records.orjson.cache_info().currsize == 0
