@@ -146,6 +146,8 @@ MUTANTS = [
      ["test_early_start.py"], "imap-fetch dials before it loads imapclient"),
     ("records.py", "    _load_while_waiting(inp)\n", "",
      ["test_early_start.py"], "orjson is loaded while the input is on its way"),
+    ("cli.py", "    os._exit(status)", "    sys.exit(status)",
+     ["test_early_start.py"], "a console script ends without the interpreter's teardown"),
 ]
 
 

@@ -2,7 +2,8 @@
 server before they load the IMAP and TLS libraries (imapstream/imap/dial.py), and the
 connection they make takes that socket, one TCP connection per command as before; a
 socket that waited too long is closed unused.  A reader of records loads orjson while
-its input is still on its way (records.py)."""
+its input is still on its way (records.py); a console script ends without the
+interpreter's teardown, its output flushed (cli.entry_point)."""
 
 import os
 import subprocess
@@ -113,3 +114,30 @@ def test_a_reader_of_input_there_at_once_loads_orjson_only_at_its_first_record(t
     with open(empty, "rb") as inp:
         assert list(records.read_records(inp)) == []
     assert records.orjson.cache_info().currsize == 0
+
+
+SCRIPT = """
+import atexit, sys
+from imapstream import cli
+
+atexit.register(lambda: sys.stderr.write("teardown\\n"))
+
+
+def main(argv, stdin, stdout):
+    sys.stdout.write("text, not flushed\\n")
+    stdout.write(b"bytes, not flushed\\n")
+    return int(argv[0])
+
+
+cli.entry_point(main)
+"""
+
+
+def test_a_console_script_ends_without_teardown_its_output_flushed():
+    for status in (0, 65):
+        shown = subprocess.run([sys.executable, "-c", SCRIPT, str(status)],
+                               capture_output=True)
+        assert shown.returncode == status
+        assert sorted(shown.stdout.splitlines()) == [b"bytes, not flushed",
+                                                      b"text, not flushed"]
+        assert shown.stderr == b""
