@@ -95,11 +95,11 @@ class LinkProxy:
                 server.close()
                 await server.wait_closed()
             # Connections the client has left with bytes still on the link (the answer to
-            # a LOGOUT not waited for) end here, not when the loop is gone.
-            pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            # a LOGOUT not waited for) end here, once those are delivered, not when the
+            # loop is gone.
+            pending = asyncio.all_tasks() - {asyncio.current_task()}
+            if pending:
+                await asyncio.wait(pending, timeout=1 + 4 * self.delay)
         asyncio.run_coroutine_threadsafe(close(), self.loop).result()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
