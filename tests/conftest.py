@@ -16,6 +16,7 @@ import collections
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 # IMAP_* variables it wants (command_env, the account fixture, monkeypatch).
 for _name in [name for name in os.environ if name.startswith("IMAP_")]:
     del os.environ[_name]
+
+# A suite started in the background of a shell without job control (`make test &`)
+# inherits SIGINT ignored, and so would every command it starts: the tests that send
+# ^C to them need it back, as at a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def command_env(server: Dovecot, user: str, home: Path | None = None) -> dict[str, str]:
