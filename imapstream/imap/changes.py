@@ -10,8 +10,7 @@ login, before any EXAMINE.  The FETCH goes alone here, or in a folder's listing 
 import re
 from typing import NamedTuple
 
-from .fetchparse import parse_simple, record_fields, with_internaldate
-from .transport import split_responses
+from .fetchparse import parse_simple, record_fields, split_responses, with_internaldate
 
 _VANISHED = re.compile(rb"(?:\(EARLIER\) )?([\d:,]+)\Z", re.I)
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from .. import errors
 from . import pipeline
-from .transport import split_responses
+from .fetchparse import split_responses
 
 _UID = re.compile(rb"[( ]UID (\d+)")
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from imapclient.response_parser import parse_response
 
 from ..diagnostics import server_text
-from . import listparse, transport
+from . import fetchparse, listparse, transport
 
 STATUS_ITEMS = "MESSAGES UIDNEXT UIDVALIDITY"
 
@@ -115,7 +115,7 @@ def selected(client, answer, name):
 
 def fetched(answer, wanted, by_uid):
     """{number: items} of a FETCH answer for the numbers wanted (see Client.fetch)."""
-    return _parsed("FETCH", transport.fetched_items, answer.untagged.get("FETCH", []),
+    return _parsed("FETCH", fetchparse.fetched_items, answer.untagged.get("FETCH", []),
                    wanted, by_uid)
 
 

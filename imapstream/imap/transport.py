@@ -16,7 +16,7 @@ imapclient.imap4 and imapclient.tls to subclass), imaplib's socket and reader (s
 file: COMPRESS swaps them, see deflate.py), access to the raw FETCH response
 (_imap._command, _command_complete, _untagged_response, with imapclient's
 seq_to_parenstr_upper and parse_fetch_response: the fast parser and the strict UID
-matching below), an APPEND that sends the bytes as they are without
+matching of fetchparse.fetched_items), an APPEND that sends the bytes as they are without
 MULTIAPPEND (multiappend.__wrapped__), and imaplib's debug level (_imap.debug).
 pyproject.toml pins imapclient to the minor version they were checked against."""
 
@@ -33,19 +33,17 @@ from imapclient import imap_utf7
 from imapclient.exceptions import ProtocolError
 from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.imapclient import seq_to_parenstr_upper
-from imapclient.response_parser import parse_fetch_response
 from imapclient.tls import IMAP4_TLS, wrap_socket
 
 from .. import deadline
 from ..diagnostics import server_text
 from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout
 from . import deflate, dial
-from .fetchparse import parse_simple, with_internaldate
+from .fetchparse import fetched_items
 
 LINE_LIMIT = 1 << 20
 PIECE = 1 << 16
 RESPONSE_LIMIT = 1 << 30
-_RESPONSE_START = re.compile(rb"\d+ \(")  # "* 12 FETCH (" as imaplib keeps it: "12 ("
 _SURROGATE = re.compile("[\ud800-\udfff]")
 imaplib.Commands.setdefault("COMPRESS", ("AUTH", "SELECTED"))  # RFC 4978, as imapclient adds IDLE
 
@@ -347,26 +345,6 @@ class Client(imapclient.IMAPClient):
         return fetched_items(raw, wanted, self.use_uid)
 
 
-def fetched_items(raw, wanted, by_uid):
-    """{number: items} of imaplib's FETCH data for the numbers wanted, keyed by UID under
-    UID FETCH (by_uid) and by sequence number otherwise (see Client.fetch)."""
-    found = {}
-    for response in split_responses(raw):
-        parsed = parse_simple(response) or {
-            seq: with_internaldate(items, response)
-            for seq, items in parse_fetch_response(response, False, False).items()}
-        for seq, items in parsed.items():
-            number = items.pop(b"UID", None) if by_uid else seq
-            if number in wanted:
-                entry = found.setdefault(number, {})
-                if by_uid or b"UID" in items:
-                    entry.update(items)
-                else:  # unsolicited (no UID asked for): the answer's own items win
-                    for key, value in items.items():
-                        entry.setdefault(key, value)
-    return found
-
-
 def _checked_select(selected, command, folder):
     if not all(isinstance(selected.get(key), int) for key in (b"UIDVALIDITY", b"EXISTS")):
         raise ProtocolViolation(f"the server's reply to {command} {folder!r} lacks "
@@ -383,20 +361,6 @@ def number_set(numbers):
         else:
             runs.append([number, number])
     return ",".join(f"{a}:{b}" if a != b else f"{a}" for a, b in runs)
-
-
-def split_responses(raw):
-    """imaplib's FETCH data split into one list per response.  A response starts with its
-    sequence number and "("; what follows a literal starts with a space or ")"."""
-    responses = []
-    for part in raw:
-        if part is None:
-            continue
-        head = part[0] if isinstance(part, tuple) else part
-        if not responses or _RESPONSE_START.match(head):
-            responses.append([])
-        responses[-1].append(part)
-    return responses
 
 
 def folder_name(raw):
