@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from .. import cli, diagnostics, errors
-from ..imap import gmail, store
+from ..imap import appends, gmail, store
 from ..incoming import incoming_messages
 from ..mbox import flagjournal, labeljournal, sidecar
 from ..mbox.archive import mbox_files
@@ -330,7 +330,7 @@ class Restorer:
         """APPEND the batch in one command; {position: (uidvalidity, uid)}."""
         try:
             appended = self.server.append(batch[0].folder, batch, self.landed)
-        except store.AppendRefused as exc:
+        except appends.AppendRefused as exc:
             raise errors.CommandError(f"{batch[0].where}: {exc}", errors.PARTIAL) from None
         self.present[batch[0].folder].update(m.key for m in batch)
         return appended

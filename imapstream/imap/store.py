@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from .. import errors
 from ..diagnostics import server_text
-from . import bodies, connection, gmail, listing, pipeline
+from . import appends, bodies, connection, gmail, listing, pipeline
 from .fetchparse import record_fields, section
 from .session import Session
 
@@ -28,7 +28,6 @@ LISTING_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
                  "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
 BODY_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
 _HEADER = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
-_APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
 _NOT_SELECTABLE = {"\\noselect", "\\nonexistent"}
 _DELIMITER = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]")  # RFC 3501 QUOTED-CHAR
 
@@ -76,13 +75,6 @@ class Fetched(NamedTuple):
     body: bytes | None
     gmail: dict | None = None  # gmail.fields of a Gmail listing
     modseq: int | None = None  # asked for where the server has CONDSTORE
-
-
-class AppendRefused(errors.CommandError):
-    """BAD to an APPEND: after it the server may have read the rest of a literal as
-    commands of its own, so nothing more is sent."""
-
-    status = errors.PARTIAL
 
 
 def _fetched(uid, item, own_label=None):
@@ -306,7 +298,7 @@ class Store:
                 client.create_folder(name)
                 return True
             except Exception as exc:
-                if not _refusal(exc):
+                if not appends.refusal(exc):
                     raise
                 if _selectable(client, name):
                     return False
@@ -333,7 +325,7 @@ class Store:
             if not pending:
                 return {}
             # landed() may have reconnected: the session's client is the current one.
-            return _append(self.session.client, folder, pending, messages)
+            return appends.batch(self.session.client, folder, pending, messages)
 
         return self.session.call(operation)
 
@@ -384,38 +376,3 @@ def _by_number(client, numbers, items=LISTING_ITEMS):
         return client.fetch(numbers, items)
     finally:
         client.use_uid = True
-
-
-def _append(client, folder, positions, messages):
-    items = [dict(msg=m.wire, flags=m.flags, **({"date": m.date} if m.date else {}))
-             for m in (messages[i] for i in positions)]
-    try:
-        typ, data = client.append_exact(folder, items)
-    except Exception as exc:
-        if not _refusal(exc):
-            raise
-        raise AppendRefused(f"server said {server_text(exc)}; stopping") from None
-    text = b" ".join(d for d in data if isinstance(d, bytes))
-    if typ != "OK":
-        raise errors.ServerError(server_text(text.decode("utf-8", "replace")))
-    match = _APPENDUID.search(text) if client.has_capability("UIDPLUS") else None
-    uids = _uid_set(match.group(2).decode()) if match else []
-    if len(uids) != len(positions):
-        return {}
-    return {i: (int(match.group(1)), uid) for i, uid in zip(positions, uids, strict=True)}
-
-
-def _uid_set(text):
-    uids = []
-    for part in text.split(","):
-        low, _, high = part.partition(":")
-        low, high = sorted((int(low), int(high or low)))
-        uids.extend(range(low, high + 1))
-    return uids
-
-
-def _refusal(exc):
-    """Whether exc is the server's NO or BAD to a command, not a lost connection."""
-    import imaplib
-
-    return isinstance(exc, imaplib.IMAP4.error) and not isinstance(exc, imaplib.IMAP4.abort)
