@@ -12,7 +12,8 @@ timeout applies to every read, so a server that stalls ends the command with an 
 
 imapclient's public API lacks five things used here, each marked "private API" where it
 is used: a hook for the imaplib connection class (_create_IMAP4, and the classes of
-imapclient.imap4 and imapclient.tls to subclass), imaplib's socket and reader (sock,
+imapclient.imap4 and imapclient.tls to subclass, with the latter's wrap_socket for a
+socket dialled early), imaplib's socket and reader (sock,
 file: COMPRESS swaps them, see deflate.py), access to the raw FETCH response
 (_imap._command, _command_complete, _untagged_response, with imapclient's
 seq_to_parenstr_upper and parse_fetch_response: the fast parser and the strict UID
