@@ -130,7 +130,8 @@ def test_skipped_tests_are_counted_loudly_with_their_reasons(tmp_path):
 
 def test_demo_server_prints_the_environment_and_runs_until_interrupted():
     server = subprocess.Popen([sys.executable, str(REPO / "tests/demo.py"), "--server"],
-                              stdout=subprocess.PIPE, text=True, cwd=REPO)
+                              stdout=subprocess.PIPE, text=True, cwd=REPO,
+                              start_new_session=True)
     try:
         lines = []
         while not lines or not lines[-1].startswith("Ctrl-C"):
@@ -145,5 +146,10 @@ def test_demo_server_prints_the_environment_and_runs_until_interrupted():
         assert '"folder":"Personal/2005/Q3"' in listed.stdout
     finally:
         server.send_signal(signal.SIGINT)
-        rest, _ = server.communicate(timeout=60)
+        try:
+            rest, _ = server.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)  # and its Dovecot: nothing outlives the test
+            server.communicate()
+            raise
     assert server.returncode == 0 and rest.endswith("demo server stopped\n")
