@@ -140,6 +140,8 @@ MUTANTS = [
      ["test_early_start.py"], "the connection takes the socket dialled early"),
     ("imap/dial.py", "if time.monotonic() - self.started > FRESH:", "if False:",
      ["test_early_start.py"], "a socket dialled too long ago is not used"),
+    ("imap/dial.py", "if not self._abandoned:", "if True:",
+     ["test_early_start.py"], "a dial left while connecting closes its socket"),
     ("commands/imap_list.py", "    connection.dial_early(options)\n", "",
      ["test_early_start.py"], "imap-list dials before it loads imapclient"),
     ("commands/imap_fetch.py", "connection.dial_early(self.options)", "pass",

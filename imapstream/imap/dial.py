@@ -23,33 +23,43 @@ class Dial:
         self.address, self.timeout = address, timeout
         self.started = time.monotonic()
         self._socket = self._error = None
+        self._abandoned = False
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._connect, name="dial", daemon=True)
         self._thread.start()
 
     def _connect(self):
         try:
-            self._socket = socket.create_connection(self.address, self.timeout)
+            sock = socket.create_connection(self.address, self.timeout)
         except OSError as exc:  # raised again where the socket is taken
             self._error = exc
+            return
+        with self._lock:
+            if not self._abandoned:
+                self._socket, sock = sock, None
+        if sock is not None:
+            sock.close()
 
     def take(self):
         """The connected socket, once the handshake is over, or the OSError connecting
-        raised; None where it is no longer fresh (then closed)."""
-        self._thread.join()
+        raised; None where it was dialled more than FRESH seconds ago (then closed)."""
         if time.monotonic() - self.started > FRESH:
             self.close()
             return None
-        sock, self._socket = self._socket, None
+        self._thread.join()
+        with self._lock:
+            sock, self._socket, self._abandoned = self._socket, None, True
         if self._error is not None:
             raise self._error
         return sock
 
     def close(self):
-        """Close the socket if nobody took it; at once, unless it is still connecting."""
-        self._thread.join()
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        """Close the socket if nobody took it: at once, without waiting for one still
+        connecting (to a server that does not answer, say), which its thread closes."""
+        with self._lock:
+            sock, self._socket, self._abandoned = self._socket, None, True
+        if sock is not None:
+            sock.close()
 
 
 _offered = None  # the Dial the connection being made may take (offered)
