@@ -255,7 +255,7 @@ def test_imapbackup_j2_on_a_terminal_draws_one_line_of_both(dovecot, new_user, t
     assert run.wait(60) == 0
     seen = drain(controller, seen)
     os.close(controller)
-    assert seen.count(b"| imap-fetch --progress-dir ") == 2
+    assert seen.count(b"| nice imap-fetch --progress-dir ") == 2
     progress = [part for line in seen.split(b"\n") for part in line.split(b"\r")[1:]
                 if part.startswith(b"FETCH")]
     assert progress and all(re.match(rb"FETCH (A, B|A|B): \d/[1-6] messages", part)

@@ -1,6 +1,7 @@
 """What a command imports to start (bench/ measures how long that takes): no command
 imports importlib.metadata, those that never talk IMAP import neither imapclient nor
-ssl, and imapclient gets its version from its METADATA file (imapstream.imap)."""
+ssl, imapclient gets its version from its METADATA file (imapstream.imap), and
+imapbackup starts the commands after imap-list at a lower CPU priority."""
 
 import os
 import subprocess
@@ -97,3 +98,28 @@ def test_imapbackup_asks_imap_list_where_the_password_comes_from_only_when_no_op
     asked = [line for line in calls.read_text().splitlines() if "--login-source" in line]
     assert len(asked) == (0 if given else 1)
     assert (tmp_path / "backup" / "Drafts.mbox").exists()
+
+
+def test_imapbackup_runs_the_commands_after_imap_list_at_a_lower_priority(sample_account,
+                                                                           tmp_path):
+    """imap-list at the run's own CPU priority, mbox-ids, imap-fetch and mbox-merge at 10
+    below it (nice 10), so that their start-up does not hold back the listing.  Each
+    command runs through a wrapper that notes its niceness."""
+    notes = tmp_path / "niceness"
+    notes.mkdir()
+    wrappers = tmp_path / "bin"
+    wrappers.mkdir()
+    for command in ("imap-list", "mbox-ids", "imap-fetch", "mbox-merge"):
+        real = Path(sys.executable).parent / command
+        wrapper = wrappers / command
+        wrapper.write_text(f'#!/bin/sh\nnice >{notes / command}\nexec {real} "$@"\n')
+        wrapper.chmod(0o755)
+    env = dict(sample_account, PATH=f"{wrappers}{os.pathsep}{sample_account['PATH']}")
+    done = subprocess.run([str(IMAPBACKUP), "-d", tmp_path / "backup", "-f", "Drafts"],
+                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    own = os.nice(0)
+    niceness = {path.name: int(path.read_text()) for path in notes.iterdir()}
+    assert niceness == {"imap-list": own, "mbox-ids": min(own + 10, 19),
+                        "imap-fetch": min(own + 10, 19), "mbox-merge": min(own + 10, 19)}
