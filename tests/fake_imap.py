@@ -166,9 +166,13 @@ class Session:
             command += line[:spec.start()] + quote(literal)
         return None
 
-    def sasl(self, challenge=b""):
-        self.send(b"+ " + base64.b64encode(challenge) + b"\r\n")
-        response = base64.b64decode(self.rfile.readline().strip())
+    def sasl(self, challenge=b"", initial=None):
+        """The client's response: the initial one of the command (SASL-IR, with SASL-IR
+        among the capabilities), else the answer to challenge."""
+        if initial is None:
+            self.send(b"+ " + base64.b64encode(challenge) + b"\r\n")
+            initial = self.rfile.readline().strip()
+        response = base64.b64decode(initial)
         self.server.exchanges[-1][1].append(response)
         return response
 
@@ -201,7 +205,10 @@ class Session:
         self.server.exchanges.append([mechanism, []])
         users, tokens = self.server.users, self.server.tokens
         if mechanism == "PLAIN":
-            _authz, user, password = self.sasl().decode().split("\0")
+            words = args.split()
+            initial = words[1] if len(words) > 1 and "SASL-IR" in self.server.capabilities \
+                else None
+            _authz, user, password = self.sasl(initial=initial).decode().split("\0")
             self.logged_in(tag, users.get(user) == password)
         elif mechanism == "CRAM-MD5":
             challenge = b"<1896.697170952@fake.example>"

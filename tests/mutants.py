@@ -150,6 +150,22 @@ MUTANTS = [
      ["test_early_start.py"], "orjson is loaded while the input is on its way"),
     ("cli.py", "    os._exit(status)", "    sys.exit(status)",
      ["test_early_start.py"], "a console script ends without the interpreter's teardown"),
+    # Commands sent before the login is answered (issue 13).
+    ("imap/logins.py", "if command[0] == \"LOGIN\" and self.after_login is not None:",
+     "if self.after_login is not None:", ["test_login_ahead.py"],
+     "nothing goes behind AUTHENTICATE"),
+    ("imap/auth.py", "        if sent == command:\n            raise LoginError(said)",
+     "        raise LoginError(said)", ["test_login_ahead.py", "test_round_trips.py"],
+     "a login sent ahead that the server refused is tried again as chosen over TLS"),
+    ("imap/listing_ahead.py", "    return said if sent == command else None",
+     "    return said", ["test_login_ahead.py"],
+     "the listing sent ahead is used only where it asked what the server takes"),
+    ("imap/listing_ahead.py", "if qresync and b\"QRESYNC\" in enabled and not offers(",
+     "if False and not offers(", ["test_deletions_counted.py"],
+     "a server that enables a QRESYNC it hides gets a new session"),
+    ("imap/store.py", "modseq if condstore and isinstance(modseq, int) else None",
+     "modseq if isinstance(modseq, int) else None", ["test_deletions_counted.py"],
+     "EXAMINE's HIGHESTMODSEQ counts only where the server offers CONDSTORE"),
 ]
 
 

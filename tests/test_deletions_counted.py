@@ -16,7 +16,7 @@ from dovecot import Dovecot, DovecotError
 from plumbing import append_all, as_documented, run
 
 from imapstream.commands import imap_fetch, imap_list, mbox_ids, mbox_merge
-from imapstream.imap import store, transport
+from imapstream.imap import listing_ahead, store, transport
 from imapstream.mbox import flagjournal
 
 BASE = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ NAMESPACE UIDPLUS "
@@ -178,3 +178,32 @@ def test_gone_leaves_out_the_uids_listed_and_those_known_missing():
     assert list(gone(held, iter([]))) == [(1, 3), (6, 8), (10, 10), (20, 20), (22, 22),
                                           (30, 30)]
     assert list(gone(held, range(1, 31))) == []
+
+
+@pytest.mark.parametrize("enable", [True, False])
+def test_a_server_that_enables_what_it_hides_gets_a_session_as_it_says(backed_up,
+                                                                      monkeypatch, enable):
+    """imap-list's ENABLE QRESYNC and LIST-STATUS with HIGHESTMODSEQ go behind its LOGIN
+    (listing_ahead.py).  This Dovecot, told to hide QRESYNC (and CONDSTORE), enables
+    them all the same (ENABLED QRESYNC; HIGHESTMODSEQ in STATUS), so that session ends
+    unused and a new one lists, as the server says it is: a new message's record has a
+    MODSEQ only where it offers CONDSTORE.  Without the ENABLE, the HIGHESTMODSEQ alone
+    tells where CONDSTORE is hidden."""
+    kind, dovecot, user, directory, sent = backed_up
+    if not enable:
+        sender = listing_ahead.sender
+        monkeypatch.setattr(listing_ahead, "sender", lambda _qresync: sender(False))
+    with dovecot.client(user) as client:
+        append_all(client, "INBOX", [b"Subject: h\r\nMessage-ID: <hide@x>\r\n\r\nh\r\n"])
+    sent.clear()
+    status, listing = run(imap_list, ["--all", "--since", directory])
+    assert status == 0
+    sessions = b"".join(sent).split(b" LOGOUT\r\n")
+    restarted = enable or kind == "neither"
+    assert len(sessions) == (3 if restarted else 2)
+    assert (b" ENABLE QRESYNC\r\n" in sessions[0]) == enable
+    if restarted:
+        assert b"ENABLE" not in sessions[1]
+        assert (b"HIGHESTMODSEQ" in sessions[1]) == (kind == "condstore")
+    new = [r for r in records(listing) if r.get("message_id") == "<hide@x>"]
+    assert len(new) == 1 and ("modseq" in new[0]) == (kind == "condstore")

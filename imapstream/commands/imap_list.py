@@ -70,7 +70,7 @@ def _main(argv, stdin, stdout):
         raise errors.UsageError(f"bad regular expression: {exc}") from None
     connection.dial_early(options)
     from .. import list_jobs
-    from ..imap import gmail, store
+    from ..imap import gmail, listing_ahead, store
     from ..since import job_for, read_since
 
     excluded = set()
@@ -88,6 +88,7 @@ def _main(argv, stdin, stdout):
         failed += 1
     named = [name for name in named if not _SURROGATE.search(name)]
     options.qresync = True  # VANISHED with CHANGEDSINCE (changes.py)
+    options.after_login = listing_ahead.sender(options.qresync)  # _folders's LIST-STATUS
     try:
         session = store.Store(options, PROG)
     except BaseException:

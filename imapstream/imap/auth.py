@@ -6,7 +6,10 @@ any UTF-8 password), else the LOGIN command, else CRAM-MD5; without TLS, CRAM-MD
 since with it the password does not cross the network, then PLAIN, then LOGIN.  With an
 OAuth2 token: OAUTHBEARER, else XOAUTH2.  A mechanism the server does not offer is never
 tried; the error says what it offers.  Where the server offers SASL-IR, a mechanism
-whose client speaks first sends its first response with the command."""
+whose client speaks first sends its first response with the command.
+
+Over STARTTLS, a login that is one command may go out before the capabilities said over
+TLS are read, chosen from those said before (ahead): see logins.py."""
 
 import base64
 
@@ -27,12 +30,17 @@ def offered(capabilities):
     return mechanisms
 
 
-def choose(capabilities, encrypted, forced, token, host):
+def choose(capabilities, encrypted, forced, token, host, pipelined=False):
+    """The mechanism to log in with; pipelined: commands are to follow the login before
+    its answer (logins.py), which only LOGIN carries safely (after AUTHENTICATE a server
+    may switch its input to a security layer: Cyrus reads such commands twice)."""
     available = offered(capabilities)
     if forced:
         candidates = (forced,)
     elif token:
         candidates = TOKEN_MECHANISMS
+    elif encrypted and pipelined:
+        candidates = ("login", "plain", "cram-md5")
     elif encrypted:
         candidates = ("plain", "login", "cram-md5")
     else:
@@ -94,16 +102,51 @@ def exchange(mechanism, user, secret, host, port):
                     f"auth=Bearer {secret}\1\1".encode(), b"\1")
 
 
+def at_once(capabilities, mechanism, user, secret, host, port):
+    """The login as log_in sends it where it is one command, as imaplib's arguments:
+    LOGIN with an ASCII name and password, or AUTHENTICATE PLAIN with its response
+    (SASL-IR); else ()."""
+    if mechanism == "login" and (user + secret).isascii():
+        return ("LOGIN", user, _quoted(secret))
+    if mechanism == "plain" and b"SASL-IR" in capabilities:
+        initial = exchange(mechanism, user, secret, host, port).initial_response()
+        return ("AUTHENTICATE", "PLAIN", _encoded(initial))
+    return ()
+
+
+def ahead(capabilities, forced, user, secret, host, port, pipelined=False):
+    """The login to send behind the CAPABILITY asked after STARTTLS (see above), chosen
+    from the capabilities said before TLS; () where there is none to send."""
+    try:
+        mechanism = choose(capabilities, True, forced, False, host, pipelined)
+    except CommandError:
+        return ()
+    return at_once(capabilities, mechanism, user, secret, host, port)
+
+
 def log_in(client, mechanism, user, secret, host, port):
     """Log in; a refusal is a LoginError with the server's reason."""
     from imapclient.exceptions import LoginError
 
-    if mechanism == "login":
-        if not (user + secret).isascii():
-            raise UsageError("the LOGIN command carries only ASCII user names and passwords; "
-                             "use --auth plain")
-        client.login(user, secret)
+    from . import logins
+
+    command = at_once(client.capabilities(), mechanism, user, secret, host, port)
+    sent = logins.sent_ahead(client)
+    if sent:
+        status, said = logins.answer(client)
+        if status == "OK":
+            return
+        if sent == command:
+            raise LoginError(said)
+    if command:
+        logins.send(client, command)
+        status, said = logins.answer(client)
+        if status != "OK":
+            raise LoginError(said)
         return
+    if mechanism == "login":
+        raise UsageError("the LOGIN command carries only ASCII user names and passwords; "
+                         "use --auth plain")
     conversation = exchange(mechanism, user, secret, host, port)
     try:
         if client.has_capability("SASL-IR") and hasattr(conversation, "initial_response"):
@@ -145,6 +188,11 @@ class _Challenges:
 
     def answer(self, challenge):
         return _encoded(self.conversation(base64.b64decode(challenge)))
+
+
+def _quoted(text):
+    """An IMAP quoted string (RFC 9051 4.3), as imaplib quotes LOGIN's password."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _encoded(response):

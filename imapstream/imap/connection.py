@@ -90,7 +90,7 @@ def add_options(parser):
                             f"not time (Gmail's daily download limit): stop with exit 75 "
                             f"(default {MAX_WAIT:g})")
     parser.set_defaults(prog=parser.prog, kept_password=None, on_data=None, bulk=False,
-                        tls_context=None, tls_session=None, dialled=None)
+                        tls_context=None, tls_session=None, dialled=None, after_login=None)
     parser.environment += ENVIRONMENT
 
 
@@ -169,11 +169,12 @@ def connect(options):
     from . import dial
 
     dialled, options.dialled = options.dialled, None  # for the first attempt only
+    after_login, options.after_login = options.after_login, None  # logins.after_login
     with dial.offered(dialled):
-        return _connect(options)
+        return _connect(options, after_login)
 
 
-def _connect(options):
+def _connect(options, after_login):
     from imapclient.exceptions import LoginError
 
     from . import tls as tls_contexts
@@ -195,9 +196,10 @@ def _connect(options):
         secret = credentials.login_secret(options, host)
         deadline.start(options.deadline)  # after the prompt: the clock starts only once
         try:
-            client = _log_in(options, host, port, tls, context, secret)
+            client = _log_in(options, host, port, tls, context, secret, after_login)
             break
         except LoginError as exc:
+            after_login = None
             refused = f"login as {options.user} on {host} failed: {server_text(exc)}"
             kept = options.kept_password
             if kept is None or not kept.typed or attempt == PROMPTS:
@@ -205,19 +207,21 @@ def _connect(options):
             diagnostics.warn(options.prog, f"{refused}; try again")
             options.kept_password = None
     client.normalise_times = False
-    if getattr(options, "qresync", False) and client.has_capability("QRESYNC"):
+    if getattr(options, "qresync", False) and client.has_capability("QRESYNC") and \
+            client._imap.enable_tag is None:  # not sent behind the login (logins.py)
         client.enable_later("QRESYNC")  # with the next command, before any EXAMINE
     return client
 
 
-def _log_in(options, host, port, tls, context, secret):
-    """A new connection, logged in; a refused login is imapclient's LoginError."""
+def _log_in(options, host, port, tls, context, secret, after_login=None):
+    """A new connection, logged in; a refused login is imapclient's LoginError.
+    after_login: see logins.after_login."""
     import ssl
 
     from imapclient.exceptions import LoginError
 
+    from . import logins, transport
     from . import tls as tls_contexts
-    from . import transport
 
     if context is not None:
         context = tls_contexts.Resuming(context, options.tls_session)
@@ -227,14 +231,19 @@ def _log_in(options, host, port, tls, context, secret):
     except ssl.SSLCertVerificationError as exc:
         raise _untrusted(options, host, port, tls, exc) from None
     client.watch_literals(options.on_data)
+    if after_login is not None:
+        logins.after_login(client, after_login)
     try:
+        pipelined = after_login is not None and (options.user + secret).isascii()
         if tls == "starttls":
-            _starttls(client, host, context)
+            _starttls(client, host, context, () if options.oauth2_token_command else auth.ahead(
+                client.capabilities(), options.auth, options.user, secret, host, port,
+                pipelined))
         elif tls == "none" and not transport.on_loopback(client):
             diagnostics.warn(options.prog, f"warning: --tls none: the mail and the login cross the "
                                    f"network to {host} unencrypted")
         mechanism = auth.choose(client.capabilities(), tls != "none", options.auth,
-                                bool(options.oauth2_token_command), host)
+                                bool(options.oauth2_token_command), host, pipelined)
         auth.log_in(client, mechanism, options.user, secret, host, port)
         options.tls_session = client.tls_session()
         if _compression_pays(options, client):
@@ -275,15 +284,16 @@ def _untrusted(options, host, port, tls, exc):
                         f"--fingerprint SHA256 to pin it", UNAVAILABLE)
 
 
-def _starttls(client, host, context):
-    """STARTTLS or an error: never a silent fall back to plain text."""
+def _starttls(client, host, context, login_ahead):
+    """STARTTLS or an error: never a silent fall back to plain text.  login_ahead: see
+    auth.py."""
     import imaplib
 
     if b"STARTTLS" not in client.capabilities():
         raise CommandError(f"{host} does not offer STARTTLS; refusing to log in without TLS "
                            f"(use --tls none to allow it)", UNAVAILABLE)
     try:
-        client.starttls(context)
+        client.starttls(context, login_ahead)
     except imaplib.IMAP4.abort:
         raise
     except imaplib.IMAP4.error as exc:

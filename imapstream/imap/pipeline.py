@@ -26,6 +26,11 @@ from . import fetchparse, listparse, transport
 STATUS_ITEMS = "MESSAGES UIDNEXT UIDVALIDITY"
 
 
+def status_items(condstore):
+    """What STATUS (and LIST-STATUS) asks: HIGHESTMODSEQ too, with CONDSTORE."""
+    return STATUS_ITEMS + (" HIGHESTMODSEQ" if condstore else "")
+
+
 class Answer(NamedTuple):
     status: str  # "OK", "NO" or "BAD"
     data: list  # what the tagged response says after its status, as imaplib gives it

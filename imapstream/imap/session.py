@@ -107,6 +107,11 @@ class Session:
                 raise errors.ServerError(f"{self.folder}: UIDVALIDITY changed while "
                                       f"reconnecting; list it again")
 
+    def restart(self):
+        """A new connection in place of the one standing, at once (listing_ahead.py)."""
+        connection.logout(self.client)
+        self.client = connection.connect(self.options)
+
     def close(self):
         if self.client is not None:
             connection.logout(self.client)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from .. import errors
 from ..diagnostics import server_text
-from . import appends, bodies, connection, gmail, listing, pipeline
+from . import appends, bodies, connection, gmail, listing, listing_ahead, pipeline
 from .fetchparse import record_fields, section
 from .session import Session
 
@@ -144,16 +144,20 @@ class Store:
         listed, read with them in one command, LIST-STATUS (RFC 5819), where the server
         offers it; {} where it does not (or refuses that LIST).  The return options
         CHILDREN (RFC 5258) and SPECIAL-USE (RFC 6154) ask for the flags a plain LIST
-        gives."""
-        if not self.has_capability("LIST-STATUS"):
-            return (*self.folders(), {})
-        special_use = " SPECIAL-USE" if self.has_capability("SPECIAL-USE") else ""
-        options = f"(CHILDREN{special_use} STATUS ({self.status_items()}))"
-
+        gives.  The listing sent behind the login (listing_ahead.py) is its answer where
+        it asked the same."""
+        command = listing_ahead.list_status_command(self.has_capability)
         def operation(client):
-            wire = pipeline.Wire(client)
-            wire.send([("LIST", '""', '"*"', "RETURN", options)])
-            answer = wire.answer()
+            answer = listing_ahead.answer(client, command, client.has_capability)
+            if answer is False:
+                self.session.restart()
+                return operation(self.session.client)
+            if command is None:
+                return None
+            if answer is None:
+                wire = pipeline.Wire(client)
+                wire.send([command])
+                answer = wire.answer()
             if answer.status != "OK":
                 return None
             return pipeline.listed(client, answer), pipeline.statuses(answer)
@@ -171,7 +175,7 @@ class Store:
 
     def status_items(self):
         """What STATUS (and LIST-STATUS) asks: HIGHESTMODSEQ too, with CONDSTORE."""
-        return pipeline.STATUS_ITEMS + (" HIGHESTMODSEQ" if self.condstore else "")
+        return pipeline.status_items(self.condstore)
 
     def statuses(self, names):
         """{name: Status, or the ServerError of a folder the server refused} for each of
@@ -204,7 +208,7 @@ class Store:
 
     def examine(self, name):
         self._writable = None
-        return _selected(self.session.examine(name))
+        return _selected(self.session.examine(name), self.condstore)
 
     def unselect(self):
         """Leave the folder examined last (see Session.unselect)."""
@@ -255,7 +259,9 @@ class Store:
             own_label = own_labels.get(plan.name, plan.name)
             return lambda uid, item: _fetched(uid, item, own_label)
 
-        return listing.listings(self.session, plans, items, (_selected, fetched_in), CHUNK,
+        condstore = self.condstore
+        return listing.listings(self.session, plans, items,
+                                (lambda said: _selected(said, condstore), fetched_in), CHUNK,
                                 self.qresync)
 
     def _first_new(self, selected, since):
@@ -348,10 +354,13 @@ def _folders(listed):
     return folders, unreadable
 
 
-def _selected(said):
-    modseq = said.get(b"HIGHESTMODSEQ")  # sent only by a server with CONDSTORE
+def _selected(said, condstore):
+    """Selected from EXAMINE's answer; its HIGHESTMODSEQ only where the server offers
+    CONDSTORE: one that does not may say it all the same (a Dovecot told to hide it, for
+    a folder whose changes any session asked for), and would refuse CHANGEDSINCE."""
+    modseq = said.get(b"HIGHESTMODSEQ")
     return Selected(said[b"UIDVALIDITY"], said.get(b"UIDNEXT"), said[b"EXISTS"],
-                    modseq if isinstance(modseq, int) else None)
+                    modseq if condstore and isinstance(modseq, int) else None)
 
 
 def _status(items):

@@ -39,7 +39,7 @@ from imapclient.tls import IMAP4_TLS, wrap_socket
 from .. import deadline
 from ..diagnostics import server_text
 from ..errors import UNAVAILABLE, CommandError, ConnectRefused, ConnectTimeout
-from . import deflate, dial
+from . import deflate, dial, logins
 from .fetchparse import fetched_items
 
 LINE_LIMIT = 1 << 20
@@ -55,7 +55,7 @@ class ProtocolViolation(CommandError):
     status = UNAVAILABLE
 
 
-class _Guarded:
+class _Guarded(logins.LoginInFlight):
     """Limits for imaplib.IMAP4: per line, and per command for all it receives."""
 
     on_data = None  # called with the size of each piece of a literal as it arrives
@@ -70,10 +70,14 @@ class _Guarded:
         """The capabilities the greeting carries ([CAPABILITY ...], RFC 9051 7.1), else
         asked with CAPABILITY.  imaplib calls this after the greeting and after STARTTLS,
         where what the server said before TLS is dropped and asked again (RFC 9051
-        6.2.1).  Private API: imaplib's untagged_responses and capabilities."""
+        6.2.1), with a login sent behind (logins.py).  Private API: imaplib's
+        untagged_responses and capabilities."""
         said = self.untagged_responses.pop("CAPABILITY", None)
         if said and isinstance(said[-1], bytes) and not self._tls_established:
             self.capabilities = tuple(said[-1].decode("ascii", "replace").upper().split())
+            return
+        if self._tls_established and self.login_ahead:
+            self.capabilities_and_login()
             return
         super()._get_capabilities()
 
@@ -263,9 +267,14 @@ class Client(imapclient.IMAPClient):
         """COMPRESS=DEFLATE (RFC 4978) if the server offers it; whether it is on."""
         return self.has_capability("COMPRESS=DEFLATE") and self._imap.compress()
 
-    def starttls(self, ssl_context=None):
-        with deadline.reading():  # the TLS handshake
-            return super().starttls(ssl_context)
+    def starttls(self, ssl_context=None, login_ahead=()):
+        """STARTTLS; login_ahead: see logins.py."""
+        self._imap.login_ahead = login_ahead
+        try:
+            with deadline.reading():  # the TLS handshake
+                return super().starttls(ssl_context)
+        finally:
+            self._imap.login_ahead = ()
 
     def _create_IMAP4(self):  # private API: IMAPClient's factory of its imaplib object
         timeout = self._timeout.connect
