@@ -67,6 +67,19 @@ class Inflating(io.RawIOBase):
         super().close()
 
 
-def wrap(sock, file):
-    """(socket, file) for imaplib, compressing both ways from now on."""
-    return Deflating(sock), io.BufferedReader(Inflating(file), PIECE)
+def start(imap):
+    """COMPRESS DEFLATE on imaplib's connection imap; whether the server agreed (then
+    both ways are deflated from the end of its OK on).  Private API: imaplib's
+    _simple_command, abort, error, and sock and file, swapped."""
+    if isinstance(getattr(type(imap), "file", None), property):
+        return False  # Python 3.14's imaplib: a reader of its own, not swapped here
+    try:
+        typ, _data = imap._simple_command("COMPRESS", "DEFLATE")
+    except imap.abort:
+        raise
+    except imap.error:
+        return False
+    if typ != "OK":
+        return False
+    imap.sock, imap.file = Deflating(imap.sock), io.BufferedReader(Inflating(imap.file), PIECE)
+    return True

@@ -114,22 +114,6 @@ class _Guarded(logins.LoginInFlight):
         """A socket dialled early (dial.py), as this connection speaks over it."""
         return sock
 
-    def compress(self):
-        """COMPRESS DEFLATE; whether the server agreed (then both ways are deflated from
-        the end of its OK on).  Private API: imaplib's sock and file, swapped."""
-        if isinstance(getattr(type(self), "file", None), property):
-            return False  # Python 3.14's imaplib: a reader of its own, not swapped here
-        try:
-            typ, _data = self._simple_command("COMPRESS", "DEFLATE")
-        except self.abort:
-            raise
-        except self.error:
-            return False
-        if typ != "OK":
-            return False
-        self.sock, self.file = deflate.wrap(self.sock, self.file)
-        return True
-
     def _new_tag(self):
         """A tag for the next command; the ENABLE of enable_later goes out first, in the
         same write where the command is written with others (pipeline.Wire)."""
@@ -265,7 +249,7 @@ class Client(imapclient.IMAPClient):
 
     def compress(self):
         """COMPRESS=DEFLATE (RFC 4978) if the server offers it; whether it is on."""
-        return self.has_capability("COMPRESS=DEFLATE") and self._imap.compress()
+        return self.has_capability("COMPRESS=DEFLATE") and deflate.start(self._imap)
 
     def starttls(self, ssl_context=None, login_ahead=()):
         """STARTTLS; login_ahead: see logins.py."""
