@@ -136,7 +136,7 @@ MUTANTS = [
      "yield uid, end", ["test_deletions_counted.py"],
      "a message known missing is not reported vanished again"),
     # A command's start (issue 13): the early dial, orjson while waiting, no teardown.
-    ("imap/dial.py", "return dialled.take()", "return None",
+    ("imap/dial.py", "sock = dialled.take()", "sock = None",
      ["test_early_start.py"], "the connection takes the socket dialled early"),
     ("imap/dial.py", "if time.monotonic() - self.started > FRESH:", "if False:",
      ["test_early_start.py"], "a socket dialled too long ago is not used"),
@@ -150,6 +150,9 @@ MUTANTS = [
      ["test_early_start.py"], "orjson is loaded while the input is on its way"),
     ("cli.py", "    os._exit(status)", "    sys.exit(status)",
      ["test_early_start.py"], "a console script ends without the interpreter's teardown"),
+    ("imap/dial.py", "self.starttls_sent = _starttls_offered(sock)",
+     "self.starttls_sent = False", ["test_early_start.py"],
+     "the dial sends STARTTLS once the greeting offers it"),
     # Commands sent before the login is answered (issue 13).
     ("imap/logins.py", "if command[0] == \"LOGIN\" and self.after_login is not None:",
      "if self.after_login is not None:", ["test_login_ahead.py"],

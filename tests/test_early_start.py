@@ -1,7 +1,8 @@
 """What a command does while it starts (issue 13): imap-list and imap-fetch dial the
 server before they load the IMAP and TLS libraries (imapstream/imap/dial.py), and the
-connection they make takes that socket, one TCP connection per command as before; a
-socket that waited too long is closed unused.  A reader of records loads orjson while
+connection they make takes that socket, one TCP connection per command as before, and
+over STARTTLS the answer to the STARTTLS the dial sent; a socket that waited too long is
+closed unused.  A reader of records loads orjson while
 its input is still on its way (records.py); a console script ends without the
 interpreter's teardown, its output flushed (cli.entry_point)."""
 
@@ -11,7 +12,8 @@ import sys
 import threading
 import time
 
-from plumbing import append_all, run
+from fake_imap import FakeIMAP
+from plumbing import append_all, one_line, run
 from trace_proxy import TraceProxy
 
 from imapstream import errors, records
@@ -26,9 +28,9 @@ dialled = []
 
 
 class Noted(dial.Dial):
-    def __init__(self, address, timeout):
+    def __init__(self, address, *args):
         dialled.append(list(address))
-        super().__init__(address, timeout)
+        super().__init__(address, *args)
 
 
 dial.Dial = Noted
@@ -64,6 +66,9 @@ def test_imap_list_and_imap_fetch_dial_before_they_load_imapclient(dovecot, acco
 
 
 def test_the_connection_takes_the_socket_dialled_early(dovecot, account, monkeypatch):
+    """One connection per command, and over it one STARTTLS: the dial's, sent as soon as
+    the greeting offered it, whose answer the connection reads instead of sending its
+    own (the rest is TLS)."""
     listing = listed_inbox(account)
     for module, stdin in ((imap_list, b""), (imap_fetch, listing)):
         with TraceProxy(dovecot.port, delay=0) as proxy:
@@ -72,7 +77,8 @@ def test_the_connection_takes_the_socket_dialled_early(dovecot, account, monkeyp
             assert status == errors.OK
             proxy.round_trips()  # every connection closed
             assert proxy.number == 1
-            assert b"STARTTLS" in client_bytes(proxy, 1)
+            sent = client_bytes(proxy, 1)
+            assert sent.startswith(b"dial STARTTLS\r\n") and sent.count(b"STARTTLS") == 1
         if module is imap_fetch:
             assert b"Message-ID: <early@x>" in out
 
@@ -88,7 +94,23 @@ def test_a_socket_dialled_too_long_ago_is_closed_unused(dovecot, account, monkey
         # the dialled one may still be connecting when the command dials again: either
         # comes first
         unused, used = sorted((client_bytes(proxy, 1), client_bytes(proxy, 2)), key=len)
-        assert unused == b"" and b"STARTTLS" in used
+        assert unused in (b"", b"dial STARTTLS\r\n") and b"STARTTLS" in used
+
+
+def test_a_starttls_the_dial_sent_and_the_server_refused_is_refused_as_ever(monkeypatch,
+                                                                              capsys):
+    """A greeting that offers STARTTLS, and a server that refuses it: the dial's
+    STARTTLS is the only one, its refusal the one line the command says (exit 69), and
+    no login follows.  A greeting without capabilities gets no STARTTLS from the dial
+    (test_security: CAPABILITY, then the connection's own STARTTLS)."""
+    greeting = b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] fake IMAP ready"
+    with FakeIMAP(greeting=greeting) as server:
+        for key, value in dict(server.env(), IMAP_TLS="starttls").items():
+            monkeypatch.setenv(key, value)
+        assert run(imap_list, [])[0] == errors.UNAVAILABLE
+    assert server.commands == [b"dial STARTTLS"]
+    assert one_line(capsys) == ("imap-list: 127.0.0.1 refused STARTTLS: NO [UNAVAILABLE] "
+                                "TLS is out of order today\n")
 
 
 def test_an_error_before_the_login_does_not_wait_for_the_dial(monkeypatch, tmp_path):

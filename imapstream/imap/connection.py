@@ -161,7 +161,7 @@ def dial_early(options):
         return
     from . import dial
 
-    options.dialled = dial.Dial((host, port), options.timeout)
+    options.dialled = dial.Dial((host, port), options.timeout, tls == "starttls")
 
 
 def connect(options):

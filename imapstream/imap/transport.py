@@ -59,6 +59,7 @@ class _Guarded(logins.LoginInFlight):
     """Limits for imaplib.IMAP4: per line, and per command for all it receives."""
 
     on_data = None  # called with the size of each piece of a literal as it arrives
+    starttls_sent = False  # by the dial (dial.py)
     enable_next = ()  # extensions to ENABLE in front of the next command (enable_later)
     enable_tag = None  # the tag of that ENABLE, once sent
 
@@ -85,7 +86,8 @@ class _Guarded(logins.LoginInFlight):
         where = f"{self.host} port {self.port}"
         try:
             with deadline.reading():  # and the TLS handshake, for IMAPS
-                sock = dial.take((self.host, self.port))
+                taken = dial.take((self.host, self.port))
+                sock, self.starttls_sent = taken or (None, False)
                 sock = self._secured(sock) if sock else super()._create_socket(timeout)
             # No Nagle delay: a command or a literal sent in pieces (APPEND without
             # LITERAL+) would wait ~40 ms for the server's delayed ACK each time.
@@ -252,11 +254,15 @@ class Client(imapclient.IMAPClient):
         return self.has_capability("COMPRESS=DEFLATE") and deflate.start(self._imap)
 
     def starttls(self, ssl_context=None, login_ahead=()):
-        """STARTTLS; login_ahead: see logins.py."""
+        """STARTTLS, or the answer to the one the dial sent (dial.py); login_ahead: see
+        logins.py.  Private API: IMAPClient's _starttls_done."""
         self._imap.login_ahead = login_ahead
         try:
             with deadline.reading():  # the TLS handshake
-                return super().starttls(ssl_context)
+                if not self._imap.starttls_sent:
+                    return super().starttls(ssl_context)
+                dial.finish_starttls(self._imap, ssl_context)
+                self._starttls_done = True
         finally:
             self._imap.login_ahead = ()
 
