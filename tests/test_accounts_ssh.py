@@ -37,9 +37,12 @@ def hosts():
         _unavailable("sshd, ssh or ssh-keygen not installed (apt-get install "
                      "openssh-server openssh-client)")
     directory = tempfile.mkdtemp(prefix="imapstream-sshd-")
-    started = sshd.SshHosts(directory, HOSTS, os.path.dirname(sys.executable)).start()
-    yield started
-    started.stop()
+    try:
+        started = sshd.SshHosts(directory, HOSTS, os.path.dirname(sys.executable)).start()
+        yield started
+        started.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_each_account_runs_on_its_host_and_reports_over_ssh(dovecot, hosts, tmp_path):
