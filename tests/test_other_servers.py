@@ -128,6 +128,17 @@ def test_a_backup_is_byte_exact_and_complete(server, source, monkeypatch):
         message_id(header_section(m.data)) or "" for m in messages)
 
 
+def test_the_commands_behind_a_login_are_answered_once(source, monkeypatch):
+    """imap-list --auth login sends its ENABLE and LIST-STATUS behind LOGIN before the
+    answer (imap/listing_ahead.py): each server answers them once, and the listing is
+    the one a login by the default mechanism gives (Cyrus answered a command sent
+    behind AUTHENTICATE twice: nothing goes there)."""
+    env = source[0]
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert run(imap_list, ["--all", "--auth", "login"]) == run(imap_list, ["--all"])
+
+
 def test_a_restore_completes_in_one_run_and_a_rerun_appends_nothing(server, source,
                                                                     monkeypatch, capsys):
     _env, client, _messages, directory, _statuses = source
