@@ -357,6 +357,33 @@ def test_an_interrupted_run_counts_the_folders_it_finished(sample_account, tmp_p
         "seconds": 0, "status": 130}
 
 
+def test_the_summary_comes_also_when_its_jq_ended_first(sample_account, tmp_path):
+    """The summary's jq (a coprocess, tally) ignores the signals that stop a run, but
+    one that came before it did ends it: killed here, then ^C once INBOX is in; the
+    summary still counts INBOX (summary runs the jq itself)."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    real = shutil.which("imap-fetch", path=os.path.dirname(sys.executable))
+    (shim / "imap-fetch").write_text(
+        f"#!/bin/sh\nsed '/^{{\"folder\":\"INBOX\".*\"checkpoint\"/q' | {real} \"$@\"\n"
+        f"touch {tmp_path}/fetched\nexec sleep 60\n")
+    jq = shutil.which("jq")
+    (shim / "jq").write_text(f"#!/bin/sh\necho $$ >>{tmp_path}/jq\nexec {jq} \"$@\"\n")
+    for name in ("imap-fetch", "jq"):
+        (shim / name).chmod(0o755)
+    env = dict(sample_account, PATH=f"{shim}{os.pathsep}{sample_account['PATH']}")
+    run = subprocess.Popen([str(IMAPBACKUP), "-d", str(tmp_path / "backup"), "-f", "INBOX,Sent"],
+                           env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "fetched").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(int((tmp_path / "jq").read_text().split()[0]), signal.SIGKILL)
+    os.killpg(run.pid, signal.SIGINT)
+    _out, err = run.communicate(timeout=30)
+    assert run.returncode == 130, err
+    assert re.search(r"^SUMMARY: 1 folder, 119 messages appended \(", err, re.M), err
+
+
 def test_an_interrupted_overwrite_keeps_the_old_files(sample_account, tmp_path):
     """^C reaches the whole process group, as on a terminal; here while imap-fetch runs."""
     shim = tmp_path / "shim"
