@@ -29,6 +29,9 @@ handlers      {command: handler(session, tag, args)} replacing the built-in hand
               wait with session.stall(), return False to drop the connection;
               session.fetch(args, by_uid) gives the usual [(number, response)]
 
+speaking_tls(certfile, keyfile) is a STARTTLS handler that accepts and speaks TLS with
+that certificate (the Dovecot fixture's), optionally changing the capabilities over it.
+
 Recorded: commands (every command line received, literals inlined as quoted strings),
 exchanges ([mechanism, [client responses, base64-decoded]] per AUTHENTICATE) and
 longest_line (the longest line sent, literals' lines included).
@@ -38,6 +41,7 @@ import base64
 import hmac
 import re
 import socket
+import ssl
 import threading
 
 from imapclient.imap_utf7 import encode as utf7
@@ -292,6 +296,22 @@ class Session:
 
 
 FakeIMAP.session_class = Session  # a subclass of FakeIMAP may serve with its own
+
+
+def speaking_tls(certfile, keyfile, capabilities=None):
+    """A STARTTLS handler: OK, then TLS with this certificate; capabilities, if given,
+    are those said from then on."""
+
+    def starttls(session, tag, _args):
+        session.send(tag + b" OK begin TLS\r\n")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(certfile, keyfile)
+        session.sock = context.wrap_socket(session.sock, server_side=True)
+        session.rfile = session.sock.makefile("rb")
+        if capabilities is not None:
+            session.server.capabilities = capabilities
+
+    return starttls
 
 
 def parse(command):

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from fake_imap import FakeIMAP
+from fake_imap import FakeIMAP, speaking_tls
 from plumbing import append_all, one_line, run
 from trace_proxy import TraceProxy
 
@@ -67,8 +67,8 @@ def test_imap_list_and_imap_fetch_dial_before_they_load_imapclient(dovecot, acco
 
 def test_the_connection_takes_the_socket_dialled_early(dovecot, account, monkeypatch):
     """One connection per command, and over it one STARTTLS: the dial's, sent as soon as
-    the greeting offered it, whose answer the connection reads instead of sending its
-    own (the rest is TLS)."""
+    it connected, whose answer the connection reads instead of sending its own (the
+    rest is TLS)."""
     listing = listed_inbox(account)
     for module, stdin in ((imap_list, b""), (imap_fetch, listing)):
         with TraceProxy(dovecot.port, delay=0) as proxy:
@@ -101,8 +101,7 @@ def test_a_starttls_the_dial_sent_and_the_server_refused_is_refused_as_ever(monk
                                                                               capsys):
     """A greeting that offers STARTTLS, and a server that refuses it: the dial's
     STARTTLS is the only one, its refusal the one line the command says (exit 69), and
-    no login follows.  A greeting without capabilities gets no STARTTLS from the dial
-    (test_security: CAPABILITY, then the connection's own STARTTLS)."""
+    no login follows (after a greeting without capabilities: test_security)."""
     greeting = b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] fake IMAP ready"
     with FakeIMAP(greeting=greeting) as server:
         for key, value in dict(server.env(), IMAP_TLS="starttls").items():
@@ -111,6 +110,31 @@ def test_a_starttls_the_dial_sent_and_the_server_refused_is_refused_as_ever(monk
     assert server.commands == [b"dial STARTTLS"]
     assert one_line(capsys) == ("imap-list: 127.0.0.1 refused STARTTLS: NO [UNAVAILABLE] "
                                 "TLS is out of order today\n")
+
+
+def test_a_greeting_without_capabilities_and_the_starttls_sent_before_it(dovecot,
+                                                                         monkeypatch):
+    """The dial's STARTTLS goes out before the greeting comes, so no command can go
+    before its answer: the capabilities are asked over TLS, or, where a second greeting
+    says them first (Dovecot's, while its login process waits for its auth process), are
+    that greeting's, and the LOGIN goes with the CAPABILITY over TLS: a round trip less."""
+    second = b"* OK Waiting for authentication process to respond..\r\n" \
+             b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready"
+    trips = []
+    for greeting in (b"* OK fake IMAP ready", second):
+        with FakeIMAP({"INBOX": []}, greeting=greeting, capabilities=("IMAP4rev1", "STARTTLS"),
+                      handlers={"STARTTLS": speaking_tls(dovecot.cafile, dovecot.keyfile)}
+                      ) as server, TraceProxy(server.port, delay=0.05) as proxy:
+            for key, value in dict(server.env(), IMAP_SERVER=f"127.0.0.1:{proxy.port}",
+                                   IMAP_TLS="starttls", IMAP_CAFILE=str(dovecot.cafile)).items():
+                monkeypatch.setenv(key, value)
+            status, out = run(imap_list, [])
+            assert status == errors.OK and b'"INBOX"' in out
+            trips.append(proxy.round_trips())
+        assert server.commands[0] == b"dial STARTTLS"
+        assert [c.split(b" ", 1)[1] for c in server.commands[1:3]] == [
+            b"CAPABILITY", b'LOGIN alice "Fake-pass-13"']
+    assert trips[1] == trips[0] - 1
 
 
 def test_an_error_before_the_login_does_not_wait_for_the_dial(monkeypatch, tmp_path):

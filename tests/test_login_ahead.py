@@ -5,11 +5,9 @@ AUTHENTICATE; a refused login says only the refusal.  Against the scripted serve
 answers commands in the order they come and records them (round trips over STARTTLS:
 test_round_trips.py)."""
 
-import ssl
-
 import orjson
 import pytest
-from fake_imap import FakeIMAP
+from fake_imap import FakeIMAP, speaking_tls
 from plumbing import one_line, run
 
 from imapstream import errors
@@ -113,26 +111,21 @@ def test_a_login_sent_ahead_that_tls_refuses_is_chosen_again(dovecot, monkeypatc
     sent with the CAPABILITY over TLS is refused (and so would be the commands behind
     it, but this server answers them), and AUTHENTICATE PLAIN, chosen from what the
     server says over TLS, logs in."""
-    over_tls = ("IMAP4rev1", "AUTH=PLAIN", "LOGINDISABLED")
-
-    def starttls(session, tag, _args):
-        session.send(tag + b" OK begin TLS\r\n")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(dovecot.cafile, dovecot.keyfile)
-        session.sock = context.wrap_socket(session.sock, server_side=True)
-        session.rfile = session.sock.makefile("rb")
-        session.server.capabilities = over_tls
+    starttls = speaking_tls(dovecot.cafile, dovecot.keyfile,
+                            ("IMAP4rev1", "AUTH=PLAIN", "LOGINDISABLED"))
 
     def login(session, tag, _args):
         session.send(tag + b" NO [PRIVACYREQUIRED] LOGIN is disabled\r\n")
 
-    with FakeIMAP(dict(MAILBOX), capabilities=("IMAP4rev1", "STARTTLS"),
+    with FakeIMAP(dict(MAILBOX), greeting=b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready",
                   handlers={"STARTTLS": starttls, "LOGIN": login}) as server:
         use(monkeypatch, server, IMAP_TLS="starttls", IMAP_CAFILE=str(dovecot.cafile))
         status, out = run(imap_list, [])
     assert status == errors.OK
-    assert sent(server)[:7] == [b"STARTTLS", b"CAPABILITY", b'LOGIN alice "Fake-pass-13"',
-                                b"ENABLE QRESYNC", AHEAD, b"AUTHENTICATE PLAIN", b"CAPABILITY"]
+    assert server.commands[0] == b"dial STARTTLS"
+    assert [c.split(b" ", 1)[1] for c in server.commands[1:7]] == [
+        b"CAPABILITY", b'LOGIN alice "Fake-pass-13"', b"ENABLE QRESYNC", AHEAD,
+        b"AUTHENTICATE PLAIN", b"CAPABILITY"]
     assert server.exchanges == [["PLAIN", [b"\0alice\0Fake-pass-13"]]]
     assert out.count(b'"folder"') == 2
 

@@ -235,7 +235,7 @@ def _log_in(options, host, port, tls, context, secret, after_login=None):
         logins.after_login(client, after_login)
     try:
         pipelined = after_login is not None and (options.user + secret).isascii()
-        if tls == "starttls":
+        if tls == "starttls" and not client.secured():
             _starttls(client, host, context, () if options.oauth2_token_command else auth.ahead(
                 client.capabilities(), options.auth, options.user, secret, host, port,
                 pipelined))
@@ -289,15 +289,16 @@ def _starttls(client, host, context, login_ahead):
     auth.py."""
     import imaplib
 
+    from .transport import starttls_refused
+
     if b"STARTTLS" not in client.capabilities():
-        raise CommandError(f"{host} does not offer STARTTLS; refusing to log in without TLS "
-                           f"(use --tls none to allow it)", UNAVAILABLE)
+        raise starttls_refused(host, client.capabilities(), None)
     try:
         client.starttls(context, login_ahead)
     except imaplib.IMAP4.abort:
         raise
     except imaplib.IMAP4.error as exc:
-        raise CommandError(f"{host} refused STARTTLS: {server_text(exc)}", UNAVAILABLE) from None
+        raise starttls_refused(host, client.capabilities(), exc) from None
 
 
 def examine(client, name):

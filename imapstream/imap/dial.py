@@ -4,16 +4,20 @@ start-up), and the name lookup, the TCP handshake and the server's greeting trav
 thread meanwhile.  Over a link of round-trip time R that hides up to 1.5 R of the
 start: R for the handshake, half of one more for the greeting.
 
-With --tls starttls the thread also sends STARTTLS once the greeting shows it offered
-([CAPABILITY ...] with STARTTLS, RFC 9051 7.1), looking at the greeting without taking
-it from the socket: the connection reads the greeting as ever, then the answer to that
-STARTTLS instead of sending its own (finish_starttls), which hides one round trip more.
+With --tls starttls the thread also sends STARTTLS as soon as the handshake is over,
+before the greeting comes (the server reads it once it has greeted), which hides one
+round trip more: the answer comes with the greeting, not a round trip after it.  The
+connection reads the greeting as ever, then the answer to that STARTTLS instead of
+sending its own (finish_starttls).  No command can go between them: nothing but TLS
+may follow a STARTTLS, so capabilities the greeting does not carry are asked over TLS
+(transport.py), and a STARTTLS refused is the server's answer as ever.
 
 The first connection the command makes to the same address takes the socket
 (transport.py); a socket dialled more than FRESH seconds before it is taken (a password
 typed at the prompt) is closed and a new one made, as servers end a connection that
 waits long before it logs in."""
 
+import re
 import socket
 import sys
 import threading
@@ -21,14 +25,14 @@ import time
 
 FRESH = 10.0  # seconds
 TAG = b"dial"  # the tag of the STARTTLS sent here; imaplib's tags are 4 letters and digits
-GREETING_LIMIT = 1 << 16  # bytes looked at for the greeting's line
+_CAPABILITY = re.compile(rb"\* OK \[CAPABILITY ([^]]*)\]", re.IGNORECASE)
 
 
 class Dial:
     """A connection to address (host, port) being opened in a thread, from now on."""
 
     def __init__(self, address, timeout, starttls=False):
-        """starttls: send STARTTLS where the greeting offers it (Python 3.14's imaplib
+        """starttls: send STARTTLS once connected (not on Python 3.14, whose imaplib
         reads through a buffer of its own, which finish_starttls cannot reach)."""
         self.address, self.timeout = address, timeout
         self.starttls = starttls and sys.version_info < (3, 14)
@@ -44,9 +48,8 @@ class Dial:
         try:
             sock = socket.create_connection(self.address, self.timeout)
             if self.starttls:
-                self.starttls_sent = _starttls_offered(sock)
-                if self.starttls_sent:
-                    sock.sendall(TAG + b" STARTTLS\r\n")
+                sock.sendall(TAG + b" STARTTLS\r\n")
+                self.starttls_sent = True
         except OSError as exc:  # raised again where the socket is taken
             self._error = exc
             return
@@ -111,26 +114,32 @@ def take(address):
     return None if sock is None else (sock, dialled.starttls_sent)
 
 
-def _starttls_offered(sock):
-    """Whether the greeting waiting on sock, looked at and left there, is an OK whose
-    capabilities offer STARTTLS; False for one not yet whole in a single segment."""
-    seen = sock.recv(GREETING_LIMIT, socket.MSG_PEEK)
-    line, ended, _rest = seen.partition(b"\r\n")
-    words = line.upper().split()
-    return bool(ended) and words[:3] == [b"*", b"OK", b"[CAPABILITY"] and (
-        b"STARTTLS" in words or any(w.startswith(b"STARTTLS]") for w in words))
+def answer(imap):
+    """(The answer to the dial's STARTTLS, the capabilities an untagged [CAPABILITY ...]
+    said before it, or None), read from imaplib's connection imap.  Untagged lines may
+    come first: a Dovecot whose login process still waits for its auth process greets
+    with "* OK Waiting for authentication process" and again, with its capabilities,
+    once it can.  Private API: imaplib's readline and abort."""
+    capabilities = None
+    while (line := imap.readline()).startswith(b"* "):
+        said = _CAPABILITY.match(line)
+        if said:
+            capabilities = tuple(said[1].decode("ascii", "replace").upper().split())
+        elif line[2:6].upper() == b"BYE ":
+            raise imap.abort(line[6:].rstrip(b"\r\n").decode("utf-8", "replace"))
+    if not line:
+        raise imap.abort("socket error: EOF")
+    return line, capabilities
 
 
 def finish_starttls(imap, context):
     """The STARTTLS the dial sent, answered and in effect on imaplib's connection imap:
-    its answer read (a refusal is imaplib's error), the socket wrapped in TLS and the
-    capabilities asked again, as imaplib's starttls does after sending its own.
-    Private API: imaplib's readline, sock, file, _tls_established, _get_capabilities,
-    error and abort."""
-    line = imap.readline()
-    if not line:
-        raise imap.abort("socket error: EOF")
-    if not line.upper().startswith(TAG.upper() + b" OK"):  # NO, BAD, or a BYE first
+    its answer read, unless imap.starttls_answer holds it (a refusal is imaplib's
+    error), the socket wrapped in TLS and the capabilities asked again, as imaplib's
+    starttls does after sending its own.  Private API: imaplib's sock, file,
+    _tls_established, _get_capabilities and error."""
+    line = imap.starttls_answer or answer(imap)[0]
+    if not line.upper().startswith(TAG.upper() + b" OK"):  # NO or BAD
         said = line.removeprefix(TAG + b" ").rstrip(b"\r\n")
         raise imap.error(said.decode("utf-8", "replace"))
     imap.sock = context.wrap_socket(imap.sock, server_hostname=imap.host)

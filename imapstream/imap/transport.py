@@ -60,11 +60,14 @@ class _Guarded(logins.LoginInFlight):
 
     on_data = None  # called with the size of each piece of a literal as it arrives
     starttls_sent = False  # by the dial (dial.py)
+    starttls_answer = None  # its answer, where read before its time (_answer_first)
     enable_next = ()  # extensions to ENABLE in front of the next command (enable_later)
     enable_tag = None  # the tag of that ENABLE, once sent
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, starttls_context=None, **kwargs):
+        """starttls_context: the TLS context of a STARTTLS the dial may have sent."""
         self._received = 0
+        self.starttls_context = starttls_context
         super().__init__(*args, **kwargs)
 
     def _get_capabilities(self):
@@ -77,10 +80,31 @@ class _Guarded(logins.LoginInFlight):
         if said and isinstance(said[-1], bytes) and not self._tls_established:
             self.capabilities = tuple(said[-1].decode("ascii", "replace").upper().split())
             return
+        if self.starttls_sent and not self._tls_established:
+            self._answer_first()
+            return
         if self._tls_established and self.login_ahead:
             self.capabilities_and_login()
             return
         super()._get_capabilities()
+
+    def _answer_first(self):
+        """A greeting without capabilities, after the STARTTLS the dial sent, behind
+        which no command can go (dial.py): its answer is read now (kept for
+        finish_starttls), and the capabilities are those said before it, else asked over
+        TLS, begun here; refused, they are asked in plain text, still logged out, to
+        say whether STARTTLS is offered at all."""
+        self.starttls_answer, said = dial.answer(self)
+        if said:
+            self.capabilities = said
+            return
+        try:
+            dial.finish_starttls(self, self.starttls_context)
+        except self.abort:
+            raise
+        except self.error as exc:
+            super()._get_capabilities()
+            raise starttls_refused(self.host, self.capabilities, exc) from None
 
     def _create_socket(self, timeout=None):
         where = f"{self.host} port {self.port}"
@@ -216,6 +240,11 @@ class Client(imapclient.IMAPClient):
         """Call on_data(size) for each piece of a literal as it arrives (None: do not)."""
         self._imap.on_data = on_data
 
+    def secured(self):
+        """Whether TLS is in effect: IMAPS, or STARTTLS, which may be done as the
+        connection opens (_Guarded._starttls_first)."""
+        return self.ssl or self._imap._tls_established  # private API: imaplib's
+
     def tls_session(self):
         """The TLS session of the connection (ssl.SSLSession), None without TLS."""
         return getattr(self.socket(), "session", None)
@@ -270,7 +299,7 @@ class Client(imapclient.IMAPClient):
         timeout = self._timeout.connect
         if self.ssl:
             return _GuardedTLS(self.host, self.port, self.ssl_context, timeout)
-        return _GuardedPlain(self.host, self.port, timeout)
+        return _GuardedPlain(self.host, self.port, timeout, starttls_context=self.ssl_context)
 
     def _parsed(self, command, method, *args):
         try:
@@ -343,6 +372,15 @@ class Client(imapclient.IMAPClient):
         self._checkok("fetch", typ, raw)
         _typ, raw = self._imap._untagged_response(typ, raw, "FETCH")
         return fetched_items(raw, wanted, self.use_uid)
+
+
+def starttls_refused(host, capabilities, exc):
+    """The error for a STARTTLS refused (exc, imaplib's error), with the capabilities
+    said in plain text: never a fall back to plain text."""
+    if "STARTTLS" not in (c.decode() if isinstance(c, bytes) else c for c in capabilities):
+        return CommandError(f"{host} does not offer STARTTLS; refusing to log in without TLS "
+                            f"(use --tls none to allow it)", UNAVAILABLE)
+    return CommandError(f"{host} refused STARTTLS: {server_text(exc)}", UNAVAILABLE)
 
 
 def _checked_select(selected, command, folder):
