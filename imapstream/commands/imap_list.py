@@ -1,15 +1,14 @@
 """imap-list: the folders of an account, or the messages of some folders, as NDJSON.
 
-The IMAP stack (imapclient, imaplib, ssl) and the listing are imported once the
-connection to the server is on its way (connection.dial_early): over a link far away
-its round trips travel while they load."""
+The IMAP stack (imapclient, imaplib, ssl), the listing and the records (with datetime
+and typing) are imported once the connection to the server is on its way
+(connection.dial_early): over a link far away its round trips travel while they load."""
 
 import re
 import sys
 
 from .. import cli, diagnostics, errors
 from ..imap import connection
-from ..records import parse_record, read_lines, write_record
 
 PROG = "imap-list"
 SPECIAL_USE = {"\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash"}
@@ -59,6 +58,8 @@ def main(argv, stdin=None, stdout=None):
 def _main(argv, stdin, stdout):
     options = parser().parse_args(argv)
     if options.login_source:
+        from ..records import write_record
+
         write_record(stdout, connection.login_source(options))
         return errors.OK
     if options.all and options.folders:
@@ -209,6 +210,8 @@ def _closest(name, listed):
 def _write_folders(folders, statuses, stdout):
     """Write the folder records, with their statuses ({name: store.Status or the
     ServerError of a folder refused}); returns how many folders failed."""
+    from ..records import write_record
+
     failed = 0
     for folder in folders:
         record = dict(folder, messages=None, uidvalidity=None, uidnext=None)
@@ -225,6 +228,8 @@ def _write_folders(folders, statuses, stdout):
 
 def _folders_from(stdin):
     """FOLDER arguments from stdin: a name per line, or a record with a "folder" string."""
+    from ..records import parse_record, read_lines
+
     names = []
     for lineno, line in read_lines(stdin):
         if line.lstrip().startswith(b"{"):
