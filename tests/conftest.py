@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import sample_mail
-from dovecot import Dovecot, DovecotError
+from dovecot import Dovecot, DovecotError, outward_address
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -124,6 +124,16 @@ def account(dovecot, new_user, monkeypatch, request):
     client = dovecot.client(user)
     yield client
     client.logout()
+
+
+@pytest.fixture
+def outward():
+    """An address of this machine that is not loopback: a server there stands for one
+    across a network (the test is skipped on a machine without one)."""
+    address = outward_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    return address
 
 
 @pytest.fixture

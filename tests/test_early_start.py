@@ -7,12 +7,14 @@ its input is still on its way (records.py); a console script ends without the
 interpreter's teardown, its output flushed (cli.entry_point)."""
 
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
 
-from fake_imap import FakeIMAP, speaking_tls
+import pytest
+from fake_imap import CAPABILITIES, FakeIMAP, speaking_tls
 from plumbing import append_all, one_line, run
 from trace_proxy import TraceProxy
 
@@ -65,22 +67,26 @@ def test_imap_list_and_imap_fetch_dial_before_they_load_imapclient(dovecot, acco
         assert shown.stdout.decode() == f"0 {[[server[0], int(server[1])]]}\n", shown.stderr
 
 
-def test_the_connection_takes_the_socket_dialled_early(dovecot, account, monkeypatch):
-    """One connection per command, and over it one STARTTLS: the dial's, sent as soon as
-    it connected, whose answer the connection reads instead of sending its own (the
-    rest is TLS)."""
+def test_the_connection_takes_the_socket_dialled_early(dovecot, account, monkeypatch,
+                                                       outward):
+    """One connection per command, and over it one STARTTLS: across a network the
+    dial's, sent as soon as it connected, whose answer the connection reads instead of
+    sending its own; on loopback the connection's, after the greeting (the rest is
+    TLS)."""
     listing = listed_inbox(account)
-    for module, stdin in ((imap_list, b""), (imap_fetch, listing)):
-        with TraceProxy(dovecot.port, delay=0) as proxy:
-            monkeypatch.setenv("IMAP_SERVER", f"127.0.0.1:{proxy.port}")
-            status, out = run(module, [], stdin)
-            assert status == errors.OK
-            proxy.round_trips()  # every connection closed
-            assert proxy.number == 1
-            sent = client_bytes(proxy, 1)
-            assert sent.startswith(b"dial STARTTLS\r\n") and sent.count(b"STARTTLS") == 1
-        if module is imap_fetch:
-            assert b"Message-ID: <early@x>" in out
+    for host, first in (("127.0.0.1", rb"[A-Z]{4}\d+ STARTTLS\r\n"),
+                        (outward, rb"dial STARTTLS\r\n")):
+        for module, stdin in ((imap_list, b""), (imap_fetch, listing)):
+            with TraceProxy(dovecot.port, delay=0, host=host) as proxy:
+                monkeypatch.setenv("IMAP_SERVER", f"{host}:{proxy.port}")
+                status, out = run(module, [], stdin)
+                assert status == errors.OK
+                proxy.round_trips()  # every connection closed
+                assert proxy.number == 1
+                sent = client_bytes(proxy, 1)
+                assert re.match(first, sent) and sent.count(b"STARTTLS") == 1
+            if module is imap_fetch:
+                assert b"Message-ID: <early@x>" in out
 
 
 def test_a_socket_dialled_too_long_ago_is_closed_unused(dovecot, account, monkeypatch):
@@ -97,23 +103,30 @@ def test_a_socket_dialled_too_long_ago_is_closed_unused(dovecot, account, monkey
         assert unused in (b"", b"dial STARTTLS\r\n") and b"STARTTLS" in used
 
 
-def test_a_starttls_the_dial_sent_and_the_server_refused_is_refused_as_ever(monkeypatch,
-                                                                              capsys):
-    """A greeting that offers STARTTLS, and a server that refuses it: the dial's
-    STARTTLS is the only one, its refusal the one line the command says (exit 69), and
-    no login follows (after a greeting without capabilities: test_security)."""
-    greeting = b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] fake IMAP ready"
-    with FakeIMAP(greeting=greeting) as server:
+@pytest.mark.parametrize("greeting, capabilities, said", [
+    (b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] fake IMAP ready", CAPABILITIES,
+     "refused STARTTLS: NO [UNAVAILABLE] TLS is out of order today"),
+    (b"* OK fake IMAP ready", CAPABILITIES,
+     "refused STARTTLS: NO [UNAVAILABLE] TLS is out of order today"),
+    (b"* OK fake IMAP ready", ("IMAP4rev1", "AUTH=PLAIN"),
+     "does not offer STARTTLS; refusing to log in without TLS (use --tls none to allow it)")])
+def test_a_starttls_the_dial_sent_and_the_server_refused_is_refused_as_ever(
+        monkeypatch, capsys, outward, greeting, capabilities, said):
+    """A server that refuses STARTTLS: the dial's is the only one, its refusal the one
+    line the command says (exit 69), and no login follows; after a greeting without
+    capabilities they are asked in plain text, to say whether STARTTLS is offered."""
+    with FakeIMAP(greeting=greeting, capabilities=capabilities, host=outward) as server:
         for key, value in dict(server.env(), IMAP_TLS="starttls").items():
             monkeypatch.setenv(key, value)
         assert run(imap_list, [])[0] == errors.UNAVAILABLE
-    assert server.commands == [b"dial STARTTLS"]
-    assert one_line(capsys) == ("imap-list: 127.0.0.1 refused STARTTLS: NO [UNAVAILABLE] "
-                                "TLS is out of order today\n")
+    assert [c.split(b" ", 1)[1] for c in server.commands] == (
+        [b"STARTTLS"] if b"CAPABILITY" in greeting else [b"STARTTLS", b"CAPABILITY"])
+    assert server.commands[0] == b"dial STARTTLS"
+    assert one_line(capsys) == f"imap-list: {outward} {said}\n"
 
 
 def test_a_greeting_without_capabilities_and_the_starttls_sent_before_it(dovecot,
-                                                                         monkeypatch):
+                                                                         monkeypatch, outward):
     """The dial's STARTTLS goes out before the greeting comes, so no command can go
     before its answer: the capabilities are asked over TLS, or, where a second greeting
     says them first (Dovecot's, while its login process waits for its auth process), are
@@ -124,8 +137,8 @@ def test_a_greeting_without_capabilities_and_the_starttls_sent_before_it(dovecot
     for greeting in (b"* OK fake IMAP ready", second):
         with FakeIMAP({"INBOX": []}, greeting=greeting, capabilities=("IMAP4rev1", "STARTTLS"),
                       handlers={"STARTTLS": speaking_tls(dovecot.cafile, dovecot.keyfile)}
-                      ) as server, TraceProxy(server.port, delay=0.05) as proxy:
-            for key, value in dict(server.env(), IMAP_SERVER=f"127.0.0.1:{proxy.port}",
+                      ) as server, TraceProxy(server.port, delay=0.05, host=outward) as proxy:
+            for key, value in dict(server.env(), IMAP_SERVER=f"{outward}:{proxy.port}",
                                    IMAP_TLS="starttls", IMAP_CAFILE=str(dovecot.cafile)).items():
                 monkeypatch.setenv(key, value)
             status, out = run(imap_list, [])

@@ -117,15 +117,13 @@ def test_a_login_sent_ahead_that_tls_refuses_is_chosen_again(dovecot, monkeypatc
     def login(session, tag, _args):
         session.send(tag + b" NO [PRIVACYREQUIRED] LOGIN is disabled\r\n")
 
-    with FakeIMAP(dict(MAILBOX), greeting=b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready",
+    with FakeIMAP(dict(MAILBOX), capabilities=("IMAP4rev1", "STARTTLS"),
                   handlers={"STARTTLS": starttls, "LOGIN": login}) as server:
         use(monkeypatch, server, IMAP_TLS="starttls", IMAP_CAFILE=str(dovecot.cafile))
         status, out = run(imap_list, [])
     assert status == errors.OK
-    assert server.commands[0] == b"dial STARTTLS"
-    assert [c.split(b" ", 1)[1] for c in server.commands[1:7]] == [
-        b"CAPABILITY", b'LOGIN alice "Fake-pass-13"', b"ENABLE QRESYNC", AHEAD,
-        b"AUTHENTICATE PLAIN", b"CAPABILITY"]
+    assert sent(server)[:7] == [b"STARTTLS", b"CAPABILITY", b'LOGIN alice "Fake-pass-13"',
+                                b"ENABLE QRESYNC", AHEAD, b"AUTHENTICATE PLAIN", b"CAPABILITY"]
     assert server.exchanges == [["PLAIN", [b"\0alice\0Fake-pass-13"]]]
     assert out.count(b'"folder"') == 2
 

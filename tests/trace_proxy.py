@@ -20,11 +20,13 @@ import time
 
 
 class TraceProxy:
-    def __init__(self, target_port, delay=0.1):
+    def __init__(self, target_port, delay=0.1, host="127.0.0.1"):
+        """host: the address to listen on (one that is not loopback stands for a
+        network, see imapstream/imap/dial.py)."""
         self.target_port, self.delay = target_port, delay
         self.events = []  # (connection, direction "c" or "s", time, bytes)
         self.lock = threading.Condition()
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server((host, 0))
         self.port = self.listener.getsockname()[1]
         self.number = 0
         threading.Thread(target=self._accept, daemon=True).start()

@@ -10,7 +10,10 @@ round trip more: the answer comes with the greeting, not a round trip after it. 
 connection reads the greeting as ever, then the answer to that STARTTLS instead of
 sending its own (finish_starttls).  No command can go between them: nothing but TLS
 may follow a STARTTLS, so capabilities the greeting does not carry are asked over TLS
-(transport.py), and a STARTTLS refused is the server's answer as ever.
+(transport.py), and a STARTTLS refused is the server's answer as ever.  Not on
+loopback, where there is no round trip to save: there the server may be a local proxy
+that greets only once its own connection onwards is up and mishandles a command sent
+before (email-oauth2-proxy, issue 101 of its repository).
 
 The first connection the command makes to the same address takes the socket
 (transport.py); a socket dialled more than FRESH seconds before it is taken (a password
@@ -47,7 +50,7 @@ class Dial:
     def _connect(self):
         try:
             sock = socket.create_connection(self.address, self.timeout)
-            if self.starttls:
+            if self.starttls and not on_loopback(sock):
                 sock.sendall(TAG + b" STARTTLS\r\n")
                 self.starttls_sent = True
         except OSError as exc:  # raised again where the socket is taken
@@ -112,6 +115,15 @@ def take(address):
         return None
     sock = dialled.take()
     return None if sock is None else (sock, dialled.starttls_sent)
+
+
+def on_loopback(sock):
+    """Whether sock is connected to this machine, by the address of its peer."""
+    import ipaddress
+
+    address = ipaddress.ip_address(sock.getpeername()[0].split("%")[0])
+    return address.is_loopback or bool(getattr(address, "ipv4_mapped", None)
+                                       and address.ipv4_mapped.is_loopback)
 
 
 def answer(imap):

@@ -23,7 +23,6 @@ pyproject.toml pins imapclient to the minor version they were checked against.""
 
 import contextlib
 import imaplib
-import ipaddress
 import logging
 import re
 import socket
@@ -421,6 +420,4 @@ def folder_name(raw):
 
 def on_loopback(client):
     """Whether the client's server is this machine, by the address it is connected to."""
-    address = ipaddress.ip_address(client.socket().getpeername()[0].split("%")[0])
-    return address.is_loopback or bool(getattr(address, "ipv4_mapped", None)
-                                       and address.ipv4_mapped.is_loopback)
+    return dial.on_loopback(client.socket())
