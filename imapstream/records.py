@@ -154,6 +154,12 @@ def is_update(record):
     return record.get("update") in UPDATES
 
 
+def is_announce(record):
+    """Whether record is a folder announcement (imap-list --announce, imapstream(7)):
+    messages the backup lacks are coming from that folder."""
+    return record.get("announce") is True
+
+
 def read_lines(inp, idle=None):
     """Yield (lineno, line) for each non-empty line of a binary stream, lines counted
     from 1 (empty ones too); idle(), if given, is called whenever the next line has not

@@ -99,3 +99,15 @@ def job_for(name, since, status, refresh=False, counted=False):
         return job._replace(since=since, plan=plan, held=held, present=held_now)
     messages = 0 if failed or not isinstance(status.messages, int) else status.messages
     return job._replace(plan=store.Plan(name, messages))
+
+
+def announces(job):
+    """Whether the job lists messages its backup lacks: UIDs from its checkpoint's
+    UIDNEXT on where the folder's is higher, or any, of a folder the backup does not
+    know (where the listing is whole to refresh flags, most are held)."""
+    status = job.status
+    if job.plan is None or isinstance(status, errors.ServerError):
+        return False
+    if job.since is not None:
+        return isinstance(status.uidnext, int) and status.uidnext > job.since
+    return job.known is None and bool(status.messages)

@@ -169,6 +169,18 @@ MUTANTS = [
     ("imap/connection.py", 'if tls == "starttls" and not client.secured():',
      'if tls == "starttls":', ["test_early_start.py"],
      "no STARTTLS again where the connection began TLS as it opened"),
+    # Folder announcements: imap-fetch logs in while imap-list lists (issue 13).
+    ("commands/imap_list.py", "_announce([job for job in jobs if announces(job)]",
+     "_announce([]", ["test_announce.py"], "imap-list announces the folders with new mail"),
+    ("since.py", "status.uidnext > job.since", "status.uidnext >= job.since",
+     ["test_announce.py"], "a folder whose flags changed, with no new mail, is not announced"),
+    ("since.py", "return job.known is None and bool(status.messages)",
+     "return job.known is None", ["test_announce.py"], "an empty folder is not announced"),
+    ("commands/mbox_ids.py", "        if is_announce(record):  # for imap-fetch, at once\n"
+     "            write_record(stdout, record)\n            continue\n", "",
+     ["test_announce.py"], "mbox-ids passes an announcement on"),
+    ("commands/imap_fetch.py", "                    server.log_in()\n",
+     "                    pass\n", ["test_announce.py"], "imap-fetch logs in on an announcement"),
     # Commands sent before the login is answered (issue 13).
     ("imap/logins.py", "if command[0] == \"LOGIN\" and self.after_login is not None:",
      "if self.after_login is not None:", ["test_login_ahead.py"],

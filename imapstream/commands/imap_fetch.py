@@ -10,7 +10,15 @@ from .. import cli, diagnostics, errors
 from ..imap import connection
 from ..message import header_section, message_id, to_lf
 from ..progress import Progress
-from ..records import Checkpoint, is_update, message_key, read_records, withdraw, write_record
+from ..records import (
+    Checkpoint,
+    is_announce,
+    is_update,
+    message_key,
+    read_records,
+    withdraw,
+    write_record,
+)
 from ..stream import write_message
 
 PROG = "imap-fetch"
@@ -61,6 +69,9 @@ def _main(argv, stdin, stdout):
     try:
         try:
             for lineno, record in records:
+                if is_announce(record):  # messages are coming: log in meanwhile
+                    server.log_in()
+                    continue
                 if Checkpoint.of(record, lineno) is not None:
                     fetcher.checkpoint(record)
                     continue
@@ -104,11 +115,19 @@ class StoreOnFirstUse:
 
     @property
     def bodies(self):
+        return self._made().bodies
+
+    def log_in(self):
+        """Log in now, if not yet: a folder announcement says messages are coming."""
+        if self.store is None:
+            self._made().log_in()
+
+    def _made(self):
         if self.store is None:
             connection.dial_early(self.options)
             from ..imap import store
             self.store = store.Store(self.options, PROG, lazy=True)
-        return self.store.bodies
+        return self.store
 
     def close(self):
         if self.store is not None:

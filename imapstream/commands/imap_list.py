@@ -31,6 +31,10 @@ def parser():
                    "the backup directory DIR: list only the messages with a UID from the "
                    "record's uidnext on, while the folder's UIDVALIDITY is the record's; "
                    "after each folder write its folder checkpoint")
+    p.add_argument("--announce", action="store_true", help="with --since: before the "
+                   "messages of a folder with new messages, write {\"folder\": NAME, "
+                   "\"announce\": true} as soon as its status shows them, on which "
+                   "imap-fetch logs in while the listing is on its way")
     p.add_argument("--refresh-flags", action="store_true", help="with --since: list "
                    "every folder whole, so that mbox-ids compares the flags of the "
                    "messages held and finds those deleted (for servers without "
@@ -64,6 +68,8 @@ def _main(argv, stdin, stdout):
         return errors.OK
     if options.all and options.folders:
         raise errors.UsageError("give FOLDER... or --all, not both")
+    if options.announce and not options.since:
+        raise errors.UsageError("--announce needs --since")
     try:
         include = [re.compile(r) for r in options.include]
         exclude = [re.compile(r) for r in options.exclude]
@@ -72,7 +78,7 @@ def _main(argv, stdin, stdout):
     connection.dial_early(options)
     from .. import list_jobs
     from ..imap import gmail, listing_ahead, store
-    from ..since import job_for, read_since
+    from ..since import announces, job_for, read_since
 
     excluded = set()
 
@@ -139,6 +145,8 @@ def _main(argv, stdin, stdout):
         jobs = [job_for(name, since, statuses[name], options.refresh_flags, counted)
                 for name in wanted]
         listings = session.listings([job.plan for job in jobs if job.plan], own_labels)
+        if options.announce:
+            _announce([job for job in jobs if announces(job)], delimiters, stdout)
         for job in jobs:
             name = job.name
             try:
@@ -224,6 +232,16 @@ def _write_folders(folders, statuses, stdout):
             record.update(status._asdict())
         write_record(stdout, record)
     return failed
+
+
+def _announce(jobs, delimiters, stdout):
+    """--announce: a record per folder whose listing brings new messages, written while
+    the listings are on their way."""
+    from ..records import write_record
+
+    for job in jobs:
+        write_record(stdout, {"folder": job.name, "delimiter": delimiters.get(job.name),
+                              "announce": True})
 
 
 def _folders_from(stdin):

@@ -8,7 +8,15 @@ from ..mbox import sidecar
 from ..mbox.archive import folder_path, mbox_files
 from ..mbox.reader import Holdings
 from ..mbox.uidranges import Held
-from ..records import Checkpoint, is_update, message_key, read_records, withdraw, write_record
+from ..records import (
+    Checkpoint,
+    is_announce,
+    is_update,
+    message_key,
+    read_records,
+    withdraw,
+    write_record,
+)
 
 PROG = "mbox-ids"
 
@@ -112,6 +120,9 @@ def _missing(options, stdin, stdout):
     listed = {}  # folder: Held of the UIDs listed, for _write_vanished
     gmail = None  # the gm_msgid of each message DIR holds, or passed on (see _gmail_held)
     for lineno, record in read_records(stdin):
+        if is_announce(record):  # for imap-fetch, at once
+            write_record(stdout, record)
+            continue
         checkpoint = Checkpoint.of(record, lineno)
         if checkpoint is not None:
             path = _path(options, checkpoint.folder, record)
@@ -221,7 +232,8 @@ def _check(directory, stdin, stdout):
     folders = {}  # folder: [file, Holdings, server, missing]
     gmail = None  # see _gmail_held
     for lineno, record in read_records(stdin):
-        if Checkpoint.of(record, lineno) is not None or is_update(record):
+        if is_announce(record) or Checkpoint.of(record, lineno) is not None or \
+                is_update(record):
             continue
         folder, _uid = message_key(record, lineno)
         if folder not in folders:

@@ -106,6 +106,10 @@ class Store:
     def close(self):
         self.session.close()
 
+    def log_in(self):
+        """Log in now, where the session waits for its first operation (lazy)."""
+        self.session.call(lambda _client: None)
+
     def has_capability(self, name):
         return self.session.call(lambda client: client.has_capability(name))
 
