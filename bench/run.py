@@ -15,7 +15,8 @@ for mbsync (Debian's isync, installed with apt-get when missing; STARTTLS as the
 imapstream commands use, the password through PassCmd), bin/imapbackup (the porcelain)
 and the bare one-pass pipeline
 
-  imap-list --all --since DIR | mbox-ids --missing -d DIR | imap-fetch | mbox-merge -d DIR
+  imap-list --all --since DIR --announce | mbox-ids --missing -d DIR | imap-fetch |
+      mbox-merge -d DIR
 
 Peak RSS comes from GNU time: per process for the pipeline, the largest process of the
 tree for mbsync and imapbackup.  That is the group "loopback"; the groups "links",
@@ -185,7 +186,8 @@ class Bench:
 
     def pipeline(self, target):
         os.makedirs(target, exist_ok=True)
-        return self.measured.run([["imap-list", "--all", "--since", target, *self.options],
+        return self.measured.run([["imap-list", "--all", "--since", target, "--announce",
+                                   *self.options],
                                   ["mbox-ids", "--missing", "-d", target],
                                   ["imap-fetch", "--no-progress", *self.options],
                                   ["mbox-merge", "-d", target]], self.env, self.log)
